@@ -1,0 +1,139 @@
+//! `sluice sim`: the simulator as a standalone server.
+
+use std::net::SocketAddr;
+use std::num::NonZeroU64;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use sluice_sim::{FaultSpec, Latency, QuotaMode, Sim};
+
+#[derive(Debug, Args)]
+#[command(after_help = "Faults: --fault KIND=PROBABILITY, repeatable. KIND is one of \
+    408, 500, 502, 503, 504, 529, reset, close-mid-body, hang, trickle, malformed-json, \
+    bad-request.\n\nExample:\n  sluice sim --rpm 600 --tpm 200000 --ttft-ms 200 \
+    --ms-per-token 10 --jitter 0.2 --fault 503=0.01 --fault reset=0.005 --seed 7")]
+pub struct SimArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Requests per minute (unlimited when absent).
+    #[arg(long)]
+    rpm: Option<NonZeroU64>,
+    /// Tokens per minute: prompt tokens plus max_tokens times n (unlimited when absent).
+    #[arg(long)]
+    tpm: Option<NonZeroU64>,
+    /// Seconds of the per-minute budget that may be spent at once (sub-minute enforcement).
+    #[arg(long, default_value_t = 1.0)]
+    burst_secs: f64,
+    /// Send no x-ratelimit-* headers, like servers that have none.
+    #[arg(long)]
+    no_headers: bool,
+    /// Answer every request with 429 insufficient_quota (not to be retried).
+    #[arg(long)]
+    quota_exhausted: bool,
+    /// Time to first token, in milliseconds.
+    #[arg(long, default_value_t = 0.0)]
+    ttft_ms: f64,
+    /// Time per output token, in milliseconds.
+    #[arg(long, default_value_t = 0.0)]
+    ms_per_token: f64,
+    /// Relative latency jitter, 0 to 1 (0.2 = ±20 %).
+    #[arg(long, default_value_t = 0.0)]
+    jitter: f64,
+    /// Serve at most this many requests at once and queue the rest (a self-hosted server).
+    #[arg(long)]
+    max_concurrency: Option<usize>,
+    /// Inject a fault into a share of requests: KIND=PROBABILITY (repeatable).
+    #[arg(long = "fault", value_name = "KIND=P")]
+    faults: Vec<FaultSpec>,
+    /// Seed for faults and jitter.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Accept only these models (comma-separated); any model when absent.
+    #[arg(long, value_delimiter = ',')]
+    models: Vec<String>,
+    /// Request bodies above this many bytes get 413.
+    #[arg(long, default_value_t = 32 * 1024 * 1024)]
+    max_body_bytes: usize,
+    /// Output tokens per reply (capped by max_tokens); 16 to 64 from the prompt when absent.
+    #[arg(long)]
+    output_tokens: Option<u32>,
+    /// Milliseconds between the pieces of a trickled body.
+    #[arg(long, default_value_t = 20)]
+    trickle_ms: u64,
+    /// Do not keep per-request-id attempt times in /sim/stats (for very long runs).
+    #[arg(long)]
+    no_id_stats: bool,
+}
+
+fn millis(ms: f64, flag: &str) -> anyhow::Result<Duration> {
+    Duration::try_from_secs_f64(ms / 1000.0)
+        .with_context(|| format!("{flag} must be a non-negative number of milliseconds"))
+}
+
+impl SimArgs {
+    /// The simulator these flags describe.
+    pub fn build(&self) -> anyhow::Result<Sim> {
+        let burst = Duration::try_from_secs_f64(self.burst_secs)
+            .context("--burst-secs must be a positive number of seconds")?;
+        let mut builder = Sim::builder()
+            .rpm(self.rpm)
+            .tpm(self.tpm)
+            .burst(burst)
+            .send_headers(!self.no_headers)
+            .quota(if self.quota_exhausted {
+                QuotaMode::Exhausted
+            } else {
+                QuotaMode::Available
+            })
+            .latency(Latency {
+                ttft: millis(self.ttft_ms, "--ttft-ms")?,
+                per_token: millis(self.ms_per_token, "--ms-per-token")?,
+                jitter: self.jitter,
+            })
+            .max_concurrency(self.max_concurrency)
+            .seed(self.seed)
+            .models(self.models.iter().cloned())
+            .max_body_bytes(self.max_body_bytes)
+            .output_tokens(self.output_tokens)
+            .trickle_interval(Duration::from_millis(self.trickle_ms))
+            .record_ids(!self.no_id_stats);
+        for spec in &self.faults {
+            builder = builder.fault(spec.fault, spec.probability);
+        }
+        Ok(builder.build()?)
+    }
+}
+
+pub async fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
+    let sim = args.build()?;
+    let handle = sim
+        .spawn_on(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    println!("sluice sim listening on {}", handle.base_url());
+    eprintln!(
+        "sluice sim: statistics at http://{}/sim/stats; Ctrl-C to stop",
+        handle.addr()
+    );
+    wait_for_signal().await;
+    handle.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn wait_for_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,121 @@
+//! `POST /v1/embeddings`: deterministic unit vectors derived from each input.
+
+use axum::Extension;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::Response;
+use base64::Engine as _;
+use serde_json::{Value, json};
+
+use super::errors::ApiError;
+use super::pipeline::{Cost, Shared, admit, intake, optional_u64, reply_error};
+use crate::content::{embedding, prompt_fingerprint};
+use crate::server::ConnControl;
+use crate::tokens::{bpe_for_model, count_input};
+
+/// OpenAI's default for `text-embedding-3-small` and `ada-002`.
+const DEFAULT_DIMENSIONS: u64 = 1536;
+
+pub(crate) async fn handle(
+    State(state): State<Shared>,
+    Extension(conn): Extension<ConnControl>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let intake = match intake(&state, &headers, body).await {
+        Ok(i) => i,
+        Err(r) => return r,
+    };
+    let seq = intake.seq;
+    let parsed = match read(&intake.body, &intake.model) {
+        Ok(p) => p,
+        Err(e) => return reply_error(&state, e, seq),
+    };
+    let Parsed {
+        cost,
+        inputs,
+        dimensions,
+        base64,
+    } = parsed;
+    let a = match admit(&state, intake, cost).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    if let Some(r) = a.early_fault(&conn).await {
+        return r;
+    }
+    let data: Vec<Value> = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, input)| {
+            let v = embedding(prompt_fingerprint(input), dimensions);
+            let encoded = if base64 {
+                let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+                json!(base64::engine::general_purpose::STANDARD.encode(bytes))
+            } else {
+                json!(v)
+            };
+            json!({"object": "embedding", "index": i, "embedding": encoded})
+        })
+        .collect();
+    let body = json!({
+        "object": "list",
+        "data": data,
+        "model": a.model,
+        "usage": {"prompt_tokens": a.cost.prompt_tokens, "total_tokens": a.cost.prompt_tokens},
+    });
+    a.deliver_json(&body).await
+}
+
+struct Parsed {
+    cost: Cost,
+    /// Each input on its own (a string, or an array of token ids).
+    inputs: Vec<Value>,
+    dimensions: usize,
+    base64: bool,
+}
+
+fn read(body: &Value, model: &str) -> Result<Parsed, ApiError> {
+    let input = body.get("input").ok_or_else(|| ApiError::missing("input"))?;
+    let inputs: Vec<Value> = match input {
+        Value::String(_) => vec![input.clone()],
+        // An array of integers is one tokenized input; an array of strings or of arrays is many.
+        Value::Array(items) if items.iter().all(Value::is_number) && !items.is_empty() => {
+            vec![input.clone()]
+        }
+        Value::Array(items) if !items.is_empty() => items.clone(),
+        _ => {
+            return Err(ApiError::invalid(
+                "'input' must be a non-empty string or array of strings or token arrays.",
+            )
+            .param("input"));
+        }
+    };
+    let dimensions = optional_u64(body, "dimensions")?.unwrap_or(DEFAULT_DIMENSIONS);
+    if dimensions == 0 || dimensions > 16_384 {
+        return Err(ApiError::invalid("'dimensions' must be between 1 and 16384.").param("dimensions"));
+    }
+    let base64 = match body.get("encoding_format").and_then(Value::as_str) {
+        None | Some("float") => false,
+        Some("base64") => true,
+        Some(other) => {
+            return Err(ApiError::invalid(format!(
+                "'encoding_format' must be 'float' or 'base64', not '{other}'."
+            ))
+            .param("encoding_format"));
+        }
+    };
+    Ok(Parsed {
+        cost: Cost {
+            prompt_tokens: count_input(bpe_for_model(model), input) as u64,
+            max_tokens: None,
+            n: 1,
+            fingerprint: prompt_fingerprint(input),
+            generates: false,
+        },
+        inputs,
+        dimensions: dimensions as usize,
+        base64,
+    })
+}

@@ -1,0 +1,447 @@
+//! The path every API request takes: intake (count, read, parse, validate), admission
+//! (quota, rate limits, capacity, fault draw) and delivery (latency, faults, headers).
+//!
+//! Endpoints only say how to read their own fields and how to shape their own answer.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use serde_json::Value;
+use tokio::sync::SemaphorePermit;
+
+use super::errors::ApiError;
+use crate::config::{Latency, QuotaMode};
+use crate::duration_fmt::format_reset;
+use crate::faults::{Draws, Fault};
+use crate::limiter::{Decision, LimitView};
+use crate::server::ConnControl;
+use crate::state::SimState;
+use crate::stats::InFlight;
+
+/// The header a client names its request with; the simulator counts attempts per value.
+pub const CLIENT_REQUEST_ID: &str = "x-client-request-id";
+
+/// A request that has been received and parsed.
+pub(crate) struct Intake {
+    pub client_id: Option<String>,
+    pub seq: u64,
+    pub body: Value,
+    pub model: String,
+}
+
+/// What an endpoint learned from its body that admission needs.
+pub(crate) struct Cost {
+    pub prompt_tokens: u64,
+    /// `max_tokens` (or its newer names), if the request set it.
+    pub max_tokens: Option<u64>,
+    /// Choices asked for.
+    pub n: u64,
+    /// Fingerprint of the prompt, quoted in the reply.
+    pub fingerprint: u64,
+    /// Whether the endpoint generates text (embeddings do not).
+    pub generates: bool,
+}
+
+/// A request past admission: everything delivery needs.
+pub(crate) struct Admitted<'a> {
+    pub state: &'a SimState,
+    pub client_id: Option<String>,
+    pub seq: u64,
+    pub model: String,
+    pub cost: Cost,
+    /// Output tokens per choice.
+    pub output_tokens: u32,
+    pub fault: Option<Fault>,
+    jitter: f64,
+    view: LimitView,
+    _permit: Option<SemaphorePermit<'a>>,
+    _in_flight: InFlight<'a>,
+}
+
+/// Counts the request, reads its body within the size limit, parses it as a JSON object
+/// with a string `model` the simulator accepts.
+pub(crate) async fn intake(
+    state: &SimState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Intake, Response> {
+    let client_id = headers
+        .get(CLIENT_REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let seq = state.recorder.received(
+        state.now(),
+        client_id.as_deref(),
+        state.config.record_ids,
+    );
+    let limit = state.config.max_body_bytes;
+    let bytes = match axum::body::to_bytes(body, limit).await {
+        Ok(b) => b,
+        Err(_) => {
+            let e = ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "invalid_request_error",
+                format!("Request body is larger than the limit of {limit} bytes."),
+            )
+            .code("request_too_large");
+            return Err(reply_error(state, e, seq));
+        }
+    };
+    let body: Value = match serde_json::from_slice(&bytes) {
+        Ok(v @ Value::Object(_)) => v,
+        Ok(_) => {
+            let e = ApiError::invalid("The request body must be a JSON object.");
+            return Err(reply_error(state, e, seq));
+        }
+        Err(err) => {
+            let e = ApiError::invalid(format!(
+                "We could not parse the JSON body of your request. ({err})"
+            ));
+            return Err(reply_error(state, e, seq));
+        }
+    };
+    let model = match body.get("model") {
+        Some(Value::String(m)) => m.clone(),
+        Some(_) => {
+            let e = ApiError::invalid("'model' must be a string.").param("model");
+            return Err(reply_error(state, e, seq));
+        }
+        None => return Err(reply_error(state, ApiError::missing("model"), seq)),
+    };
+    if !state.config.models.accepts(&model) {
+        let e = ApiError::new(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            format!("The model `{model}` does not exist or you do not have access to it."),
+        )
+        .code("model_not_found")
+        .param("model");
+        return Err(reply_error(state, e, seq));
+    }
+    Ok(Intake {
+        client_id,
+        seq,
+        body,
+        model,
+    })
+}
+
+/// Reads an optional non-negative integer field; a wrong type is a 400.
+pub(crate) fn optional_u64(body: &Value, field: &'static str) -> Result<Option<u64>, ApiError> {
+    match body.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v
+            .as_u64()
+            .map(Some)
+            .ok_or_else(|| ApiError::invalid(format!("'{field}' must be a non-negative integer.")).param(field)),
+    }
+}
+
+/// Quota, rate limits, capacity and the fault draw, in that order: a fault only hits a
+/// request the limits let in, so it still costs budget, as failed requests do at OpenAI.
+pub(crate) async fn admit<'a>(
+    state: &'a SimState,
+    intake: Intake,
+    cost: Cost,
+) -> Result<Admitted<'a>, Response> {
+    let Intake {
+        client_id,
+        seq,
+        model,
+        ..
+    } = intake;
+    if state.config.quota == QuotaMode::Exhausted {
+        let e = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "insufficient_quota",
+            "You exceeded your current quota, please check your plan and billing details.",
+        )
+        .code("insufficient_quota");
+        state.recorder.rate_limited("insufficient_quota");
+        return Err(with_request_id(e.into_response(), seq));
+    }
+    let charged = cost.prompt_tokens + cost.max_tokens.unwrap_or(0) * cost.n;
+    let decision = if state.config.limits.rpm.is_none() && state.config.limits.tpm.is_none() {
+        Decision::Admitted(LimitView::default())
+    } else {
+        let now = state.now();
+        state
+            .limiter
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .check(now, charged)
+    };
+    let view = match decision {
+        Decision::Admitted(view) => view,
+        Decision::Refused {
+            kind,
+            retry_after,
+            view,
+        } => {
+            let e = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                kind.as_str(),
+                format!(
+                    "Rate limit reached for {model} on {kind} per min (RPM/TPM). Please try again in {}.",
+                    format_reset(retry_after),
+                    kind = kind.as_str()
+                ),
+            )
+            .code("rate_limit_exceeded");
+            state.recorder.rate_limited(kind.as_str());
+            let mut response = e.into_response();
+            let h = response.headers_mut();
+            if state.config.send_headers {
+                put_limit_headers(h, &view);
+            }
+            let ms = retry_after.as_nanos().div_ceil(1_000_000).max(1) as u64;
+            h.insert("retry-after-ms", HeaderValue::from(ms));
+            h.insert(header::RETRY_AFTER, HeaderValue::from(ms.div_ceil(1000)));
+            return Err(with_request_id(response, seq));
+        }
+        Decision::TooLarge { limit, requested } => {
+            let e = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "tokens",
+                format!(
+                    "Request too large for {model} on tokens per min (TPM): Limit {limit}, Requested {requested}. \
+                     The input or output tokens must be reduced in order to run successfully."
+                ),
+            )
+            .code("rate_limit_exceeded");
+            state.recorder.rate_limited("too_large");
+            return Err(with_request_id(e.into_response(), seq));
+        }
+    };
+    state
+        .recorder
+        .admitted(state.now(), cost.prompt_tokens, charged);
+    let mut draws = Draws::new(state.config.seed, seq);
+    let fault = if state.config.faults.is_empty() {
+        None
+    } else {
+        state.config.faults.pick(draws.unit())
+    };
+    let jitter = state.config.latency.jitter * (2.0 * draws.unit() - 1.0);
+    let permit = match &state.capacity {
+        // The semaphore is never closed, so acquire only fails if it were.
+        Some(sem) => sem.acquire().await.ok(),
+        None => None,
+    };
+    let in_flight = state.recorder.enter();
+    let output_tokens = if cost.generates {
+        crate::content::output_tokens(state.config.output_tokens, cost.fingerprint, cost.max_tokens)
+    } else {
+        0
+    };
+    if let Some(f) = fault {
+        state.recorder.fault(f);
+    }
+    Ok(Admitted {
+        state,
+        client_id,
+        seq,
+        model,
+        cost,
+        output_tokens,
+        fault,
+        jitter,
+        view,
+        _permit: permit,
+        _in_flight: in_flight,
+    })
+}
+
+impl Admitted<'_> {
+    /// Time to first token, jittered.
+    pub(crate) fn ttft(&self) -> Duration {
+        scale(self.state.config.latency.ttft, self.jitter)
+    }
+
+    /// Time between output tokens, jittered.
+    pub(crate) fn per_token(&self) -> Duration {
+        scale(self.state.config.latency.per_token, self.jitter)
+    }
+
+    fn latency(&self) -> &Latency {
+        &self.state.config.latency
+    }
+
+    /// The reply's request id header value.
+    pub(crate) fn request_id(&self) -> String {
+        format!("req_sim{:012x}", self.seq)
+    }
+
+    /// Faults that replace the answer entirely, handled before an endpoint builds its body.
+    /// Returns the response to send instead, or `None` to go on.
+    pub(crate) async fn early_fault(&self, conn: &ConnControl) -> Option<Response> {
+        let fault = self.fault?;
+        match fault {
+            Fault::Status(code) => {
+                sleep(self.ttft()).await;
+                let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                let (kind, message) = match code {
+                    408 => ("timeout", "The server timed out waiting for the request."),
+                    502 => ("server_error", "Bad gateway."),
+                    503 => ("server_error", "The server is overloaded or not ready yet."),
+                    504 => ("server_error", "Gateway timeout."),
+                    529 => ("overloaded_error", "Overloaded."),
+                    _ => ("server_error", "The server had an error while processing your request."),
+                };
+                Some(self.reply(ApiError::new(status, kind, message).into_response()))
+            }
+            Fault::BadRequest => {
+                let e = ApiError::invalid("Invalid request: the body could not be understood.");
+                Some(self.reply(e.into_response()))
+            }
+            Fault::Reset => {
+                conn.reset();
+                std::future::pending::<()>().await;
+                None
+            }
+            Fault::Hang => {
+                std::future::pending::<()>().await;
+                None
+            }
+            Fault::CloseMidBody | Fault::Trickle | Fault::MalformedJson => None,
+        }
+    }
+
+    /// Waits the latency of a whole answer, then sends `body` as JSON, applying the
+    /// delivery faults (cut off, trickled, malformed).
+    pub(crate) async fn deliver_json(&self, body: &Value) -> Response {
+        if !self.latency().is_zero() {
+            let generating = self.per_token() * self.output_tokens.saturating_sub(1);
+            sleep(self.ttft() + generating).await;
+        }
+        let bytes = Bytes::from(serde_json::to_vec(body).unwrap_or_default());
+        let response = match self.fault {
+            Some(Fault::MalformedJson) => {
+                let cut = bytes.slice(..bytes.len() / 2);
+                json_response(Body::from(cut))
+            }
+            Some(Fault::CloseMidBody) => {
+                let full_len = bytes.len();
+                let half = bytes.slice(..full_len / 2);
+                let pieces: Vec<Result<Bytes, std::io::Error>> = vec![
+                    Ok(half),
+                    Err(std::io::Error::new(
+                        std::io::ErrorKind::ConnectionAborted,
+                        "simulated close mid-body",
+                    )),
+                ];
+                let mut r = json_response(Body::from_stream(futures::stream::iter(pieces)));
+                r.headers_mut()
+                    .insert(header::CONTENT_LENGTH, HeaderValue::from(full_len));
+                r
+            }
+            Some(Fault::Trickle) => {
+                let len = bytes.len();
+                let mut r = json_response(trickle(bytes, self.state.config.trickle_interval));
+                r.headers_mut()
+                    .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+                r
+            }
+            _ => json_response(Body::from(bytes)),
+        };
+        self.reply(response)
+    }
+
+    /// Adds the rate-limit and request-id headers and counts the status.
+    pub(crate) fn reply(&self, mut response: Response) -> Response {
+        if self.state.config.send_headers {
+            put_limit_headers(response.headers_mut(), &self.view);
+        }
+        if let Ok(v) = HeaderValue::from_str(&self.request_id()) {
+            response.headers_mut().insert("x-request-id", v);
+        }
+        self.state.recorder.status(response.status().as_u16());
+        response
+    }
+}
+
+/// Sends `bytes` 16 at a time with `interval` between pieces.
+fn trickle(bytes: Bytes, interval: Duration) -> Body {
+    let stream = futures::stream::unfold(0usize, move |offset| {
+        let bytes = bytes.clone();
+        async move {
+            if offset >= bytes.len() {
+                return None;
+            }
+            if offset > 0 {
+                tokio::time::sleep(interval).await;
+            }
+            let end = (offset + 16).min(bytes.len());
+            Some((Ok::<_, std::io::Error>(bytes.slice(offset..end)), end))
+        }
+    });
+    Body::from_stream(stream)
+}
+
+fn json_response(body: Body) -> Response {
+    let mut r = Response::new(body);
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+/// An error answer before admission: counted, with a request id.
+pub(crate) fn reply_error(state: &SimState, e: ApiError, seq: u64) -> Response {
+    state.recorder.status(e.status.as_u16());
+    with_request_id(e.into_response(), seq)
+}
+
+fn with_request_id(mut response: Response, seq: u64) -> Response {
+    if let Ok(v) = HeaderValue::from_str(&format!("req_sim{seq:012x}")) {
+        response.headers_mut().insert("x-request-id", v);
+    }
+    response
+}
+
+static LIMIT_REQUESTS: HeaderName = HeaderName::from_static("x-ratelimit-limit-requests");
+static REMAINING_REQUESTS: HeaderName = HeaderName::from_static("x-ratelimit-remaining-requests");
+static RESET_REQUESTS: HeaderName = HeaderName::from_static("x-ratelimit-reset-requests");
+static LIMIT_TOKENS: HeaderName = HeaderName::from_static("x-ratelimit-limit-tokens");
+static REMAINING_TOKENS: HeaderName = HeaderName::from_static("x-ratelimit-remaining-tokens");
+static RESET_TOKENS: HeaderName = HeaderName::from_static("x-ratelimit-reset-tokens");
+
+/// Writes `x-ratelimit-{limit,remaining,reset}-{requests,tokens}` for the limited budgets.
+fn put_limit_headers(h: &mut HeaderMap, view: &LimitView) {
+    let budgets = [
+        (view.requests, &LIMIT_REQUESTS, &REMAINING_REQUESTS, &RESET_REQUESTS),
+        (view.tokens, &LIMIT_TOKENS, &REMAINING_TOKENS, &RESET_TOKENS),
+    ];
+    for (budget, limit, remaining, reset) in budgets {
+        if let Some(b) = budget {
+            h.insert(limit.clone(), HeaderValue::from(b.limit));
+            h.insert(remaining.clone(), HeaderValue::from(b.remaining));
+            if let Ok(v) = HeaderValue::from_str(&format_reset(b.reset)) {
+                h.insert(reset.clone(), v);
+            }
+        }
+    }
+}
+
+/// Scales `d` by `1 + jitter`.
+fn scale(d: Duration, jitter: f64) -> Duration {
+    if d.is_zero() {
+        d
+    } else {
+        d.mul_f64((1.0 + jitter).max(0.0))
+    }
+}
+
+async fn sleep(d: Duration) {
+    if !d.is_zero() {
+        tokio::time::sleep(d).await;
+    }
+}
+
+/// The handle type every handler gets.
+pub(crate) type Shared = Arc<SimState>;

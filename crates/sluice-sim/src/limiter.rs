@@ -1,0 +1,351 @@
+//! The simulator's rate limiter: OpenAI-style per-minute budgets for requests and tokens.
+//!
+//! Each budget is two continuously refilled buckets that both must allow a request:
+//! - the *minute* bucket holds the whole per-minute limit and refills at `limit / 60` a
+//!   second; the `x-ratelimit-remaining-*` and `-reset-*` headers are read off it, so
+//!   "remaining" falls by each request's cost and "reset" is the time until it is full;
+//! - the *slice* bucket holds only `limit * burst / 60` (one second's worth by default) and
+//!   refills at the same rate, so a whole minute's burst at t = 0 is refused, the way
+//!   providers enforce limits over sub-minute slices.
+//!
+//! A request that costs more than a slice holds is admitted only when the slice bucket is
+//! full, and then drives it negative (a debt that must refill first); otherwise a large
+//! request could never pass. The consequence, documented and property-tested: over any
+//! window of `w` seconds, admitted cost is at most `limit * w / 60 + slice + largest cost`.
+//!
+//! The limiter is pure: it reads time only as the `now` its caller passes, so tests drive
+//! it with any clock.
+
+use std::num::NonZeroU64;
+use std::time::Duration;
+
+use crate::config::RateLimits;
+
+/// Which budget refused a request; OpenAI's `type` in the 429 body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitKind {
+    /// Requests per minute.
+    Requests,
+    /// Tokens per minute.
+    Tokens,
+}
+
+impl LimitKind {
+    /// The word OpenAI uses in error bodies and header names.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LimitKind::Requests => "requests",
+            LimitKind::Tokens => "tokens",
+        }
+    }
+}
+
+/// One budget's state as the headers report it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BudgetView {
+    /// The per-minute limit.
+    pub limit: u64,
+    /// What is left of it now.
+    pub remaining: u64,
+    /// Time until the budget is full again.
+    pub reset: Duration,
+}
+
+/// Both budgets' state after a decision, for the headers.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct LimitView {
+    /// The request budget, if limited.
+    pub requests: Option<BudgetView>,
+    /// The token budget, if limited.
+    pub tokens: Option<BudgetView>,
+}
+
+/// The outcome of asking for admission.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Decision {
+    /// Admitted; the cost was taken from both budgets.
+    Admitted(LimitView),
+    /// Refused for now; try again after `retry_after`.
+    Refused {
+        /// The budget that was short.
+        kind: LimitKind,
+        /// When enough will have refilled.
+        retry_after: Duration,
+        /// The budgets' state.
+        view: LimitView,
+    },
+    /// The request costs more tokens than the whole per-minute limit: it can never pass.
+    TooLarge {
+        /// The per-minute token limit.
+        limit: u64,
+        /// What the request asked for.
+        requested: u64,
+    },
+}
+
+#[derive(Debug, Clone)]
+struct Bucket {
+    capacity: f64,
+    level: f64,
+}
+
+impl Bucket {
+    fn full(capacity: f64) -> Self {
+        Bucket {
+            capacity,
+            level: capacity,
+        }
+    }
+}
+
+/// One per-minute budget: a minute bucket and a slice bucket refilled at the same rate.
+#[derive(Debug, Clone)]
+struct Budget {
+    limit: u64,
+    rate_per_sec: f64,
+    minute: Bucket,
+    slice: Bucket,
+    last: Duration,
+}
+
+impl Budget {
+    fn new(limit: NonZeroU64, burst: Duration) -> Self {
+        let limit = limit.get();
+        let rate_per_sec = limit as f64 / 60.0;
+        let slice = (rate_per_sec * burst.as_secs_f64()).max(1.0);
+        Budget {
+            limit,
+            rate_per_sec,
+            minute: Bucket::full(limit as f64),
+            slice: Bucket::full(slice),
+            last: Duration::ZERO,
+        }
+    }
+
+    fn refill(&mut self, now: Duration) {
+        if now > self.last {
+            let gained = (now - self.last).as_secs_f64() * self.rate_per_sec;
+            for bucket in [&mut self.minute, &mut self.slice] {
+                bucket.level = (bucket.level + gained).min(bucket.capacity);
+            }
+            self.last = now;
+        }
+    }
+
+    /// Time until `cost` fits, zero if it fits now.
+    fn wait_for(&self, cost: f64) -> Duration {
+        let slice_needed = cost.min(self.slice.capacity);
+        let short = (cost - self.minute.level).max(slice_needed - self.slice.level);
+        if short <= 0.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64(short / self.rate_per_sec)
+        }
+    }
+
+    fn take(&mut self, cost: f64) {
+        self.minute.level -= cost;
+        self.slice.level -= cost;
+    }
+
+    fn view(&self) -> BudgetView {
+        let remaining = self.minute.level.max(0.0);
+        let missing = self.minute.capacity - remaining;
+        BudgetView {
+            limit: self.limit,
+            remaining: remaining.floor() as u64,
+            reset: Duration::from_secs_f64(missing / self.rate_per_sec),
+        }
+    }
+}
+
+/// Requests-per-minute and tokens-per-minute admission. See the module docs.
+#[derive(Debug, Clone)]
+pub struct Limiter {
+    requests: Option<Budget>,
+    tokens: Option<Budget>,
+}
+
+impl Limiter {
+    /// A limiter for `limits`, full at time zero.
+    pub fn new(limits: &RateLimits) -> Self {
+        Limiter {
+            requests: limits.rpm.map(|l| Budget::new(l, limits.burst)),
+            tokens: limits.tpm.map(|l| Budget::new(l, limits.burst)),
+        }
+    }
+
+    /// True when nothing is limited.
+    pub fn is_unlimited(&self) -> bool {
+        self.requests.is_none() && self.tokens.is_none()
+    }
+
+    /// Asks to admit one request costing `tokens` at time `now` (time since the limiter
+    /// started; it must not go backwards, and an earlier value is treated as no time passed).
+    pub fn check(&mut self, now: Duration, tokens: u64) -> Decision {
+        if let Some(budget) = &self.tokens
+            && tokens > budget.limit
+        {
+            return Decision::TooLarge {
+                limit: budget.limit,
+                requested: tokens,
+            };
+        }
+        for budget in [&mut self.requests, &mut self.tokens].into_iter().flatten() {
+            budget.refill(now);
+        }
+        let request_wait = self.requests.as_ref().map_or(Duration::ZERO, |b| b.wait_for(1.0));
+        let token_wait = self
+            .tokens
+            .as_ref()
+            .map_or(Duration::ZERO, |b| b.wait_for(tokens as f64));
+        if !request_wait.is_zero() || !token_wait.is_zero() {
+            let kind = if request_wait >= token_wait {
+                LimitKind::Requests
+            } else {
+                LimitKind::Tokens
+            };
+            return Decision::Refused {
+                kind,
+                retry_after: request_wait.max(token_wait),
+                view: self.view(),
+            };
+        }
+        if let Some(b) = &mut self.requests {
+            b.take(1.0);
+        }
+        if let Some(b) = &mut self.tokens {
+            b.take(tokens as f64);
+        }
+        Decision::Admitted(self.view())
+    }
+
+    /// The budgets' state as of the last check.
+    pub fn view(&self) -> LimitView {
+        LimitView {
+            requests: self.requests.as_ref().map(Budget::view),
+            tokens: self.tokens.as_ref().map(Budget::view),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn limits(rpm: Option<u64>, tpm: Option<u64>) -> RateLimits {
+        RateLimits {
+            rpm: rpm.and_then(NonZeroU64::new),
+            tpm: tpm.and_then(NonZeroU64::new),
+            burst: Duration::from_secs(1),
+        }
+    }
+
+    #[test]
+    fn refuses_a_whole_minute_at_once() {
+        let mut l = Limiter::new(&limits(Some(600), None));
+        let admitted = (0..600)
+            .filter(|_| matches!(l.check(Duration::ZERO, 0), Decision::Admitted(_)))
+            .count();
+        // One second's worth (10) passes at t = 0, not the minute's 600.
+        assert_eq!(admitted, 10);
+    }
+
+    #[test]
+    fn refusal_says_when_to_come_back_and_that_is_enough() {
+        let mut l = Limiter::new(&limits(Some(60), None));
+        assert!(matches!(l.check(Duration::ZERO, 0), Decision::Admitted(_)));
+        let Decision::Refused {
+            kind, retry_after, ..
+        } = l.check(Duration::ZERO, 0)
+        else {
+            panic!("second request at t=0 must be refused at 60 rpm");
+        };
+        assert_eq!(kind, LimitKind::Requests);
+        assert_eq!(retry_after, Duration::from_secs(1));
+        assert!(matches!(l.check(retry_after, 0), Decision::Admitted(_)));
+    }
+
+    #[test]
+    fn headers_view_counts_down_from_the_minute_limit() {
+        let mut l = Limiter::new(&limits(Some(600), Some(60_000)));
+        let Decision::Admitted(view) = l.check(Duration::ZERO, 300) else {
+            panic!("first request must pass");
+        };
+        let r = view.requests.unwrap();
+        assert_eq!((r.limit, r.remaining), (600, 599));
+        assert_eq!(r.reset, Duration::from_millis(100));
+        let t = view.tokens.unwrap();
+        assert_eq!((t.limit, t.remaining), (60_000, 59_700));
+        assert_eq!(t.reset, Duration::from_millis(300));
+    }
+
+    #[test]
+    fn token_refusal_is_typed_tokens() {
+        let mut l = Limiter::new(&limits(Some(6000), Some(6000)));
+        assert!(matches!(l.check(Duration::ZERO, 100), Decision::Admitted(_)));
+        let Decision::Refused { kind, .. } = l.check(Duration::ZERO, 50) else {
+            panic!("slice of 100 tokens is spent");
+        };
+        assert_eq!(kind, LimitKind::Tokens);
+    }
+
+    #[test]
+    fn a_request_larger_than_the_minute_can_never_pass() {
+        let mut l = Limiter::new(&limits(None, Some(1000)));
+        assert_eq!(
+            l.check(Duration::ZERO, 1001),
+            Decision::TooLarge {
+                limit: 1000,
+                requested: 1001
+            }
+        );
+    }
+
+    #[test]
+    fn a_request_larger_than_a_slice_passes_when_the_slice_is_full() {
+        let mut l = Limiter::new(&limits(None, Some(6000))); // 100 tokens a second
+        assert!(matches!(l.check(Duration::ZERO, 500), Decision::Admitted(_)));
+        // The slice is now 400 in debt: 5 s until it can take anything again.
+        let Decision::Refused { retry_after, .. } = l.check(Duration::from_secs(1), 1) else {
+            panic!("slice in debt");
+        };
+        assert_eq!(retry_after, Duration::from_secs_f64(3.01));
+    }
+
+    proptest! {
+        /// In any window of 1 s or 60 s (t = 0 included), admitted requests and tokens never
+        /// exceed `limit * w / 60` plus one slice plus the largest single cost.
+        #[test]
+        fn admitted_never_exceeds_the_limit_in_any_window(
+            rpm in 1u64..5000,
+            tpm in 100u64..200_000,
+            arrivals in proptest::collection::vec((0u64..3_000, 1u64..400), 1..400),
+        ) {
+            let mut l = Limiter::new(&limits(Some(rpm), Some(tpm)));
+            let mut now_ms = 0;
+            let mut admitted: Vec<(u64, u64)> = Vec::new();
+            let mut max_cost = 0;
+            for (gap_ms, cost) in arrivals {
+                now_ms += gap_ms;
+                let cost = cost.min(tpm);
+                if let Decision::Admitted(_) = l.check(Duration::from_millis(now_ms), cost) {
+                    admitted.push((now_ms, cost));
+                    max_cost = max_cost.max(cost);
+                }
+            }
+            for window_ms in [1_000u64, 60_000] {
+                let w = window_ms as f64 / 60_000.0;
+                let req_bound = rpm as f64 * w + (rpm as f64 / 60.0).max(1.0) + 1.0;
+                let tok_bound = tpm as f64 * w + (tpm as f64 / 60.0).max(1.0) + max_cost as f64;
+                for (i, &(start, _)) in admitted.iter().enumerate() {
+                    let in_window = admitted[i..].iter().take_while(|(t, _)| *t < start + window_ms);
+                    let (n, toks) = in_window.fold((0u64, 0u64), |(n, s), (_, c)| (n + 1, s + c));
+                    prop_assert!(n as f64 <= req_bound + 1e-6, "{n} requests in {window_ms} ms > {req_bound}");
+                    prop_assert!(toks as f64 <= tok_bound + 1e-6, "{toks} tokens in {window_ms} ms > {tok_bound}");
+                }
+            }
+        }
+    }
+}
