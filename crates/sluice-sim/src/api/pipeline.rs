@@ -327,14 +327,22 @@ impl Admitted<'_> {
             Some(Fault::CloseMidBody) => {
                 let full_len = bytes.len();
                 let half = bytes.slice(..full_len / 2);
-                let pieces: Vec<Result<Bytes, std::io::Error>> = vec![
-                    Ok(half),
-                    Err(std::io::Error::new(
-                        std::io::ErrorKind::ConnectionAborted,
-                        "simulated close mid-body",
-                    )),
-                ];
-                let mut r = json_response(Body::from_stream(futures::stream::iter(pieces)));
+                // Send the head and half the body, give hyper a moment to flush them, then
+                // fail the body: hyper closes the connection with the body short.
+                let pieces = futures::stream::unfold(Some(half), |half| async move {
+                    match half {
+                        Some(half) => Some((Ok(half), None)),
+                        None => {
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                            let cut = std::io::Error::new(
+                                std::io::ErrorKind::ConnectionAborted,
+                                "simulated close mid-body",
+                            );
+                            Some((Err(cut), None))
+                        }
+                    }
+                });
+                let mut r = json_response(Body::from_stream(pieces));
                 r.headers_mut()
                     .insert(header::CONTENT_LENGTH, HeaderValue::from(full_len));
                 r
