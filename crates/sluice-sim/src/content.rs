@@ -55,7 +55,9 @@ fn filler(fingerprint: u64, i: u32) -> &'static str {
 /// token past the marker's share. Streaming sends them one chunk each.
 pub fn reply_pieces(client_id: Option<&str>, fingerprint: u64, tokens: u32) -> Vec<String> {
     let mut pieces = vec![reply_marker(client_id, fingerprint)];
-    pieces.extend((0..tokens.saturating_sub(MARKER_TOKENS)).map(|i| filler(fingerprint, i).to_owned()));
+    pieces.extend(
+        (0..tokens.saturating_sub(MARKER_TOKENS)).map(|i| filler(fingerprint, i).to_owned()),
+    );
     pieces
 }
 
@@ -106,7 +108,8 @@ mod tests {
     #[test]
     fn fingerprint_survives_a_parse_and_rewrite() {
         let a: Value = serde_json::from_str(r#"[{"role":"user","content":"hi"}]"#).unwrap();
-        let b: Value = serde_json::from_str(r#"[ { "content" : "hi", "role" : "user" } ]"#).unwrap();
+        let b: Value =
+            serde_json::from_str(r#"[ { "content" : "hi", "role" : "user" } ]"#).unwrap();
         assert_eq!(prompt_fingerprint(&a), prompt_fingerprint(&b));
         assert_ne!(prompt_fingerprint(&a), prompt_fingerprint(&json!("hi")));
     }

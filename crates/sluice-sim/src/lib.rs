@@ -37,7 +37,9 @@ mod stats;
 pub mod tokens;
 
 pub use api::CLIENT_REQUEST_ID;
-pub use config::{ConfigError, FaultSpec, Latency, ModelPolicy, QuotaMode, RateLimits, SimBuilder, SimConfig};
+pub use config::{
+    ConfigError, FaultSpec, Latency, ModelPolicy, QuotaMode, RateLimits, SimBuilder, SimConfig,
+};
 pub use duration_fmt::format_reset;
 pub use faults::{Fault, FaultPlan};
 pub use limiter::{BudgetView, Decision, LimitKind, LimitView, Limiter};

@@ -194,7 +194,10 @@ impl Limiter {
         for budget in [&mut self.requests, &mut self.tokens].into_iter().flatten() {
             budget.refill(now);
         }
-        let request_wait = self.requests.as_ref().map_or(Duration::ZERO, |b| b.wait_for(1.0));
+        let request_wait = self
+            .requests
+            .as_ref()
+            .map_or(Duration::ZERO, |b| b.wait_for(1.0));
         let token_wait = self
             .tokens
             .as_ref()
@@ -284,7 +287,10 @@ mod tests {
     #[test]
     fn token_refusal_is_typed_tokens() {
         let mut l = Limiter::new(&limits(Some(6000), Some(6000)));
-        assert!(matches!(l.check(Duration::ZERO, 100), Decision::Admitted(_)));
+        assert!(matches!(
+            l.check(Duration::ZERO, 100),
+            Decision::Admitted(_)
+        ));
         let Decision::Refused { kind, .. } = l.check(Duration::ZERO, 50) else {
             panic!("slice of 100 tokens is spent");
         };
@@ -306,7 +312,10 @@ mod tests {
     #[test]
     fn a_request_larger_than_a_slice_passes_when_the_slice_is_full() {
         let mut l = Limiter::new(&limits(None, Some(6000))); // 100 tokens a second
-        assert!(matches!(l.check(Duration::ZERO, 500), Decision::Admitted(_)));
+        assert!(matches!(
+            l.check(Duration::ZERO, 500),
+            Decision::Admitted(_)
+        ));
         // The slice is now 400 in debt: 5 s until it can take anything again.
         let Decision::Refused { retry_after, .. } = l.check(Duration::from_secs(1), 1) else {
             panic!("slice in debt");

@@ -181,7 +181,8 @@ impl Recorder {
 
     pub(crate) fn admitted(&self, now: Duration, prompt_tokens: u64, charged: u64) {
         self.admitted.fetch_add(1, Ordering::Relaxed);
-        self.prompt_tokens.fetch_add(prompt_tokens, Ordering::Relaxed);
+        self.prompt_tokens
+            .fetch_add(prompt_tokens, Ordering::Relaxed);
         self.charged_tokens.fetch_add(charged, Ordering::Relaxed);
         self.lock().windows.record(now, charged);
     }

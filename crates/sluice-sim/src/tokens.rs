@@ -119,15 +119,13 @@ fn render_tools(tools: &[Value]) -> String {
                         let alts: Vec<String> = values.iter().map(Value::to_string).collect();
                         out.push_str(&alts.join(" | "));
                     }
-                    None => out.push_str(
-                        match schema.get("type").and_then(Value::as_str) {
-                            Some("integer" | "number") => "number",
-                            Some("boolean") => "boolean",
-                            Some("array") => "any[]",
-                            Some("object") => "object",
-                            _ => "string",
-                        },
-                    ),
+                    None => out.push_str(match schema.get("type").and_then(Value::as_str) {
+                        Some("integer" | "number") => "number",
+                        Some("boolean") => "boolean",
+                        Some("array") => "any[]",
+                        Some("object") => "object",
+                        _ => "string",
+                    }),
                 }
                 out.push_str(",\n");
             }

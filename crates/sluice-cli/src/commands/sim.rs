@@ -10,10 +10,12 @@ use clap::Args;
 use sluice_sim::{FaultSpec, Latency, QuotaMode, Sim};
 
 #[derive(Debug, Args)]
-#[command(after_help = "Faults: --fault KIND=PROBABILITY, repeatable. KIND is one of \
+#[command(
+    after_help = "Faults: --fault KIND=PROBABILITY, repeatable. KIND is one of \
     408, 500, 502, 503, 504, 529, reset, close-mid-body, hang, trickle, malformed-json, \
     bad-request.\n\nExample:\n  sluice sim --rpm 600 --tpm 200000 --ttft-ms 200 \
-    --ms-per-token 10 --jitter 0.2 --fault 503=0.01 --fault reset=0.005 --seed 7")]
+    --ms-per-token 10 --jitter 0.2 --fault 503=0.01 --fault reset=0.005 --seed 7"
+)]
 pub struct SimArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]

@@ -157,18 +157,31 @@ fn stream_reply(a: &Admitted<'_>) -> Response {
         });
         Bytes::from(format!("data: {v}\n\n"))
     };
-    let mut events = vec![(chunk(json!({"role": "assistant", "content": ""}), Value::Null), a.ttft())];
+    let mut events = vec![(
+        chunk(json!({"role": "assistant", "content": ""}), Value::Null),
+        a.ttft(),
+    )];
     let pieces = reply_pieces(a.client_id.as_deref(), a.cost.fingerprint, a.output_tokens);
     for (i, piece) in pieces.into_iter().enumerate() {
-        let wait = if i == 0 { Default::default() } else { a.per_token() };
+        let wait = if i == 0 {
+            Default::default()
+        } else {
+            a.per_token()
+        };
         events.push((chunk(json!({"content": piece}), Value::Null), wait));
     }
-    events.push((chunk(json!({}), json!(finish_reason(a))), Default::default()));
+    events.push((
+        chunk(json!({}), json!(finish_reason(a))),
+        Default::default(),
+    ));
     let usage_event = json!({
         "id": id, "object": "chat.completion.chunk", "created": created, "model": a.model,
         "choices": [], "usage": usage(a),
     });
-    events.push((Bytes::from(format!("data: {usage_event}\n\n")), Default::default()));
+    events.push((
+        Bytes::from(format!("data: {usage_event}\n\n")),
+        Default::default(),
+    ));
     events.push((Bytes::from_static(b"data: [DONE]\n\n"), Default::default()));
     let stream = futures::stream::unfold(events.into_iter(), |mut rest| async move {
         let (bytes, wait) = rest.next()?;
@@ -179,7 +192,10 @@ fn stream_reply(a: &Admitted<'_>) -> Response {
     });
     let mut response = Body::from_stream(stream).into_response();
     let h = response.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     a.reply(response)
 }

@@ -77,7 +77,9 @@ struct Parsed {
 }
 
 fn read(body: &Value, model: &str) -> Result<Parsed, ApiError> {
-    let input = body.get("input").ok_or_else(|| ApiError::missing("input"))?;
+    let input = body
+        .get("input")
+        .ok_or_else(|| ApiError::missing("input"))?;
     let inputs: Vec<Value> = match input {
         Value::String(_) => vec![input.clone()],
         // An array of integers is one tokenized input; an array of strings or of arrays is many.
@@ -94,7 +96,9 @@ fn read(body: &Value, model: &str) -> Result<Parsed, ApiError> {
     };
     let dimensions = optional_u64(body, "dimensions")?.unwrap_or(DEFAULT_DIMENSIONS);
     if dimensions == 0 || dimensions > 16_384 {
-        return Err(ApiError::invalid("'dimensions' must be between 1 and 16384.").param("dimensions"));
+        return Err(
+            ApiError::invalid("'dimensions' must be between 1 and 16384.").param("dimensions"),
+        );
     }
     let base64 = match body.get("encoding_format").and_then(Value::as_str) {
         None | Some("float") => false,

@@ -37,7 +37,10 @@ pub(crate) struct StatsQuery {
     attempts: Option<bool>,
 }
 
-pub(crate) async fn stats(State(state): State<Shared>, Query(q): Query<StatsQuery>) -> Json<SimStats> {
+pub(crate) async fn stats(
+    State(state): State<Shared>,
+    Query(q): Query<StatsQuery>,
+) -> Json<SimStats> {
     let mut stats = state.recorder.snapshot();
     if q.attempts == Some(false) {
         stats.attempts.clear();

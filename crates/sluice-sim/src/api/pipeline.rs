@@ -73,11 +73,9 @@ pub(crate) async fn intake(
         .get(CLIENT_REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let seq = state.recorder.received(
-        state.now(),
-        client_id.as_deref(),
-        state.config.record_ids,
-    );
+    let seq = state
+        .recorder
+        .received(state.now(), client_id.as_deref(), state.config.record_ids);
     let limit = state.config.max_body_bytes;
     let bytes = match axum::body::to_bytes(body, limit).await {
         Ok(b) => b,
@@ -134,10 +132,9 @@ pub(crate) async fn intake(
 pub(crate) fn optional_u64(body: &Value, field: &'static str) -> Result<Option<u64>, ApiError> {
     match body.get(field) {
         None | Some(Value::Null) => Ok(None),
-        Some(v) => v
-            .as_u64()
-            .map(Some)
-            .ok_or_else(|| ApiError::invalid(format!("'{field}' must be a non-negative integer.")).param(field)),
+        Some(v) => v.as_u64().map(Some).ok_or_else(|| {
+            ApiError::invalid(format!("'{field}' must be a non-negative integer.")).param(field)
+        }),
     }
 }
 
@@ -234,7 +231,11 @@ pub(crate) async fn admit<'a>(
     };
     let in_flight = state.recorder.enter();
     let output_tokens = if cost.generates {
-        crate::content::output_tokens(state.config.output_tokens, cost.fingerprint, cost.max_tokens)
+        crate::content::output_tokens(
+            state.config.output_tokens,
+            cost.fingerprint,
+            cost.max_tokens,
+        )
     } else {
         0
     };
@@ -283,14 +284,18 @@ impl Admitted<'_> {
         match fault {
             Fault::Status(code) => {
                 sleep(self.ttft()).await;
-                let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                let status =
+                    StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
                 let (kind, message) = match code {
                     408 => ("timeout", "The server timed out waiting for the request."),
                     502 => ("server_error", "Bad gateway."),
                     503 => ("server_error", "The server is overloaded or not ready yet."),
                     504 => ("server_error", "Gateway timeout."),
                     529 => ("overloaded_error", "Overloaded."),
-                    _ => ("server_error", "The server had an error while processing your request."),
+                    _ => (
+                        "server_error",
+                        "The server had an error while processing your request.",
+                    ),
                 };
                 Some(self.reply(ApiError::new(status, kind, message).into_response()))
             }
@@ -422,7 +427,12 @@ static RESET_TOKENS: HeaderName = HeaderName::from_static("x-ratelimit-reset-tok
 /// Writes `x-ratelimit-{limit,remaining,reset}-{requests,tokens}` for the limited budgets.
 fn put_limit_headers(h: &mut HeaderMap, view: &LimitView) {
     let budgets = [
-        (view.requests, &LIMIT_REQUESTS, &REMAINING_REQUESTS, &RESET_REQUESTS),
+        (
+            view.requests,
+            &LIMIT_REQUESTS,
+            &REMAINING_REQUESTS,
+            &RESET_REQUESTS,
+        ),
         (view.tokens, &LIMIT_TOKENS, &REMAINING_TOKENS, &RESET_TOKENS),
     ];
     for (budget, limit, remaining, reset) in budgets {

@@ -1,0 +1,322 @@
+//! The batch scheduler: one task that pulls requests from the input as the queue needs
+//! them, admits them through the gate, sends each on its own task with a concurrency
+//! permit, and decides what happens to every answer.
+//!
+//! ```text
+//! input ──> ready queue (priority, then input order) ──> gate + permit ──> attempt task
+//!              ^                                                              │
+//!              └── delayed queue (not-before time) <── retry ── classify <────┘
+//!                                                                │
+//!                                                       final ──> results stream
+//! ```
+//!
+//! A retry waits in the delayed queue, holding no permit. Only this task touches the
+//! queues, so they need no lock; the gate's lock is held for a few instructions per request.
+
+use std::cmp::{Ordering, Reverse};
+use std::collections::BinaryHeap;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures::{FutureExt, Stream, StreamExt};
+use tokio::sync::mpsc;
+use tokio::task::{JoinHandle, JoinSet};
+use tokio::time::Instant;
+
+use crate::client::{Attempt, Inner, too_large};
+use crate::error::{ErrorKind, RequestError};
+use crate::estimate::Estimate;
+use crate::events::Event;
+use crate::limits::AdmitDecision;
+use crate::outcome::BatchResult;
+use crate::request::Request;
+
+/// The results of a batch, in completion order. Dropping it cancels the batch: requests in
+/// flight are abandoned and nothing more is read from the input.
+#[derive(Debug)]
+pub struct BatchRun {
+    results: mpsc::Receiver<BatchResult>,
+    task: JoinHandle<()>,
+}
+
+impl Stream for BatchRun {
+    type Item = BatchResult;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<BatchResult>> {
+        self.results.poll_recv(cx)
+    }
+}
+
+impl Drop for BatchRun {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A request waiting its turn.
+struct Item {
+    request: Request,
+    /// Input order, for FIFO within a priority.
+    seq: u64,
+    estimate: Estimate,
+    attempts: u32,
+    not_before: Instant,
+}
+
+/// Orders the ready queue: higher priority first, then earlier input.
+struct Ready(Item);
+
+impl PartialEq for Ready {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for Ready {}
+impl PartialOrd for Ready {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Ready {
+    fn cmp(&self, other: &Self) -> Ordering {
+        (self.0.request.priority, Reverse(self.0.seq)).cmp(&(other.0.request.priority, Reverse(other.0.seq)))
+    }
+}
+
+/// Orders the delayed queue: earliest not-before first (as a max-heap of `Reverse`).
+struct Delayed(Item);
+
+impl PartialEq for Delayed {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for Delayed {}
+impl PartialOrd for Delayed {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Delayed {
+    fn cmp(&self, other: &Self) -> Ordering {
+        Reverse((self.0.not_before, self.0.seq)).cmp(&Reverse((other.0.not_before, other.0.seq)))
+    }
+}
+
+pub(crate) fn spawn_batch<S>(inner: Arc<Inner>, input: S) -> BatchRun
+where
+    S: Stream<Item = Request> + Send + Unpin + 'static,
+{
+    let (tx, rx) = mpsc::channel(1024);
+    let task = tokio::spawn(Scheduler::new(inner, tx).run(input));
+    BatchRun { results: rx, task }
+}
+
+/// What an attempt task hands back.
+struct Finished {
+    item: Item,
+    outcome: Attempt,
+    latency: Duration,
+}
+
+struct Scheduler {
+    inner: Arc<Inner>,
+    results: mpsc::Sender<BatchResult>,
+    ready: BinaryHeap<Ready>,
+    delayed: BinaryHeap<Delayed>,
+    tasks: JoinSet<Finished>,
+    /// How many requests to hold ready ahead of the permits.
+    lookahead: usize,
+    next_seq: u64,
+}
+
+impl Scheduler {
+    fn new(inner: Arc<Inner>, results: mpsc::Sender<BatchResult>) -> Self {
+        let lookahead = (inner.concurrency.get() * 2).max(64);
+        Scheduler {
+            inner,
+            results,
+            ready: BinaryHeap::new(),
+            delayed: BinaryHeap::new(),
+            tasks: JoinSet::new(),
+            lookahead,
+            next_seq: 0,
+        }
+    }
+
+    fn enqueue(&mut self, request: Request) {
+        let estimate = self.inner.estimate(&request);
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.ready.push(Ready(Item {
+            request,
+            seq,
+            estimate,
+            attempts: 0,
+            not_before: Instant::now(),
+        }));
+    }
+
+    async fn run<S>(mut self, mut input: S)
+    where
+        S: Stream<Item = Request> + Send + Unpin,
+    {
+        let mut input_done = false;
+        loop {
+            // Top up the ready queue with what the input has at hand, without waiting.
+            while !input_done && self.ready.len() < self.lookahead {
+                match input.next().now_or_never() {
+                    Some(Some(request)) => self.enqueue(request),
+                    Some(None) => input_done = true,
+                    None => break,
+                }
+            }
+            let now = Instant::now();
+            while self.delayed.peek().is_some_and(|d| d.0.not_before <= now) {
+                if let Some(Delayed(item)) = self.delayed.pop() {
+                    self.ready.push(Ready(item));
+                }
+            }
+            let (wake_at, need_permit) = match self.dispatch(now).await {
+                Some(x) => x,
+                None => return, // the results stream was dropped
+            };
+            if input_done && self.ready.is_empty() && self.delayed.is_empty() && self.tasks.is_empty() {
+                return;
+            }
+            let wake_at = [wake_at, self.delayed.peek().map(|d| d.0.not_before)]
+                .into_iter()
+                .flatten()
+                .min();
+            let permits = self.inner.permits.clone();
+            tokio::select! {
+                biased;
+                Some(joined) = self.tasks.join_next(), if !self.tasks.is_empty() => {
+                    let finished = match joined {
+                        Ok(f) => f,
+                        // An attempt task panicked or was aborted: its item is lost with it,
+                        // which cannot happen short of a bug; keep the batch going.
+                        Err(err) => {
+                            tracing::error!(%err, "an attempt task failed");
+                            continue;
+                        }
+                    };
+                    if !self.settle(finished).await {
+                        return;
+                    }
+                }
+                // A permit came free (possibly from a call outside this batch).
+                _ = permits.acquire_owned(), if need_permit => {}
+                _ = tokio::time::sleep_until(wake_at.unwrap_or(now)), if wake_at.is_some() => {}
+                next = input.next(), if !input_done && self.ready.len() < self.lookahead => match next {
+                    Some(request) => self.enqueue(request),
+                    None => input_done = true,
+                },
+            }
+        }
+    }
+
+    /// Sends as many ready requests as permits and the gate allow. Returns when to look
+    /// again for the gate's sake and whether it stopped for want of a permit; `None` if the
+    /// results stream is gone.
+    async fn dispatch(&mut self, now: Instant) -> Option<(Option<Instant>, bool)> {
+        while let Some(head) = self.ready.peek() {
+            let Ok(permit) = self.inner.permits.clone().try_acquire_owned() else {
+                return Some((None, true));
+            };
+            let decision = self.inner.gate().admission.try_admit(now, head.0.estimate.cost());
+            match decision {
+                AdmitDecision::Now => {
+                    let Some(Ready(mut item)) = self.ready.pop() else { break };
+                    item.attempts += 1;
+                    if item.attempts == 1 {
+                        self.inner.gate().budget.deposit();
+                    }
+                    self.inner.stats().attempts += 1;
+                    let inner = self.inner.clone();
+                    self.tasks.spawn(async move {
+                        let started = Instant::now();
+                        let outcome = inner.attempt(&item.request, item.attempts).await;
+                        drop(permit);
+                        Finished {
+                            item,
+                            outcome,
+                            latency: started.elapsed(),
+                        }
+                    });
+                }
+                AdmitDecision::Wait(at) => return Some((Some(at), false)),
+                AdmitDecision::Never { limit } => {
+                    drop(permit);
+                    let Some(Ready(item)) = self.ready.pop() else { break };
+                    let error = too_large(item.estimate.cost(), limit);
+                    if !self.finish(item, Err(error), Duration::ZERO).await {
+                        return None;
+                    }
+                }
+            }
+        }
+        Some((None, false))
+    }
+
+    /// Handles a finished attempt: a result, or a retry in the delayed queue. False if the
+    /// results stream is gone.
+    async fn settle(&mut self, f: Finished) -> bool {
+        let Finished {
+            mut item,
+            outcome,
+            latency,
+        } = f;
+        match outcome {
+            Attempt::Done(success) => {
+                self.inner.correct(&item.estimate, &success);
+                self.inner.stats().record_success(success.usage, latency);
+                self.finish(item, Ok(success), latency).await
+            }
+            Attempt::Fail(error) => self.finish(item, Err(error), latency).await,
+            Attempt::Retry {
+                mut error,
+                server_delay,
+                rate_limited,
+            } => {
+                let now = Instant::now();
+                let planned = self.inner.plan_retry(
+                    now,
+                    &item.request.custom_id,
+                    item.attempts,
+                    &mut error,
+                    server_delay,
+                    rate_limited,
+                );
+                match planned {
+                    Some(at) => {
+                        item.not_before = at;
+                        self.delayed.push(Delayed(item));
+                        true
+                    }
+                    None => self.finish(item, Err(error), latency).await,
+                }
+            }
+        }
+    }
+
+    async fn finish(&mut self, item: Item, outcome: Result<crate::outcome::Success, RequestError>, latency: Duration) -> bool {
+        let error_kind: Option<ErrorKind> = outcome.as_ref().err().map(|e| e.kind);
+        if let Some(kind) = error_kind {
+            self.inner.stats().record_failure(kind);
+        }
+        self.inner.emit(Event::Finished {
+            custom_id: &item.request.custom_id,
+            error: error_kind,
+        });
+        let result = BatchResult {
+            custom_id: item.request.custom_id,
+            outcome,
+            attempts: item.attempts,
+            latency,
+        };
+        self.results.send(result).await.is_ok()
+    }
+}

@@ -1,0 +1,431 @@
+//! The library face: [`Client`] with [`Client::send`] for one call and [`Client::run`] for
+//! a batch. Both go through the same admission gate, concurrency permits, retry policy and
+//! statistics, so calls and batches made through one client share one set of limits.
+
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use futures::Stream;
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+
+use crate::batch::{BatchRun, spawn_batch};
+use crate::error::{ConfigError, ErrorKind, RequestError};
+use crate::estimate::{Estimate, estimate};
+use crate::events::{Event, Observer};
+use crate::limits::{Admission, AdmitDecision, Limits};
+use crate::outcome::{Success, parse_usage};
+use crate::request::Request;
+use crate::retry::{RetryBudget, RetryPolicy, Verdict, classify};
+use crate::stats::Stats;
+use crate::transport::{ApiKey, AuthStyle, Transport, TransportConfig};
+
+/// Builds a [`Client`].
+#[derive(Clone, Default)]
+pub struct ClientBuilder {
+    transport: TransportConfig,
+    limits: Limits,
+    concurrency: Option<NonZeroUsize>,
+    retry: RetryPolicy,
+    seed: Option<u64>,
+    observer: Option<Observer>,
+}
+
+impl std::fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("transport", &self.transport)
+            .field("limits", &self.limits)
+            .field("concurrency", &self.concurrency)
+            .field("retry", &self.retry)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientBuilder {
+    /// The API's base URL, ending in `/v1` (default `https://api.openai.com/v1`).
+    pub fn base_url(mut self, url: impl Into<String>) -> Self {
+        self.transport.base_url = url.into();
+        self
+    }
+
+    /// The API key.
+    pub fn api_key(mut self, key: ApiKey) -> Self {
+        self.transport.api_key = Some(key);
+        self
+    }
+
+    /// How the key is sent (default `Authorization: Bearer`).
+    pub fn auth_style(mut self, style: AuthStyle) -> Self {
+        self.transport.auth = style;
+        self
+    }
+
+    /// An extra header for every request.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.transport.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Requests and tokens per minute to keep within.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Requests in flight at most (default 64).
+    pub fn concurrency(mut self, n: NonZeroUsize) -> Self {
+        self.concurrency = Some(n);
+        self
+    }
+
+    /// Retry policy.
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    /// Time allowed to connect (default 10 s).
+    pub fn connect_timeout(mut self, d: Duration) -> Self {
+        self.transport.connect_timeout = d;
+        self
+    }
+
+    /// Time allowed for a whole request (default 600 s, like the OpenAI SDK).
+    pub fn timeout(mut self, d: Duration) -> Self {
+        self.transport.timeout = d;
+        self
+    }
+
+    /// Seed for backoff jitter, for reproducible runs (default: from the OS).
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// Subscribes to events.
+    pub fn observer(mut self, observer: Observer) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// Builds the client (and its connection pool).
+    pub fn build(self) -> Result<Client, ConfigError> {
+        let concurrency = self.concurrency.unwrap_or(NonZeroUsize::new(64).expect("64 is not zero"));
+        let mut transport = self.transport;
+        transport.pool_size = concurrency.get();
+        let now = Instant::now();
+        let rng = match self.seed {
+            Some(seed) => SmallRng::seed_from_u64(seed),
+            None => SmallRng::from_os_rng(),
+        };
+        Ok(Client {
+            inner: Arc::new(Inner {
+                transport: Transport::new(&transport)?,
+                permits: Arc::new(Semaphore::new(concurrency.get())),
+                concurrency,
+                retry: self.retry,
+                gate: Mutex::new(Gate {
+                    admission: Admission::new(&self.limits, now),
+                    budget: RetryBudget::new(self.retry.budget_ratio, self.retry.budget_min_per_sec, now),
+                    rng,
+                }),
+                stats: Mutex::new(Stats::default()),
+                observer: self.observer,
+                secret: transport.api_key,
+            }),
+        })
+    }
+}
+
+/// Sends requests within limits, retrying what is worth retrying. Cheap to clone: clones
+/// share everything.
+#[derive(Clone, Debug)]
+pub struct Client {
+    pub(crate) inner: Arc<Inner>,
+}
+
+/// The mutable scheduling state, behind one short-held lock.
+#[derive(Debug)]
+pub(crate) struct Gate {
+    pub admission: Admission,
+    pub budget: RetryBudget,
+    pub rng: SmallRng,
+}
+
+pub(crate) struct Inner {
+    pub transport: Transport,
+    pub permits: Arc<Semaphore>,
+    pub concurrency: NonZeroUsize,
+    pub retry: RetryPolicy,
+    pub gate: Mutex<Gate>,
+    pub stats: Mutex<Stats>,
+    pub observer: Option<Observer>,
+    /// Kept to scrub it from anything a server echoes back.
+    pub secret: Option<ApiKey>,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inner").field("concurrency", &self.concurrency).finish_non_exhaustive()
+    }
+}
+
+/// What one attempt came to.
+pub(crate) enum Attempt {
+    Done(Success),
+    Retry {
+        error: RequestError,
+        server_delay: Option<Duration>,
+        rate_limited: bool,
+    },
+    Fail(RequestError),
+}
+
+impl Inner {
+    pub(crate) fn gate(&self) -> MutexGuard<'_, Gate> {
+        // The gate's state stays usable after a panic elsewhere; there is nothing to repair.
+        self.gate.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn stats(&self) -> MutexGuard<'_, Stats> {
+        self.stats.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn emit(&self, event: Event<'_>) {
+        if let Some(observer) = &self.observer {
+            observer(&event);
+        }
+    }
+
+    /// The cost admission charges for a request: estimated only when tokens are limited,
+    /// since estimating is the one costly thing on the hot path.
+    pub(crate) fn estimate(&self, request: &Request) -> Estimate {
+        if self.gate().admission.limits_tokens() {
+            estimate(request.endpoint, &request.body)
+        } else {
+            Estimate::default()
+        }
+    }
+
+    /// Removes the API key from text a server sent back.
+    pub(crate) fn redact(&self, bytes: bytes::Bytes) -> bytes::Bytes {
+        match &self.secret {
+            Some(key) if !key.expose().is_empty() => crate::redact::redact(bytes, key.expose()),
+            _ => bytes,
+        }
+    }
+
+    /// Sends one attempt and classifies it.
+    pub(crate) async fn attempt(&self, request: &Request, attempt: u32) -> Attempt {
+        self.emit(Event::Sent {
+            custom_id: &request.custom_id,
+            attempt,
+        });
+        let reply = match self.transport.send(request).await {
+            Ok(reply) => reply,
+            Err(e) => {
+                let mut error = RequestError::new(e.kind, e.message);
+                error.attempts = attempt;
+                return Attempt::Retry {
+                    error,
+                    server_delay: None,
+                    rate_limited: false,
+                };
+            }
+        };
+        let body = self.redact(reply.body);
+        let error = |kind: ErrorKind, message: String| {
+            let mut e = RequestError::new(kind, message);
+            e.status = Some(reply.status);
+            e.body = Some(body.clone());
+            e.request_id = reply.request_id.clone();
+            e.attempts = attempt;
+            e
+        };
+        match classify(reply.status, reply.should_retry, &body) {
+            Verdict::Success => match parse_usage(&body) {
+                Some(usage) => Attempt::Done(Success {
+                    status: reply.status,
+                    request_id: reply.request_id,
+                    body,
+                    usage,
+                }),
+                None => Attempt::Retry {
+                    error: error(
+                        ErrorKind::MalformedResponse,
+                        format!("HTTP {} with a body that is not JSON", reply.status),
+                    ),
+                    server_delay: None,
+                    rate_limited: false,
+                },
+            },
+            Verdict::Retry { kind, rate_limited } => Attempt::Retry {
+                error: error(kind, format!("HTTP {}", reply.status)),
+                server_delay: reply.retry_after,
+                rate_limited,
+            },
+            Verdict::Fail(kind) => Attempt::Fail(error(kind, format!("HTTP {}", reply.status))),
+        }
+    }
+
+    /// Decides when a failed attempt goes again, or that it does not. Pauses everyone on a
+    /// rate limit; draws on the retry budget otherwise.
+    pub(crate) fn plan_retry(
+        &self,
+        now: Instant,
+        custom_id: &str,
+        attempts: u32,
+        error: &mut RequestError,
+        server_delay: Option<Duration>,
+        rate_limited: bool,
+    ) -> Option<Instant> {
+        let policy = &self.retry;
+        if rate_limited {
+            self.stats().rate_limited += 1;
+        }
+        if attempts >= policy.max_attempts.get() {
+            error.message = format!("{}; gave up after {attempts} attempts", error.message);
+            return None;
+        }
+        if let Some(asked) = server_delay
+            && asked > policy.max_retry_after
+        {
+            error.message = format!(
+                "{}; the server asked to wait {:.1} s, above the {:.0} s this run accepts (--max-retry-after)",
+                error.message,
+                asked.as_secs_f64(),
+                policy.max_retry_after.as_secs_f64()
+            );
+            return None;
+        }
+        let mut gate = self.gate();
+        let jittered = policy.backoff.delay(attempts, &mut gate.rng);
+        let mut delay = jittered.max(server_delay.unwrap_or(Duration::ZERO));
+        if rate_limited {
+            gate.admission.pause_until(now + delay);
+            drop(gate);
+            self.emit(Event::Paused { duration: delay });
+        } else {
+            delay = delay.max(gate.budget.take(now));
+            drop(gate);
+        }
+        self.stats().retries += 1;
+        self.emit(Event::Retrying {
+            custom_id,
+            attempt: attempts,
+            kind: error.kind,
+            delay,
+        });
+        Some(now + delay)
+    }
+
+    /// Waits until admission lets a request of `cost` tokens through, then takes the cost.
+    pub(crate) async fn admit(&self, cost: u64) -> Result<(), RequestError> {
+        loop {
+            let decision = self.gate().admission.try_admit(Instant::now(), cost);
+            match decision {
+                AdmitDecision::Now => return Ok(()),
+                AdmitDecision::Wait(at) => tokio::time::sleep_until(at).await,
+                AdmitDecision::Never { limit } => return Err(too_large(cost, limit)),
+            }
+        }
+    }
+
+    /// Corrects the token budget with the prompt tokens the server counted.
+    pub(crate) fn correct(&self, estimate: &Estimate, success: &Success) {
+        if estimate.prompt > 0 || estimate.reserved_output > 0 {
+            let delta = success.usage.prompt_tokens as i64 - estimate.prompt as i64;
+            self.gate().admission.correct_tokens(delta);
+        }
+    }
+}
+
+/// The error for a request that can never fit the token budget.
+pub(crate) fn too_large(cost: u64, limit: u64) -> RequestError {
+    RequestError::new(
+        ErrorKind::TooLarge,
+        format!(
+            "the request needs about {cost} tokens (prompt plus max_tokens times n), more than the whole \
+             budget of {limit} tokens per minute; lower max_tokens or raise --tpm"
+        ),
+    )
+}
+
+impl Client {
+    /// A builder with the defaults.
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder::default()
+    }
+
+    /// Sends one request, waiting for admission and retrying as the policy says.
+    pub async fn send(&self, request: &Request) -> Result<Success, RequestError> {
+        let inner = &self.inner;
+        let estimate = inner.estimate(request);
+        let mut attempts = 0;
+        loop {
+            inner.admit(estimate.cost()).await?;
+            let permit = inner
+                .permits
+                .acquire()
+                .await
+                .map_err(|_| RequestError::new(ErrorKind::Cancelled, "the client was closed"))?;
+            attempts += 1;
+            if attempts == 1 {
+                inner.gate().budget.deposit();
+            }
+            inner.stats().attempts += 1;
+            let started = Instant::now();
+            let outcome = inner.attempt(request, attempts).await;
+            drop(permit);
+            match outcome {
+                Attempt::Done(success) => {
+                    inner.correct(&estimate, &success);
+                    inner.stats().record_success(success.usage, started.elapsed());
+                    return Ok(success);
+                }
+                Attempt::Fail(error) => {
+                    inner.stats().record_failure(error.kind);
+                    return Err(error);
+                }
+                Attempt::Retry {
+                    mut error,
+                    server_delay,
+                    rate_limited,
+                } => {
+                    let now = Instant::now();
+                    match inner.plan_retry(now, &request.custom_id, attempts, &mut error, server_delay, rate_limited) {
+                        Some(at) => tokio::time::sleep_until(at).await,
+                        None => {
+                            inner.stats().record_failure(error.kind);
+                            return Err(error);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs a batch: requests are pulled from `requests` only as fast as they can be sent,
+    /// and results come out in completion order. Dropping the returned stream cancels the
+    /// batch.
+    pub fn run<S>(&self, requests: S) -> BatchRun
+    where
+        S: Stream<Item = Request> + Send + Unpin + 'static,
+    {
+        spawn_batch(self.inner.clone(), requests)
+    }
+
+    /// A snapshot of the statistics of everything sent through this client.
+    pub fn stats(&self) -> Stats {
+        self.inner.stats().clone()
+    }
+
+    /// The concurrency limit.
+    pub fn concurrency(&self) -> NonZeroUsize {
+        self.inner.concurrency
+    }
+}

@@ -1,0 +1,213 @@
+//! Token cost estimates for admission against a TPM budget.
+//!
+//! A request costs what OpenAI charges at admission: its prompt tokens plus
+//! `max_tokens` (or `max_completion_tokens`, `max_output_tokens`) times `n`. The prompt is
+//! counted with tiktoken in the model's encoding (o200k for the gpt-4o, o-series, gpt-4.1
+//! and gpt-5 families, cl100k otherwise): every message's text parts with the documented
+//! framing (three tokens a message, one for a name, three to prime the reply), tool calls,
+//! and tool definitions counted as their JSON (a little more than the server's own rendering,
+//! which errs on the side of staying under the limit).
+//!
+//! The estimate is corrected with the real `usage` when the response arrives.
+
+use serde::Deserialize;
+use serde_json::Value;
+use tiktoken_rs::CoreBPE;
+use tiktoken_rs::tokenizer::{Tokenizer, get_tokenizer};
+
+use crate::request::Endpoint;
+
+/// Tokens charged for an image part (OpenAI's low-detail price).
+const IMAGE_TOKENS: u64 = 85;
+
+/// What an estimate found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Estimate {
+    /// Prompt tokens.
+    pub prompt: u64,
+    /// Output tokens reserved: the output limit times `n` (zero when no limit is set).
+    pub reserved_output: u64,
+}
+
+impl Estimate {
+    /// What admission charges.
+    pub fn cost(&self) -> u64 {
+        self.prompt + self.reserved_output
+    }
+}
+
+/// The encoding for a model name.
+pub fn bpe_for_model(model: &str) -> &'static CoreBPE {
+    match get_tokenizer(model) {
+        Some(Tokenizer::O200kBase | Tokenizer::O200kHarmony) => tiktoken_rs::o200k_base_singleton(),
+        _ => tiktoken_rs::cl100k_base_singleton(),
+    }
+}
+
+/// The fields of a body that an estimate reads; everything else is skipped unparsed.
+#[derive(Deserialize, Default)]
+struct Fields {
+    #[serde(default)]
+    model: String,
+    messages: Option<Vec<Value>>,
+    prompt: Option<Value>,
+    input: Option<Value>,
+    instructions: Option<String>,
+    tools: Option<Value>,
+    functions: Option<Value>,
+    max_tokens: Option<u64>,
+    max_completion_tokens: Option<u64>,
+    max_output_tokens: Option<u64>,
+    n: Option<u64>,
+}
+
+/// Estimates a request body's cost. A body that does not parse costs nothing here; the
+/// server will reject it, and that is classified elsewhere.
+pub fn estimate(endpoint: Endpoint, body: &[u8]) -> Estimate {
+    let Ok(f) = serde_json::from_slice::<Fields>(body) else {
+        return Estimate::default();
+    };
+    let bpe = bpe_for_model(&f.model);
+    let n = f.n.unwrap_or(1).max(1);
+    let prompt = match endpoint {
+        Endpoint::ChatCompletions => {
+            let messages = f.messages.as_deref().unwrap_or_default();
+            let tools = f.tools.as_ref().or(f.functions.as_ref());
+            chat_tokens(bpe, messages) + tools.map_or(0, |t| text(bpe, &t.to_string()))
+        }
+        Endpoint::Completions => f.prompt.as_ref().map_or(0, |p| input_tokens(bpe, p)),
+        Endpoint::Embeddings => f.input.as_ref().map_or(0, |i| input_tokens(bpe, i)),
+        Endpoint::Responses => {
+            let from_input = match &f.input {
+                Some(Value::Array(items)) => chat_tokens(bpe, items),
+                Some(other) => 6 + content_tokens(bpe, other),
+                None => 0,
+            };
+            let tools = f.tools.as_ref().map_or(0, |t| text(bpe, &t.to_string()));
+            from_input + f.instructions.as_deref().map_or(0, |i| 3 + text(bpe, i)) + tools
+        }
+    };
+    let output_limit = match endpoint {
+        Endpoint::ChatCompletions => f.max_completion_tokens.or(f.max_tokens),
+        // The legacy endpoint's default is 16.
+        Endpoint::Completions => Some(f.max_tokens.unwrap_or(16)),
+        Endpoint::Embeddings => None,
+        Endpoint::Responses => f.max_output_tokens,
+    };
+    Estimate {
+        prompt,
+        reserved_output: output_limit.unwrap_or(0) * n,
+    }
+}
+
+fn text(bpe: &CoreBPE, s: &str) -> u64 {
+    if s.is_empty() {
+        0
+    } else {
+        bpe.encode_ordinary(s).len() as u64
+    }
+}
+
+fn content_tokens(bpe: &CoreBPE, content: &Value) -> u64 {
+    match content {
+        Value::String(s) => text(bpe, s),
+        Value::Array(parts) => parts
+            .iter()
+            .map(|p| {
+                if let Some(t) = p.get("text").and_then(Value::as_str) {
+                    text(bpe, t)
+                } else if p.get("image_url").is_some() || p.get("type").and_then(Value::as_str) == Some("input_image") {
+                    IMAGE_TOKENS
+                } else {
+                    0
+                }
+            })
+            .sum(),
+        _ => 0,
+    }
+}
+
+fn chat_tokens(bpe: &CoreBPE, messages: &[Value]) -> u64 {
+    let per_message: u64 = messages
+        .iter()
+        .map(|m| {
+            let str_field = |k: &str| m.get(k).and_then(Value::as_str);
+            let mut t = 3 + str_field("role").map_or(0, |r| text(bpe, r));
+            t += m.get("content").map_or(0, |c| content_tokens(bpe, c));
+            if let Some(name) = str_field("name") {
+                t += 1 + text(bpe, name);
+            }
+            if let Some(calls) = m.get("tool_calls") {
+                t += text(bpe, &calls.to_string());
+            }
+            t
+        })
+        .sum();
+    per_message + 3
+}
+
+fn input_tokens(bpe: &CoreBPE, input: &Value) -> u64 {
+    match input {
+        Value::String(s) => text(bpe, s),
+        Value::Array(items) => items
+            .iter()
+            .map(|i| match i {
+                Value::String(s) => text(bpe, s),
+                Value::Array(ids) => ids.len() as u64,
+                Value::Number(_) => 1,
+                _ => 0,
+            })
+            .sum(),
+        _ => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn est(endpoint: Endpoint, body: Value) -> Estimate {
+        estimate(endpoint, &serde_json::to_vec(&body).unwrap())
+    }
+
+    #[test]
+    fn chat_cost_is_prompt_plus_max_tokens_times_n() {
+        let e = est(
+            Endpoint::ChatCompletions,
+            json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "hello world"}], "max_tokens": 50, "n": 2}),
+        );
+        // 3 + "user"(1) + "hello world"(2) + 3 priming.
+        assert_eq!(e.prompt, 9);
+        assert_eq!(e.reserved_output, 100);
+        assert_eq!(e.cost(), 109);
+    }
+
+    #[test]
+    fn max_completion_tokens_wins_over_max_tokens() {
+        let e = est(
+            Endpoint::ChatCompletions,
+            json!({"model": "gpt-4o", "messages": [], "max_tokens": 50, "max_completion_tokens": 7}),
+        );
+        assert_eq!(e.reserved_output, 7);
+    }
+
+    #[test]
+    fn counts_parts_names_tools_and_other_endpoints() {
+        let plain = est(Endpoint::ChatCompletions, json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "look"}]}));
+        let parts = est(Endpoint::ChatCompletions, json!({"model": "gpt-4o", "messages": [{"role": "user", "name": "ann", "content": [
+            {"type": "text", "text": "look"}, {"type": "image_url", "image_url": {"url": "x"}}]}]}));
+        assert_eq!(parts.prompt, plain.prompt + IMAGE_TOKENS + 2);
+        let tools = est(Endpoint::ChatCompletions, json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "look"}],
+            "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]}));
+        assert!(tools.prompt > plain.prompt + 5);
+        assert_eq!(est(Endpoint::Embeddings, json!({"model": "text-embedding-3-small", "input": ["hello world", [1, 2, 3]]})).cost(), 5);
+        assert_eq!(est(Endpoint::Completions, json!({"model": "gpt-3.5-turbo-instruct", "prompt": "hello world"})).cost(), 2 + 16);
+        assert!(est(Endpoint::Responses, json!({"model": "gpt-4.1", "input": "hello world", "instructions": "be brief", "max_output_tokens": 10})).cost() > 10);
+    }
+
+    #[test]
+    fn unparseable_body_costs_nothing() {
+        assert_eq!(estimate(Endpoint::ChatCompletions, b"not json"), Estimate::default());
+    }
+}

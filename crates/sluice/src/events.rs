@@ -1,0 +1,46 @@
+//! Events: the only way the engine tells the outside what it is doing. It never prints;
+//! displays, logs and metrics subscribe to these.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::ErrorKind;
+
+/// Something the engine did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event<'a> {
+    /// An attempt went out.
+    Sent {
+        /// The request.
+        custom_id: &'a str,
+        /// 1 for the first attempt.
+        attempt: u32,
+    },
+    /// An attempt failed and will be retried after `delay`.
+    Retrying {
+        /// The request.
+        custom_id: &'a str,
+        /// The attempt that failed.
+        attempt: u32,
+        /// Why.
+        kind: ErrorKind,
+        /// When it goes again.
+        delay: Duration,
+    },
+    /// A 429 paused admission for every request.
+    Paused {
+        /// For how long.
+        duration: Duration,
+    },
+    /// A request finished, well or not.
+    Finished {
+        /// The request.
+        custom_id: &'a str,
+        /// `None` on success.
+        error: Option<ErrorKind>,
+    },
+}
+
+/// A subscriber to events. Called on the engine's task: keep it quick (count, or forward
+/// to a channel).
+pub type Observer = Arc<dyn Fn(&Event<'_>) + Send + Sync>;

@@ -1,0 +1,201 @@
+//! Reading input: a file (or stdin) of Batch API lines or plain prompts, streamed line by
+//! line, each line becoming a request or a [`LineError`] that names the file and line.
+
+mod lines;
+mod parse;
+
+use std::path::Path;
+use std::pin::Pin;
+
+use futures::Stream;
+use tokio::io::{AsyncBufRead, BufReader};
+
+pub use lines::{Line, LineReader};
+pub use parse::{LineError, LineErrorKind, PromptOptions, parse_priority};
+
+use crate::request::Request;
+
+/// The input's format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Format {
+    /// Batch lines if the first non-blank line is a JSON object with a `custom_id`,
+    /// prompts otherwise.
+    #[default]
+    Auto,
+    /// OpenAI Batch API lines.
+    Batch,
+    /// One prompt a line.
+    Prompts,
+}
+
+/// How to read an input.
+#[derive(Debug, Clone)]
+pub struct InputOptions {
+    /// The format.
+    pub format: Format,
+    /// Options for prompt lines (required for the prompts format).
+    pub prompts: Option<PromptOptions>,
+    /// Lines longer than this are errors (default 16 MiB).
+    pub max_line_bytes: usize,
+}
+
+impl Default for InputOptions {
+    fn default() -> Self {
+        InputOptions {
+            format: Format::Auto,
+            prompts: None,
+            max_line_bytes: 16 * 1024 * 1024,
+        }
+    }
+}
+
+/// One input line's fate.
+#[derive(Debug)]
+pub enum InputItem {
+    /// A request to send, with its line number.
+    Request(u64, Request),
+    /// A line that cannot be sent.
+    Invalid(LineError),
+    /// The input could not be read any further.
+    Failed(std::io::Error),
+}
+
+/// A stream of input items.
+pub type InputStream = Pin<Box<dyn Stream<Item = InputItem> + Send>>;
+
+/// Opens `path` (`-` for stdin) as a stream of items.
+pub async fn open(path: &Path, options: InputOptions) -> std::io::Result<InputStream> {
+    if path == Path::new("-") {
+        Ok(read("<stdin>".to_owned(), BufReader::with_capacity(256 * 1024, tokio::io::stdin()), options))
+    } else {
+        let file = tokio::fs::File::open(path).await?;
+        Ok(read(
+            path.display().to_string(),
+            BufReader::with_capacity(256 * 1024, file),
+            options,
+        ))
+    }
+}
+
+struct State<R> {
+    name: String,
+    lines: LineReader<R>,
+    options: InputOptions,
+    format: Format,
+    done: bool,
+}
+
+/// Reads items from any buffered reader. Nothing is read before the stream is polled, and
+/// only one line at a time after.
+pub fn read<R>(name: String, reader: R, options: InputOptions) -> InputStream
+where
+    R: AsyncBufRead + Unpin + Send + 'static,
+{
+    let state = State {
+        name,
+        lines: LineReader::new(reader, options.max_line_bytes),
+        format: options.format,
+        options,
+        done: false,
+    };
+    Box::pin(futures::stream::unfold(state, |mut s| async move {
+        if s.done {
+            return None;
+        }
+        let item = next_item(&mut s).await?;
+        if matches!(item, InputItem::Failed(_)) {
+            s.done = true;
+        }
+        Some((item, s))
+    }))
+}
+
+async fn next_item<R: AsyncBufRead + Unpin>(s: &mut State<R>) -> Option<InputItem> {
+    let (number, line) = match s.lines.next_line().await {
+        Ok(Some(x)) => x,
+        Ok(None) => return None,
+        Err(e) => return Some(InputItem::Failed(e)),
+    };
+    let error = |kind, custom_id, message| {
+        InputItem::Invalid(LineError {
+            file: s.name.clone(),
+            line: number,
+            custom_id,
+            kind,
+            message,
+        })
+    };
+    let bytes = match line {
+        Line::Text(t) => t,
+        Line::TooLong(len) => {
+            return Some(error(
+                LineErrorKind::TooLong,
+                None,
+                format!(
+                    "line of {len} bytes is longer than the limit of {} (--max-line-bytes)",
+                    s.options.max_line_bytes
+                ),
+            ));
+        }
+    };
+    // A UTF-8 byte order mark on the first line is not part of the content.
+    let bytes = if number == 1 {
+        bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes)
+    } else {
+        bytes
+    };
+    if s.format == Format::Auto && !bytes.trim_ascii().is_empty() {
+        s.format = if parse::looks_like_batch(bytes) {
+            Format::Batch
+        } else {
+            Format::Prompts
+        };
+    }
+    let parsed = match (s.format, &s.options.prompts) {
+        (Format::Prompts, Some(options)) => parse::parse_prompt_line(bytes, number, options),
+        (Format::Prompts, None) => Err((
+            LineErrorKind::InvalidJson,
+            None,
+            "not a Batch API line (a JSON object with custom_id, method, url, body); \
+             to send plain prompts, give --model"
+                .to_owned(),
+        )),
+        _ => parse::parse_batch_line(bytes),
+    };
+    Some(match parsed {
+        Ok(request) => InputItem::Request(number, request),
+        Err((kind, custom_id, message)) => error(kind, custom_id, message),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::StreamExt;
+
+    async fn collect(input: &'static [u8], options: InputOptions) -> Vec<InputItem> {
+        read("in.jsonl".into(), input, options).collect().await
+    }
+
+    #[tokio::test]
+    async fn auto_detects_batch_and_reports_bad_lines_with_their_number() {
+        let input: &[u8] = b"\xEF\xBB\xBF{\"custom_id\":\"a\",\"method\":\"POST\",\"url\":\"/v1/chat/completions\",\"body\":{\"model\":\"m\",\"messages\":[]}}\r\n{oops\n";
+        let items = collect(input, InputOptions::default()).await;
+        assert!(matches!(&items[0], InputItem::Request(1, r) if r.custom_id == "a"));
+        let InputItem::Invalid(e) = &items[1] else { panic!("line 2 is bad") };
+        assert_eq!(e.line, 2);
+        assert!(e.to_string().starts_with("in.jsonl:2: invalid JSON"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn prompts_need_a_model_and_get_line_number_ids() {
+        let items = collect(b"hello\nworld", InputOptions::default()).await;
+        assert!(matches!(&items[0], InputItem::Invalid(e) if e.message.contains("--model")));
+        let options = InputOptions {
+            prompts: Some(PromptOptions { model: "m".into(), system: None, max_tokens: None, temperature: None }),
+            ..InputOptions::default()
+        };
+        let items = collect(b"hello\nworld", options).await;
+        assert!(matches!(&items[1], InputItem::Request(2, r) if r.custom_id == "2"));
+    }
+}

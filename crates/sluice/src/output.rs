@@ -1,0 +1,166 @@
+//! The OpenAI Batch output line format:
+//! `{"id", "custom_id", "response": {"status_code", "request_id", "body"}, "error"}`.
+//!
+//! Bodies are copied through as the server sent them when they are already one line of
+//! JSON, so writing a result costs a copy, not a parse and a re-serialisation.
+
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+use crate::error::RequestError;
+use crate::outcome::{BatchResult, Success};
+
+#[derive(Serialize)]
+struct Line<'a> {
+    id: &'a str,
+    custom_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    line: Option<u64>,
+    response: Option<ResponsePart<'a>>,
+    error: Option<ErrorPart<'a>>,
+}
+
+#[derive(Serialize)]
+struct ResponsePart<'a> {
+    status_code: u16,
+    request_id: Option<&'a str>,
+    body: Body<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Body<'a> {
+    Raw(&'a RawValue),
+    Owned(Box<RawValue>),
+    Text(String),
+    Null(Option<()>),
+}
+
+#[derive(Serialize)]
+struct ErrorPart<'a> {
+    code: &'a str,
+    message: &'a str,
+}
+
+/// A body fit for one JSONL line: raw when it is JSON without line breaks, re-serialised
+/// when it is JSON with them, a string when it is not JSON at all.
+fn body(bytes: &[u8]) -> Body<'_> {
+    if bytes.is_empty() {
+        return Body::Null(None);
+    }
+    let has_newline = bytes.iter().any(|&b| b == b'\n' || b == b'\r');
+    match serde_json::from_slice::<&RawValue>(bytes) {
+        Ok(raw) if !has_newline => Body::Raw(raw),
+        _ => match serde_json::from_slice::<serde_json::Value>(bytes) {
+            Ok(v) => RawValue::from_string(v.to_string()).map_or(Body::Null(None), Body::Owned),
+            Err(_) => Body::Text(String::from_utf8_lossy(bytes).into_owned()),
+        },
+    }
+}
+
+/// Appends a success line (with its newline) to `out`.
+pub fn write_success(out: &mut Vec<u8>, id: &str, custom_id: &str, s: &Success) {
+    let line = Line {
+        id,
+        custom_id: Some(custom_id),
+        line: None,
+        response: Some(ResponsePart {
+            status_code: s.status,
+            request_id: s.request_id.as_deref(),
+            body: body(&s.body),
+        }),
+        error: None,
+    };
+    write(out, &line);
+}
+
+/// Appends an error line (with its newline) to `out`. `custom_id` is `None` for an input
+/// line that had none; `line` is the input line number for input errors.
+pub fn write_error(out: &mut Vec<u8>, id: &str, custom_id: Option<&str>, line: Option<u64>, e: &RequestError) {
+    let response = e.status.map(|status_code| ResponsePart {
+        status_code,
+        request_id: e.request_id.as_deref(),
+        body: e.body.as_deref().map_or(Body::Null(None), body),
+    });
+    let record = Line {
+        id,
+        custom_id,
+        line,
+        response,
+        error: Some(ErrorPart {
+            code: e.kind.code(),
+            message: &e.message,
+        }),
+    };
+    write(out, &record);
+}
+
+/// Appends the line for a batch result.
+pub fn write_result(out: &mut Vec<u8>, id: &str, r: &BatchResult) {
+    match &r.outcome {
+        Ok(s) => write_success(out, id, &r.custom_id, s),
+        Err(e) => write_error(out, id, Some(&r.custom_id), None, e),
+    }
+}
+
+fn write(out: &mut Vec<u8>, line: &Line<'_>) {
+    // Serialising plain structs into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, line);
+    out.push(b'\n');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+    use crate::outcome::Usage;
+    use bytes::Bytes;
+    use serde_json::Value;
+
+    fn success(body: &'static [u8]) -> Success {
+        Success { status: 200, request_id: Some("req_1".into()), body: Bytes::from_static(body), usage: Usage::default() }
+    }
+
+    #[test]
+    fn success_line_has_the_batch_shape_and_the_raw_body() {
+        let mut out = Vec::new();
+        write_success(&mut out, "batch_req_1", "r1", &success(br#"{"choices":[{"x":1}]}"#));
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.ends_with('\n') && text.matches('\n').count() == 1);
+        assert!(text.contains(r#""body":{"choices":[{"x":1}]}"#), "{text}");
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["custom_id"], "r1");
+        assert_eq!(v["response"]["status_code"], 200);
+        assert_eq!(v["response"]["request_id"], "req_1");
+        assert_eq!(v["error"], Value::Null);
+    }
+
+    #[test]
+    fn pretty_bodies_become_one_line_and_non_json_becomes_a_string() {
+        let mut out = Vec::new();
+        write_success(&mut out, "b", "r", &success(b"{\n  \"a\": 1\n}\n"));
+        assert_eq!(out.iter().filter(|&&b| b == b'\n').count(), 1);
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["response"]["body"]["a"], 1);
+        let mut out = Vec::new();
+        let mut e = RequestError::new(ErrorKind::Server, "502 after 8 attempts");
+        e.status = Some(502);
+        e.body = Some(Bytes::from_static(b"<html>bad\ngateway</html>"));
+        write_error(&mut out, "b", Some("r"), None, &e);
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["response"]["body"], "<html>bad\ngateway</html>");
+        assert_eq!(v["error"]["code"], "server_error");
+    }
+
+    #[test]
+    fn input_errors_carry_the_line_and_no_response() {
+        let mut out = Vec::new();
+        let e = RequestError::new(ErrorKind::InvalidInput, "input.jsonl:7: invalid JSON");
+        write_error(&mut out, "b", None, Some(7), &e);
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["custom_id"], Value::Null);
+        assert_eq!(v["line"], 7);
+        assert_eq!(v["response"], Value::Null);
+        assert_eq!(v["error"]["code"], "invalid_input");
+    }
+}

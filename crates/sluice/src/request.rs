@@ -1,0 +1,130 @@
+//! A request to send: its id, its endpoint and its JSON body.
+
+use std::fmt;
+use std::str::FromStr;
+
+use bytes::Bytes;
+
+/// The OpenAI endpoints sluice sends to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    /// `/v1/chat/completions`
+    ChatCompletions,
+    /// `/v1/completions`
+    Completions,
+    /// `/v1/embeddings`
+    Embeddings,
+    /// `/v1/responses`
+    Responses,
+}
+
+impl Endpoint {
+    /// Every endpoint.
+    pub const ALL: [Endpoint; 4] = [
+        Endpoint::ChatCompletions,
+        Endpoint::Completions,
+        Endpoint::Embeddings,
+        Endpoint::Responses,
+    ];
+
+    /// The path below the base URL (which ends in `/v1`).
+    pub fn path(self) -> &'static str {
+        match self {
+            Endpoint::ChatCompletions => "/chat/completions",
+            Endpoint::Completions => "/completions",
+            Endpoint::Embeddings => "/embeddings",
+            Endpoint::Responses => "/responses",
+        }
+    }
+
+    /// The `url` field of a batch input line.
+    pub fn batch_url(self) -> &'static str {
+        match self {
+            Endpoint::ChatCompletions => "/v1/chat/completions",
+            Endpoint::Completions => "/v1/completions",
+            Endpoint::Embeddings => "/v1/embeddings",
+            Endpoint::Responses => "/v1/responses",
+        }
+    }
+
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.batch_url())
+    }
+}
+
+impl FromStr for Endpoint {
+    type Err = String;
+
+    /// Accepts the batch form (`/v1/chat/completions`) and the bare path (`/chat/completions`).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let path = s.strip_prefix("/v1").unwrap_or(s);
+        Endpoint::ALL
+            .into_iter()
+            .find(|e| e.path() == path)
+            .ok_or_else(|| {
+                format!(
+                    "unsupported url `{s}`; expected one of /v1/chat/completions, \
+                     /v1/completions, /v1/embeddings, /v1/responses"
+                )
+            })
+    }
+}
+
+/// One request: a caller-chosen id (the batch `custom_id`), the endpoint and the body.
+///
+/// The body is kept as the exact JSON bytes it arrived as, so it is sent unchanged and
+/// cloning it for a retry costs nothing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    /// The caller's id, echoed in the result and sent as `X-Client-Request-Id`.
+    pub custom_id: String,
+    /// Where it goes.
+    pub endpoint: Endpoint,
+    /// The JSON object to send.
+    pub body: Bytes,
+    /// Higher goes first; equal priorities keep their order.
+    pub priority: i32,
+}
+
+impl Request {
+    /// A request from a JSON value (which must be an object).
+    pub fn new(custom_id: impl Into<String>, endpoint: Endpoint, body: &serde_json::Value) -> Self {
+        Request {
+            custom_id: custom_id.into(),
+            endpoint,
+            body: Bytes::from(serde_json::to_vec(body).unwrap_or_default()),
+            priority: 0,
+        }
+    }
+
+    /// A chat completion request.
+    pub fn chat(custom_id: impl Into<String>, body: &serde_json::Value) -> Self {
+        Self::new(custom_id, Endpoint::ChatCompletions, body)
+    }
+
+    /// The same request with a priority.
+    pub fn with_priority(mut self, priority: i32) -> Self {
+        self.priority = priority;
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_batch_urls_and_bare_paths() {
+        for e in Endpoint::ALL {
+            assert_eq!(e.batch_url().parse::<Endpoint>(), Ok(e));
+            assert_eq!(e.path().parse::<Endpoint>(), Ok(e));
+        }
+        assert!("/v1/images/generations".parse::<Endpoint>().is_err());
+    }
+}

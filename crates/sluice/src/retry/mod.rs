@@ -1,0 +1,42 @@
+//! Retrying: classification, backoff with jitter, the server's retry-after, and a budget.
+
+mod backoff;
+mod budget;
+mod classify;
+mod retry_after;
+
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+pub use backoff::Backoff;
+pub use budget::RetryBudget;
+pub use classify::{Verdict, classify};
+pub use retry_after::{retry_after, should_retry};
+
+/// How a request is retried.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included.
+    pub max_attempts: NonZeroU32,
+    /// Delay between attempts.
+    pub backoff: Backoff,
+    /// The longest server-requested wait honoured; above it the request fails as rate
+    /// limited (the OpenAI SDK gives up above 120 s too).
+    pub max_retry_after: Duration,
+    /// Retries allowed per original request (0.2: retries add at most 20 % to the load).
+    pub budget_ratio: f64,
+    /// Retries allowed a second whatever the traffic.
+    pub budget_min_per_sec: f64,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: NonZeroU32::new(8).expect("8 is not zero"),
+            backoff: Backoff::default(),
+            max_retry_after: Duration::from_secs(120),
+            budget_ratio: 0.2,
+            budget_min_per_sec: 10.0,
+        }
+    }
+}

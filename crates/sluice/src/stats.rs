@@ -1,0 +1,98 @@
+//! Statistics of a run: counts by outcome and kind, retries, 429s, tokens and latency
+//! percentiles (hdrhistogram).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+
+use crate::error::ErrorKind;
+use crate::outcome::Usage;
+
+/// Running totals, kept by the engine and read with [`crate::Client::stats`].
+#[derive(Debug, Clone)]
+pub struct Stats {
+    /// Requests that succeeded.
+    pub ok: u64,
+    /// Requests that failed for good, by kind.
+    pub failed: BTreeMap<ErrorKind, u64>,
+    /// Attempts sent.
+    pub attempts: u64,
+    /// Retries scheduled.
+    pub retries: u64,
+    /// 429 rate-limit answers received.
+    pub rate_limited: u64,
+    /// Prompt tokens reported by the server.
+    pub prompt_tokens: u64,
+    /// Completion tokens reported by the server.
+    pub completion_tokens: u64,
+    /// Latency of successful attempts, in microseconds.
+    latency_us: Histogram<u64>,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats {
+            ok: 0,
+            failed: BTreeMap::new(),
+            attempts: 0,
+            retries: 0,
+            rate_limited: 0,
+            prompt_tokens: 0,
+            completion_tokens: 0,
+            // 1 µs to 1 hour at 3 significant digits; the bounds are constants that work.
+            latency_us: Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds"),
+        }
+    }
+}
+
+impl Stats {
+    pub(crate) fn record_success(&mut self, usage: Usage, latency: Duration) {
+        self.ok += 1;
+        self.prompt_tokens += usage.prompt_tokens;
+        self.completion_tokens += usage.completion_tokens;
+        let us = (latency.as_micros() as u64).clamp(1, 3_600_000_000);
+        let _ = self.latency_us.record(us);
+    }
+
+    pub(crate) fn record_failure(&mut self, kind: ErrorKind) {
+        *self.failed.entry(kind).or_default() += 1;
+    }
+
+    /// Requests that failed for good.
+    pub fn failed_total(&self) -> u64 {
+        self.failed.values().sum()
+    }
+
+    /// Requests finished either way.
+    pub fn finished(&self) -> u64 {
+        self.ok + self.failed_total()
+    }
+
+    /// Latency at quantile `q` (0 to 1) of successful attempts.
+    pub fn latency(&self, q: f64) -> Duration {
+        Duration::from_micros(self.latency_us.value_at_quantile(q))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_and_totals() {
+        let mut s = Stats::default();
+        for ms in 1..=100 {
+            s.record_success(Usage { prompt_tokens: 2, completion_tokens: 1 }, Duration::from_millis(ms));
+        }
+        s.record_failure(ErrorKind::Timeout);
+        s.record_failure(ErrorKind::Timeout);
+        assert_eq!(s.finished(), 102);
+        assert_eq!(s.failed[&ErrorKind::Timeout], 2);
+        assert_eq!(s.prompt_tokens, 200);
+        let p50 = s.latency(0.5).as_millis();
+        assert!((49..=51).contains(&p50), "{p50}");
+        let p99 = s.latency(0.99).as_millis();
+        assert!((98..=100).contains(&p99), "{p99}");
+    }
+}
