@@ -1,13 +1,22 @@
 //! Subcommands and the exit codes they share.
 
+mod demo;
+mod run;
 mod sim;
+mod sink;
+mod summary;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// Something went wrong inside sluice or its environment (documented in the README).
+/// Every request succeeded.
+pub const EXIT_OK: u8 = 0;
+/// Something went wrong inside sluice or its environment (an unwritable file, say).
 pub const EXIT_INTERNAL: u8 = 1;
+// 2 is clap's code for a usage error (bad flags).
+/// Some requests failed for good; they are in the errors file.
+pub const EXIT_FAILURES: u8 = 3;
 
 /// Run large batches of LLM API requests as fast as the provider allows, and never faster.
 #[derive(Debug, Parser)]
@@ -19,6 +28,10 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Send a file of requests within rate limits and write every result.
+    Run(run::RunArgs),
+    /// Run a 2,000-request batch against the built-in simulator and show the summary.
+    Demo(demo::DemoArgs),
     /// Serve an OpenAI-compatible API simulator with rate limits, latency and faults.
     Sim(sim::SimArgs),
 }
@@ -27,6 +40,8 @@ impl Cli {
     /// Runs the chosen subcommand and returns the process exit code.
     pub async fn run(self) -> anyhow::Result<ExitCode> {
         match self.command {
+            Command::Run(args) => run::run(args).await,
+            Command::Demo(args) => demo::run(args).await,
             Command::Sim(args) => sim::run(args).await,
         }
     }

@@ -1,0 +1,42 @@
+//! The end-of-run summary on stderr.
+
+use std::fmt::Write;
+use std::time::Duration;
+
+use sluice::Stats;
+
+/// Formats the summary of a run.
+pub fn render(stats: &Stats, invalid_lines: u64, wall: Duration) -> String {
+    let secs = wall.as_secs_f64().max(1e-9);
+    let mut out = String::new();
+    let _ = writeln!(out, "── sluice summary ──");
+    let _ = writeln!(out, "  ok           {}", stats.ok);
+    let failed = stats.failed_total() + invalid_lines;
+    let _ = write!(out, "  failed       {failed}");
+    if failed > 0 {
+        let mut kinds: Vec<String> = stats.failed.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        if invalid_lines > 0 {
+            kinds.push(format!("invalid_input {invalid_lines}"));
+        }
+        let _ = write!(out, "  ({})", kinds.join(", "));
+    }
+    out.push('\n');
+    let _ = writeln!(out, "  attempts     {} ({} retries, {} rate-limited 429s)", stats.attempts, stats.retries, stats.rate_limited);
+    let _ = writeln!(
+        out,
+        "  tokens       {} prompt + {} completion",
+        stats.prompt_tokens, stats.completion_tokens
+    );
+    let _ = writeln!(
+        out,
+        "  wall time    {:.2} s  ({:.1} requests/s, {:.0} tokens/s)",
+        secs,
+        stats.finished() as f64 / secs,
+        (stats.prompt_tokens + stats.completion_tokens) as f64 / secs
+    );
+    if stats.ok > 0 {
+        let ms = |q: f64| stats.latency(q).as_secs_f64() * 1000.0;
+        let _ = writeln!(out, "  latency      p50 {:.1} ms  p90 {:.1} ms  p99 {:.1} ms", ms(0.5), ms(0.9), ms(0.99));
+    }
+    out
+}
