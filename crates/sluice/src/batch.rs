@@ -81,7 +81,8 @@ impl PartialOrd for Ready {
 }
 impl Ord for Ready {
     fn cmp(&self, other: &Self) -> Ordering {
-        (self.0.request.priority, Reverse(self.0.seq)).cmp(&(other.0.request.priority, Reverse(other.0.seq)))
+        (self.0.request.priority, Reverse(self.0.seq))
+            .cmp(&(other.0.request.priority, Reverse(other.0.seq)))
     }
 }
 
@@ -183,7 +184,11 @@ impl Scheduler {
                 Some(x) => x,
                 None => return, // the results stream was dropped
             };
-            if input_done && self.ready.is_empty() && self.delayed.is_empty() && self.tasks.is_empty() {
+            if input_done
+                && self.ready.is_empty()
+                && self.delayed.is_empty()
+                && self.tasks.is_empty()
+            {
                 return;
             }
             let wake_at = [wake_at, self.delayed.peek().map(|d| d.0.not_before)]
@@ -226,10 +231,16 @@ impl Scheduler {
             let Ok(permit) = self.inner.permits.clone().try_acquire_owned() else {
                 return Some((None, true));
             };
-            let decision = self.inner.gate().admission.try_admit(now, head.0.estimate.cost());
+            let decision = self
+                .inner
+                .gate()
+                .admission
+                .try_admit(now, head.0.estimate.cost());
             match decision {
                 AdmitDecision::Now => {
-                    let Some(Ready(mut item)) = self.ready.pop() else { break };
+                    let Some(Ready(mut item)) = self.ready.pop() else {
+                        break;
+                    };
                     item.attempts += 1;
                     if item.attempts == 1 {
                         self.inner.gate().budget.deposit();
@@ -250,7 +261,9 @@ impl Scheduler {
                 AdmitDecision::Wait(at) => return Some((Some(at), false)),
                 AdmitDecision::Never { limit } => {
                     drop(permit);
-                    let Some(Ready(item)) = self.ready.pop() else { break };
+                    let Some(Ready(item)) = self.ready.pop() else {
+                        break;
+                    };
                     let error = too_large(item.estimate.cost(), limit);
                     if !self.finish(item, Err(error), Duration::ZERO).await {
                         return None;
@@ -302,7 +315,12 @@ impl Scheduler {
         }
     }
 
-    async fn finish(&mut self, item: Item, outcome: Result<crate::outcome::Success, RequestError>, latency: Duration) -> bool {
+    async fn finish(
+        &mut self,
+        item: Item,
+        outcome: Result<crate::outcome::Success, RequestError>,
+        latency: Duration,
+    ) -> bool {
         let error_kind: Option<ErrorKind> = outcome.as_ref().err().map(|e| e.kind);
         if let Some(kind) = error_kind {
             self.inner.stats().record_failure(kind);

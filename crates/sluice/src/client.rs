@@ -114,7 +114,9 @@ impl ClientBuilder {
 
     /// Builds the client (and its connection pool).
     pub fn build(self) -> Result<Client, ConfigError> {
-        let concurrency = self.concurrency.unwrap_or(NonZeroUsize::new(64).expect("64 is not zero"));
+        let concurrency = self
+            .concurrency
+            .unwrap_or(NonZeroUsize::new(64).expect("64 is not zero"));
         let mut transport = self.transport;
         transport.pool_size = concurrency.get();
         let now = Instant::now();
@@ -130,7 +132,11 @@ impl ClientBuilder {
                 retry: self.retry,
                 gate: Mutex::new(Gate {
                     admission: Admission::new(&self.limits, now),
-                    budget: RetryBudget::new(self.retry.budget_ratio, self.retry.budget_min_per_sec, now),
+                    budget: RetryBudget::new(
+                        self.retry.budget_ratio,
+                        self.retry.budget_min_per_sec,
+                        now,
+                    ),
                     rng,
                 }),
                 stats: Mutex::new(Stats::default()),
@@ -170,7 +176,9 @@ pub(crate) struct Inner {
 
 impl std::fmt::Debug for Inner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Inner").field("concurrency", &self.concurrency).finish_non_exhaustive()
+        f.debug_struct("Inner")
+            .field("concurrency", &self.concurrency)
+            .finish_non_exhaustive()
     }
 }
 
@@ -368,11 +376,10 @@ impl Client {
         let mut attempts = 0;
         loop {
             inner.admit(estimate.cost()).await?;
-            let permit = inner
-                .permits
-                .acquire()
-                .await
-                .map_err(|_| RequestError::new(ErrorKind::Cancelled, "the client was closed"))?;
+            let permit =
+                inner.permits.acquire().await.map_err(|_| {
+                    RequestError::new(ErrorKind::Cancelled, "the client was closed")
+                })?;
             attempts += 1;
             if attempts == 1 {
                 inner.gate().budget.deposit();
@@ -384,7 +391,9 @@ impl Client {
             match outcome {
                 Attempt::Done(success) => {
                     inner.correct(&estimate, &success);
-                    inner.stats().record_success(success.usage, started.elapsed());
+                    inner
+                        .stats()
+                        .record_success(success.usage, started.elapsed());
                     return Ok(success);
                 }
                 Attempt::Fail(error) => {
@@ -397,7 +406,14 @@ impl Client {
                     rate_limited,
                 } => {
                     let now = Instant::now();
-                    match inner.plan_retry(now, &request.custom_id, attempts, &mut error, server_delay, rate_limited) {
+                    match inner.plan_retry(
+                        now,
+                        &request.custom_id,
+                        attempts,
+                        &mut error,
+                        server_delay,
+                        rate_limited,
+                    ) {
                         Some(at) => tokio::time::sleep_until(at).await,
                         None => {
                             inner.stats().record_failure(error.kind);

@@ -5,8 +5,7 @@
 //! counted with tiktoken in the model's encoding (o200k for the gpt-4o, o-series, gpt-4.1
 //! and gpt-5 families, cl100k otherwise): every message's text parts with the documented
 //! framing (three tokens a message, one for a name, three to prime the reply), tool calls,
-//! and tool definitions counted as their JSON (a little more than the server's own rendering,
-//! which errs on the side of staying under the limit).
+//! and tool definitions with the OpenAI cookbook's per-function and per-property overheads.
 //!
 //! The estimate is corrected with the real `usage` when the response arrives.
 
@@ -73,7 +72,7 @@ pub fn estimate(endpoint: Endpoint, body: &[u8]) -> Estimate {
         Endpoint::ChatCompletions => {
             let messages = f.messages.as_deref().unwrap_or_default();
             let tools = f.tools.as_ref().or(f.functions.as_ref());
-            chat_tokens(bpe, messages) + tools.map_or(0, |t| text(bpe, &t.to_string()))
+            chat_tokens(bpe, messages) + tools.map_or(0, |t| tool_tokens(bpe, t))
         }
         Endpoint::Completions => f.prompt.as_ref().map_or(0, |p| input_tokens(bpe, p)),
         Endpoint::Embeddings => f.input.as_ref().map_or(0, |i| input_tokens(bpe, i)),
@@ -83,7 +82,7 @@ pub fn estimate(endpoint: Endpoint, body: &[u8]) -> Estimate {
                 Some(other) => 6 + content_tokens(bpe, other),
                 None => 0,
             };
-            let tools = f.tools.as_ref().map_or(0, |t| text(bpe, &t.to_string()));
+            let tools = f.tools.as_ref().map_or(0, |t| tool_tokens(bpe, t));
             from_input + f.instructions.as_deref().map_or(0, |i| 3 + text(bpe, i)) + tools
         }
     };
@@ -116,7 +115,9 @@ fn content_tokens(bpe: &CoreBPE, content: &Value) -> u64 {
             .map(|p| {
                 if let Some(t) = p.get("text").and_then(Value::as_str) {
                     text(bpe, t)
-                } else if p.get("image_url").is_some() || p.get("type").and_then(Value::as_str) == Some("input_image") {
+                } else if p.get("image_url").is_some()
+                    || p.get("type").and_then(Value::as_str) == Some("input_image")
+                {
                     IMAGE_TOKENS
                 } else {
                     0
@@ -144,6 +145,61 @@ fn chat_tokens(bpe: &CoreBPE, messages: &[Value]) -> u64 {
         })
         .sum();
     per_message + 3
+}
+
+/// Tool definitions, the OpenAI cookbook's way: `name:description` per function,
+/// `name:type:description` per parameter, each enum value, plus fixed overheads.
+fn tool_tokens(bpe: &CoreBPE, tools: &Value) -> u64 {
+    const FUNC_INIT: u64 = 7;
+    const PROP_INIT: u64 = 3;
+    const PROP_KEY: u64 = 3;
+    const ENUM_ITEM: u64 = 3;
+    const FUNC_END: u64 = 12;
+    let Value::Array(tools) = tools else { return 0 };
+    if tools.is_empty() {
+        return 0;
+    }
+    let str_of = |v: &Value, k: &str| {
+        v.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let mut total = FUNC_END;
+    for tool in tools {
+        let f = tool.get("function").unwrap_or(tool);
+        total += FUNC_INIT
+            + text(
+                bpe,
+                &format!("{}:{}", str_of(f, "name"), str_of(f, "description")),
+            );
+        let props = f
+            .get("parameters")
+            .and_then(|p| p.get("properties"))
+            .and_then(Value::as_object);
+        if let Some(props) = props.filter(|p| !p.is_empty()) {
+            total += PROP_INIT;
+            for (name, schema) in props {
+                total += PROP_KEY;
+                if let Some(values) = schema.get("enum").and_then(Value::as_array) {
+                    // The cookbook's enum_init of -3 offsets the first item's overhead.
+                    total += ENUM_ITEM * values.len().saturating_sub(1) as u64;
+                    total += values
+                        .iter()
+                        .map(|v| text(bpe, v.as_str().unwrap_or_default()))
+                        .sum::<u64>();
+                }
+                let desc = str_of(schema, "description");
+                let line = format!(
+                    "{name}:{}:{}",
+                    str_of(schema, "type"),
+                    desc.trim_end_matches('.')
+                );
+                total += text(bpe, &line);
+            }
+        }
+    }
+    total
 }
 
 fn input_tokens(bpe: &CoreBPE, input: &Value) -> u64 {
@@ -194,20 +250,46 @@ mod tests {
 
     #[test]
     fn counts_parts_names_tools_and_other_endpoints() {
-        let plain = est(Endpoint::ChatCompletions, json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "look"}]}));
-        let parts = est(Endpoint::ChatCompletions, json!({"model": "gpt-4o", "messages": [{"role": "user", "name": "ann", "content": [
-            {"type": "text", "text": "look"}, {"type": "image_url", "image_url": {"url": "x"}}]}]}));
+        let plain = est(
+            Endpoint::ChatCompletions,
+            json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "look"}]}),
+        );
+        let parts = est(
+            Endpoint::ChatCompletions,
+            json!({"model": "gpt-4o", "messages": [{"role": "user", "name": "ann", "content": [
+            {"type": "text", "text": "look"}, {"type": "image_url", "image_url": {"url": "x"}}]}]}),
+        );
         assert_eq!(parts.prompt, plain.prompt + IMAGE_TOKENS + 2);
-        let tools = est(Endpoint::ChatCompletions, json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "look"}],
-            "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]}));
+        let tools = est(
+            Endpoint::ChatCompletions,
+            json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "look"}],
+            "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]}),
+        );
         assert!(tools.prompt > plain.prompt + 5);
-        assert_eq!(est(Endpoint::Embeddings, json!({"model": "text-embedding-3-small", "input": ["hello world", [1, 2, 3]]})).cost(), 5);
-        assert_eq!(est(Endpoint::Completions, json!({"model": "gpt-3.5-turbo-instruct", "prompt": "hello world"})).cost(), 2 + 16);
+        assert_eq!(
+            est(
+                Endpoint::Embeddings,
+                json!({"model": "text-embedding-3-small", "input": ["hello world", [1, 2, 3]]})
+            )
+            .cost(),
+            5
+        );
+        assert_eq!(
+            est(
+                Endpoint::Completions,
+                json!({"model": "gpt-3.5-turbo-instruct", "prompt": "hello world"})
+            )
+            .cost(),
+            2 + 16
+        );
         assert!(est(Endpoint::Responses, json!({"model": "gpt-4.1", "input": "hello world", "instructions": "be brief", "max_output_tokens": 10})).cost() > 10);
     }
 
     #[test]
     fn unparseable_body_costs_nothing() {
-        assert_eq!(estimate(Endpoint::ChatCompletions, b"not json"), Estimate::default());
+        assert_eq!(
+            estimate(Endpoint::ChatCompletions, b"not json"),
+            Estimate::default()
+        );
     }
 }

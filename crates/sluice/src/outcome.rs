@@ -78,10 +78,23 @@ mod tests {
 
     #[test]
     fn reads_chat_and_responses_usage_and_rejects_non_json() {
-        let chat = br#"{"id":"x","usage":{"prompt_tokens":9,"completion_tokens":3,"total_tokens":12}}"#;
-        assert_eq!(parse_usage(chat), Some(Usage { prompt_tokens: 9, completion_tokens: 3 }));
+        let chat =
+            br#"{"id":"x","usage":{"prompt_tokens":9,"completion_tokens":3,"total_tokens":12}}"#;
+        assert_eq!(
+            parse_usage(chat),
+            Some(Usage {
+                prompt_tokens: 9,
+                completion_tokens: 3
+            })
+        );
         let responses = br#"{"usage":{"input_tokens":5,"output_tokens":2}}"#;
-        assert_eq!(parse_usage(responses), Some(Usage { prompt_tokens: 5, completion_tokens: 2 }));
+        assert_eq!(
+            parse_usage(responses),
+            Some(Usage {
+                prompt_tokens: 5,
+                completion_tokens: 2
+            })
+        );
         assert_eq!(parse_usage(br#"{"data":[]}"#), Some(Usage::default()));
         assert_eq!(parse_usage(br#"{"usage":{"prompt_tokens":9"#), None);
         assert_eq!(parse_usage(b"<html>"), None);

@@ -76,7 +76,13 @@ pub fn write_success(out: &mut Vec<u8>, id: &str, custom_id: &str, s: &Success) 
 
 /// Appends an error line (with its newline) to `out`. `custom_id` is `None` for an input
 /// line that had none; `line` is the input line number for input errors.
-pub fn write_error(out: &mut Vec<u8>, id: &str, custom_id: Option<&str>, line: Option<u64>, e: &RequestError) {
+pub fn write_error(
+    out: &mut Vec<u8>,
+    id: &str,
+    custom_id: Option<&str>,
+    line: Option<u64>,
+    e: &RequestError,
+) {
     let response = e.status.map(|status_code| ResponsePart {
         status_code,
         request_id: e.request_id.as_deref(),
@@ -118,13 +124,23 @@ mod tests {
     use serde_json::Value;
 
     fn success(body: &'static [u8]) -> Success {
-        Success { status: 200, request_id: Some("req_1".into()), body: Bytes::from_static(body), usage: Usage::default() }
+        Success {
+            status: 200,
+            request_id: Some("req_1".into()),
+            body: Bytes::from_static(body),
+            usage: Usage::default(),
+        }
     }
 
     #[test]
     fn success_line_has_the_batch_shape_and_the_raw_body() {
         let mut out = Vec::new();
-        write_success(&mut out, "batch_req_1", "r1", &success(br#"{"choices":[{"x":1}]}"#));
+        write_success(
+            &mut out,
+            "batch_req_1",
+            "r1",
+            &success(br#"{"choices":[{"x":1}]}"#),
+        );
         let text = String::from_utf8(out).unwrap();
         assert!(text.ends_with('\n') && text.matches('\n').count() == 1);
         assert!(text.contains(r#""body":{"choices":[{"x":1}]}"#), "{text}");

@@ -48,7 +48,10 @@ mod tests {
     fn replaces_every_occurrence() {
         let body = Bytes::from_static(br#"{"error":"Incorrect API key provided: sk-abc. sk-abc"}"#);
         let clean = redact(body, "sk-abc");
-        assert_eq!(&clean[..], br#"{"error":"Incorrect API key provided: [REDACTED]. [REDACTED]"}"#);
+        assert_eq!(
+            &clean[..],
+            br#"{"error":"Incorrect API key provided: [REDACTED]. [REDACTED]"}"#
+        );
         assert_eq!(redact_str("key sk-abc", "sk-abc"), "key [REDACTED]");
         let untouched = Bytes::from_static(b"nothing here");
         assert_eq!(redact(untouched.clone(), "sk-abc"), untouched);

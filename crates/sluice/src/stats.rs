@@ -41,7 +41,8 @@ impl Default for Stats {
             prompt_tokens: 0,
             completion_tokens: 0,
             // 1 µs to 1 hour at 3 significant digits; the bounds are constants that work.
-            latency_us: Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds"),
+            latency_us: Histogram::new_with_bounds(1, 3_600_000_000, 3)
+                .expect("valid histogram bounds"),
         }
     }
 }
@@ -83,7 +84,13 @@ mod tests {
     fn percentiles_and_totals() {
         let mut s = Stats::default();
         for ms in 1..=100 {
-            s.record_success(Usage { prompt_tokens: 2, completion_tokens: 1 }, Duration::from_millis(ms));
+            s.record_success(
+                Usage {
+                    prompt_tokens: 2,
+                    completion_tokens: 1,
+                },
+                Duration::from_millis(ms),
+            );
         }
         s.record_failure(ErrorKind::Timeout);
         s.record_failure(ErrorKind::Timeout);

@@ -138,8 +138,13 @@ impl Transport {
         }
         if let Some(key) = &config.api_key {
             let (name, value) = match config.auth {
-                AuthStyle::Bearer => (reqwest::header::AUTHORIZATION, format!("Bearer {}", key.expose())),
-                AuthStyle::ApiKeyHeader => (HeaderName::from_static("api-key"), key.expose().to_owned()),
+                AuthStyle::Bearer => (
+                    reqwest::header::AUTHORIZATION,
+                    format!("Bearer {}", key.expose()),
+                ),
+                AuthStyle::ApiKeyHeader => {
+                    (HeaderName::from_static("api-key"), key.expose().to_owned())
+                }
             };
             // Never name the key in the error: it would be printed.
             let mut value = HeaderValue::from_str(&value)

@@ -96,9 +96,16 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let stats = sim.stats();
     sim.shutdown().await;
 
-    eprint!("{}", summary::render(&client.stats(), report.invalid_lines, report.wall));
+    eprint!(
+        "{}",
+        summary::render(&client.stats(), report.invalid_lines, report.wall)
+    );
     let (out, err) = sink.paths();
-    eprintln!("  output       {}\n  errors       {}", out.display(), err.display());
+    eprintln!(
+        "  output       {}\n  errors       {}",
+        out.display(),
+        err.display()
+    );
     eprintln!(
         "  simulator    {} received, {} answered 429, busiest second {} requests (limit {}/min)",
         stats.received,
@@ -110,7 +117,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn write_requests(path: &PathBuf, n: usize) -> anyhow::Result<()> {
-    let file = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    let file =
+        std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
     let mut w = std::io::BufWriter::new(file);
     for i in 0..n {
         let topic = TOPICS[i % TOPICS.len()];

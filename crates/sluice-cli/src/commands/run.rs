@@ -59,7 +59,11 @@ pub struct RunArgs {
     temperature: Option<f64>,
 
     /// The API's base URL.
-    #[arg(long, env = "OPENAI_BASE_URL", default_value = "https://api.openai.com/v1")]
+    #[arg(
+        long,
+        env = "OPENAI_BASE_URL",
+        default_value = "https://api.openai.com/v1"
+    )]
     pub base_url: String,
     /// Environment variable that holds the API key.
     #[arg(long, default_value = "OPENAI_API_KEY", value_name = "NAME")]
@@ -111,7 +115,8 @@ pub struct RunArgs {
 }
 
 fn secs(value: f64, flag: &str) -> anyhow::Result<Duration> {
-    Duration::try_from_secs_f64(value).with_context(|| format!("{flag} must be a non-negative number of seconds"))
+    Duration::try_from_secs_f64(value)
+        .with_context(|| format!("{flag} must be a non-negative number of seconds"))
 }
 
 impl RunArgs {
@@ -127,7 +132,10 @@ impl RunArgs {
             })
             .retry(RetryPolicy {
                 max_attempts: self.max_attempts,
-                backoff: Backoff::new(secs(self.backoff_base, "--backoff-base")?, secs(self.backoff_max, "--backoff-max")?)?,
+                backoff: Backoff::new(
+                    secs(self.backoff_base, "--backoff-base")?,
+                    secs(self.backoff_max, "--backoff-max")?,
+                )?,
                 max_retry_after: secs(self.max_retry_after, "--max-retry-after")?,
                 ..RetryPolicy::default()
             })
@@ -178,7 +186,9 @@ impl RunArgs {
 
     /// The errors file.
     pub fn errors_path(&self) -> PathBuf {
-        self.errors.clone().unwrap_or_else(|| default_errors_path(&self.output))
+        self.errors
+            .clone()
+            .unwrap_or_else(|| default_errors_path(&self.output))
     }
 }
 
@@ -197,9 +207,16 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot open {}", args.input.display()))?;
     let mut sink = Sink::create(&args.output, &args.errors_path())?;
     let report = execute(&client, input, &mut sink).await?;
-    eprint!("{}", summary::render(&client.stats(), report.invalid_lines, report.wall));
+    eprint!(
+        "{}",
+        summary::render(&client.stats(), report.invalid_lines, report.wall)
+    );
     let (out, err) = sink.paths();
-    eprintln!("  output       {}\n  errors       {}", out.display(), err.display());
+    eprintln!(
+        "  output       {}\n  errors       {}",
+        out.display(),
+        err.display()
+    );
     Ok(ExitCode::from(report.exit_code()))
 }
 
@@ -216,12 +233,20 @@ pub struct Report {
 impl Report {
     /// 0 when everything succeeded, [`EXIT_FAILURES`] otherwise.
     pub fn exit_code(&self) -> u8 {
-        if self.invalid_lines + self.failed == 0 { EXIT_OK } else { EXIT_FAILURES }
+        if self.invalid_lines + self.failed == 0 {
+            EXIT_OK
+        } else {
+            EXIT_FAILURES
+        }
     }
 }
 
 /// Sends everything `input` holds through `client`, writing each result to `sink`.
-pub async fn execute(client: &Client, input: input::InputStream, sink: &mut Sink) -> anyhow::Result<Report> {
+pub async fn execute(
+    client: &Client,
+    input: input::InputStream,
+    sink: &mut Sink,
+) -> anyhow::Result<Report> {
     let started = Instant::now();
     let (notes_tx, mut notes) = mpsc::unbounded_channel();
     let requests = input.filter_map(move |item| {

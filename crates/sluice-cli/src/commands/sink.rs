@@ -84,17 +84,30 @@ impl Sink {
         let id = self.next_id();
         self.scratch.clear();
         write_result(&mut self.scratch, &id, result);
-        let target = if result.outcome.is_ok() { &mut self.output } else { &mut self.errors };
+        let target = if result.outcome.is_ok() {
+            &mut self.output
+        } else {
+            &mut self.errors
+        };
         target.write(&self.scratch)
     }
 
     /// Writes an input line that could not be sent to the errors file.
     pub fn invalid_line(&mut self, e: &LineError) -> anyhow::Result<()> {
-        *self.invalid_lines.entry(e.kind.name().to_owned()).or_default() += 1;
+        *self
+            .invalid_lines
+            .entry(e.kind.name().to_owned())
+            .or_default() += 1;
         let id = self.next_id();
         let error = RequestError::new(ErrorKind::InvalidInput, e.to_string());
         self.scratch.clear();
-        write_error(&mut self.scratch, &id, e.custom_id.as_deref(), Some(e.line), &error);
+        write_error(
+            &mut self.scratch,
+            &id,
+            e.custom_id.as_deref(),
+            Some(e.line),
+            &error,
+        );
         self.errors.write(&self.scratch)
     }
 

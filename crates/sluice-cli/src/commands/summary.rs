@@ -14,14 +14,22 @@ pub fn render(stats: &Stats, invalid_lines: u64, wall: Duration) -> String {
     let failed = stats.failed_total() + invalid_lines;
     let _ = write!(out, "  failed       {failed}");
     if failed > 0 {
-        let mut kinds: Vec<String> = stats.failed.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        let mut kinds: Vec<String> = stats
+            .failed
+            .iter()
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
         if invalid_lines > 0 {
             kinds.push(format!("invalid_input {invalid_lines}"));
         }
         let _ = write!(out, "  ({})", kinds.join(", "));
     }
     out.push('\n');
-    let _ = writeln!(out, "  attempts     {} ({} retries, {} rate-limited 429s)", stats.attempts, stats.retries, stats.rate_limited);
+    let _ = writeln!(
+        out,
+        "  attempts     {} ({} retries, {} rate-limited 429s)",
+        stats.attempts, stats.retries, stats.rate_limited
+    );
     let _ = writeln!(
         out,
         "  tokens       {} prompt + {} completion",
@@ -36,7 +44,13 @@ pub fn render(stats: &Stats, invalid_lines: u64, wall: Duration) -> String {
     );
     if stats.ok > 0 {
         let ms = |q: f64| stats.latency(q).as_secs_f64() * 1000.0;
-        let _ = writeln!(out, "  latency      p50 {:.1} ms  p90 {:.1} ms  p99 {:.1} ms", ms(0.5), ms(0.9), ms(0.99));
+        let _ = writeln!(
+            out,
+            "  latency      p50 {:.1} ms  p90 {:.1} ms  p99 {:.1} ms",
+            ms(0.5),
+            ms(0.9),
+            ms(0.99)
+        );
     }
     out
 }

@@ -67,7 +67,11 @@ impl<R: AsyncBufRead + Unpin> LineReader<R> {
         if self.buf.last() == Some(&b'\r') {
             self.buf.pop();
         }
-        let length = if seen > self.max_bytes + 2 { seen } else { self.buf.len() };
+        let length = if seen > self.max_bytes + 2 {
+            seen
+        } else {
+            self.buf.len()
+        };
         if length > self.max_bytes {
             return Ok(Some((self.number, Line::TooLong(length))));
         }
@@ -83,10 +87,13 @@ mod tests {
         let mut r = LineReader::new(input, max);
         let mut out = Vec::new();
         while let Some((n, line)) = r.next_line().await.unwrap() {
-            out.push((n, match line {
-                Line::Text(t) => Ok(t.to_vec()),
-                Line::TooLong(len) => Err(len),
-            }));
+            out.push((
+                n,
+                match line {
+                    Line::Text(t) => Ok(t.to_vec()),
+                    Line::TooLong(len) => Err(len),
+                },
+            ));
         }
         out
     }
@@ -94,7 +101,15 @@ mod tests {
     #[tokio::test]
     async fn splits_on_lf_and_crlf_and_keeps_a_last_line_without_newline() {
         let lines = all(b"a\r\nbb\n\nccc", 100).await;
-        assert_eq!(lines, vec![(1, Ok(b"a".to_vec())), (2, Ok(b"bb".to_vec())), (3, Ok(vec![])), (4, Ok(b"ccc".to_vec()))]);
+        assert_eq!(
+            lines,
+            vec![
+                (1, Ok(b"a".to_vec())),
+                (2, Ok(b"bb".to_vec())),
+                (3, Ok(vec![])),
+                (4, Ok(b"ccc".to_vec()))
+            ]
+        );
         assert!(all(b"", 100).await.is_empty());
     }
 

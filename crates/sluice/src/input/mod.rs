@@ -66,7 +66,11 @@ pub type InputStream = Pin<Box<dyn Stream<Item = InputItem> + Send>>;
 /// Opens `path` (`-` for stdin) as a stream of items.
 pub async fn open(path: &Path, options: InputOptions) -> std::io::Result<InputStream> {
     if path == Path::new("-") {
-        Ok(read("<stdin>".to_owned(), BufReader::with_capacity(256 * 1024, tokio::io::stdin()), options))
+        Ok(read(
+            "<stdin>".to_owned(),
+            BufReader::with_capacity(256 * 1024, tokio::io::stdin()),
+            options,
+        ))
     } else {
         let file = tokio::fs::File::open(path).await?;
         Ok(read(
@@ -182,7 +186,9 @@ mod tests {
         let input: &[u8] = b"\xEF\xBB\xBF{\"custom_id\":\"a\",\"method\":\"POST\",\"url\":\"/v1/chat/completions\",\"body\":{\"model\":\"m\",\"messages\":[]}}\r\n{oops\n";
         let items = collect(input, InputOptions::default()).await;
         assert!(matches!(&items[0], InputItem::Request(1, r) if r.custom_id == "a"));
-        let InputItem::Invalid(e) = &items[1] else { panic!("line 2 is bad") };
+        let InputItem::Invalid(e) = &items[1] else {
+            panic!("line 2 is bad")
+        };
         assert_eq!(e.line, 2);
         assert!(e.to_string().starts_with("in.jsonl:2: invalid JSON"), "{e}");
     }
@@ -192,7 +198,12 @@ mod tests {
         let items = collect(b"hello\nworld", InputOptions::default()).await;
         assert!(matches!(&items[0], InputItem::Invalid(e) if e.message.contains("--model")));
         let options = InputOptions {
-            prompts: Some(PromptOptions { model: "m".into(), system: None, max_tokens: None, temperature: None }),
+            prompts: Some(PromptOptions {
+                model: "m".into(),
+                system: None,
+                max_tokens: None,
+                temperature: None,
+            }),
             ..InputOptions::default()
         };
         let items = collect(b"hello\nworld", options).await;

@@ -119,7 +119,10 @@ fn text_of(bytes: &[u8]) -> Result<&str, (LineErrorKind, Option<String>, String)
         (
             LineErrorKind::InvalidUtf8,
             None,
-            format!("invalid UTF-8 at byte {}; save the file as UTF-8", e.valid_up_to()),
+            format!(
+                "invalid UTF-8 at byte {}; save the file as UTF-8",
+                e.valid_up_to()
+            ),
         )
     })
 }
@@ -128,7 +131,11 @@ fn text_of(bytes: &[u8]) -> Result<&str, (LineErrorKind, Option<String>, String)
 pub(crate) fn parse_batch_line(bytes: &[u8]) -> Parsed {
     let text = text_of(bytes)?;
     if text.trim().is_empty() {
-        return Err((LineErrorKind::Blank, None, "blank line; remove it".to_owned()));
+        return Err((
+            LineErrorKind::Blank,
+            None,
+            "blank line; remove it".to_owned(),
+        ));
     }
     if !text.trim_start().starts_with('{') {
         return Err((
@@ -144,29 +151,48 @@ pub(crate) fn parse_batch_line(bytes: &[u8]) -> Parsed {
             format!("invalid JSON ({e}); each line must be one JSON object"),
         )
     })?;
-    let custom_id = match line.custom_id.map(|raw| serde_json::from_str::<Value>(raw.get())) {
+    let custom_id = match line
+        .custom_id
+        .map(|raw| serde_json::from_str::<Value>(raw.get()))
+    {
         Some(Ok(Value::String(s))) if !s.is_empty() => s,
         _ => {
             return Err((
                 LineErrorKind::MissingCustomId,
                 None,
-                "missing `custom_id`; every line needs a unique, non-empty string custom_id".to_owned(),
+                "missing `custom_id`; every line needs a unique, non-empty string custom_id"
+                    .to_owned(),
             ));
         }
     };
     let fail = |kind, message: String| Err((kind, Some(custom_id.clone()), message));
     match line.method.as_deref() {
         None | Some("POST") => {}
-        Some(other) => return fail(LineErrorKind::BadMethod, format!("method `{other}` is not supported; use \"POST\"")),
+        Some(other) => {
+            return fail(
+                LineErrorKind::BadMethod,
+                format!("method `{other}` is not supported; use \"POST\""),
+            );
+        }
     }
     let endpoint: Endpoint = match line.url.as_deref().map(str::parse) {
         Some(Ok(e)) => e,
         Some(Err(message)) => return fail(LineErrorKind::BadUrl, message),
-        None => return fail(LineErrorKind::BadUrl, "missing `url`, for example \"/v1/chat/completions\"".to_owned()),
+        None => {
+            return fail(
+                LineErrorKind::BadUrl,
+                "missing `url`, for example \"/v1/chat/completions\"".to_owned(),
+            );
+        }
     };
     let body = match line.body {
         Some(raw) if raw.get().starts_with('{') => Bytes::copy_from_slice(raw.get().as_bytes()),
-        Some(_) => return fail(LineErrorKind::BadBody, "`body` must be a JSON object".to_owned()),
+        Some(_) => {
+            return fail(
+                LineErrorKind::BadBody,
+                "`body` must be a JSON object".to_owned(),
+            );
+        }
         None => return fail(LineErrorKind::BadBody, "missing `body`".to_owned()),
     };
     let priority = match &line.priority {
@@ -174,7 +200,10 @@ pub(crate) fn parse_batch_line(bytes: &[u8]) -> Parsed {
         Some(v) => match parse_priority(v) {
             Some(p) => p,
             None => {
-                return fail(LineErrorKind::BadPriority, format!("priority {v} must be an integer or high, normal, low"));
+                return fail(
+                    LineErrorKind::BadPriority,
+                    format!("priority {v} must be an integer or high, normal, low"),
+                );
             }
         },
     };
@@ -190,7 +219,11 @@ pub(crate) fn parse_batch_line(bytes: &[u8]) -> Parsed {
 pub(crate) fn parse_prompt_line(bytes: &[u8], line: u64, options: &PromptOptions) -> Parsed {
     let text = text_of(bytes)?;
     if text.trim().is_empty() {
-        return Err((LineErrorKind::Blank, None, "blank line; remove it".to_owned()));
+        return Err((
+            LineErrorKind::Blank,
+            None,
+            "blank line; remove it".to_owned(),
+        ));
     }
     let mut messages = Vec::with_capacity(2);
     if let Some(system) = &options.system {
@@ -210,7 +243,8 @@ pub(crate) fn parse_prompt_line(bytes: &[u8], line: u64, options: &PromptOptions
 /// Whether a first line looks like the Batch API format.
 pub(crate) fn looks_like_batch(bytes: &[u8]) -> bool {
     let trimmed = bytes.trim_ascii_start();
-    trimmed.starts_with(b"{") && serde_json::from_slice::<Value>(trimmed).is_ok_and(|v| v.get("custom_id").is_some())
+    trimmed.starts_with(b"{")
+        && serde_json::from_slice::<Value>(trimmed).is_ok_and(|v| v.get("custom_id").is_some())
 }
 
 #[cfg(test)]
@@ -235,20 +269,52 @@ mod tests {
         assert_eq!(kind(parse_batch_line(b"{nope")), LineErrorKind::InvalidJson);
         assert_eq!(kind(parse_batch_line(b"[1]")), LineErrorKind::InvalidJson);
         assert_eq!(kind(parse_batch_line(b"  ")), LineErrorKind::Blank);
-        assert_eq!(kind(parse_batch_line(&[b'"', 0xff, b'"'])), LineErrorKind::InvalidUtf8);
-        assert_eq!(kind(parse_batch_line(br#"{"url":"/v1/embeddings","body":{}}"#)), LineErrorKind::MissingCustomId);
-        assert_eq!(kind(parse_batch_line(br#"{"custom_id":7,"url":"/v1/embeddings","body":{}}"#)), LineErrorKind::MissingCustomId);
-        assert_eq!(kind(parse_batch_line(br#"{"custom_id":"a","method":"GET","url":"/v1/embeddings","body":{}}"#)), LineErrorKind::BadMethod);
-        let bad_url = parse_batch_line(br#"{"custom_id":"a","url":"/v1/images","body":{}}"#).unwrap_err();
+        assert_eq!(
+            kind(parse_batch_line(&[b'"', 0xff, b'"'])),
+            LineErrorKind::InvalidUtf8
+        );
+        assert_eq!(
+            kind(parse_batch_line(br#"{"url":"/v1/embeddings","body":{}}"#)),
+            LineErrorKind::MissingCustomId
+        );
+        assert_eq!(
+            kind(parse_batch_line(
+                br#"{"custom_id":7,"url":"/v1/embeddings","body":{}}"#
+            )),
+            LineErrorKind::MissingCustomId
+        );
+        assert_eq!(
+            kind(parse_batch_line(
+                br#"{"custom_id":"a","method":"GET","url":"/v1/embeddings","body":{}}"#
+            )),
+            LineErrorKind::BadMethod
+        );
+        let bad_url =
+            parse_batch_line(br#"{"custom_id":"a","url":"/v1/images","body":{}}"#).unwrap_err();
         assert_eq!(bad_url.0, LineErrorKind::BadUrl);
         assert_eq!(bad_url.1.as_deref(), Some("a"));
-        assert_eq!(kind(parse_batch_line(br#"{"custom_id":"a","url":"/v1/embeddings","body":"x"}"#)), LineErrorKind::BadBody);
-        assert_eq!(kind(parse_batch_line(br#"{"custom_id":"a","url":"/v1/embeddings","body":{},"priority":"urgent"}"#)), LineErrorKind::BadPriority);
+        assert_eq!(
+            kind(parse_batch_line(
+                br#"{"custom_id":"a","url":"/v1/embeddings","body":"x"}"#
+            )),
+            LineErrorKind::BadBody
+        );
+        assert_eq!(
+            kind(parse_batch_line(
+                br#"{"custom_id":"a","url":"/v1/embeddings","body":{},"priority":"urgent"}"#
+            )),
+            LineErrorKind::BadPriority
+        );
     }
 
     #[test]
     fn builds_chat_bodies_from_prompts() {
-        let options = PromptOptions { model: "gpt-4o-mini".into(), system: Some("be brief".into()), max_tokens: Some(20), temperature: Some(0.5) };
+        let options = PromptOptions {
+            model: "gpt-4o-mini".into(),
+            system: Some("be brief".into()),
+            max_tokens: Some(20),
+            temperature: Some(0.5),
+        };
         let r = parse_prompt_line(b"what is rust?", 7, &options).unwrap();
         assert_eq!(r.custom_id, "7");
         let body: Value = serde_json::from_slice(&r.body).unwrap();

@@ -151,7 +151,10 @@ mod tests {
             panic!("request budget is spent");
         };
         // Two seconds later, the request bucket refilled (59/60 a second); tokens too.
-        assert_eq!(a.try_admit(t0 + Duration::from_secs(2), 10), AdmitDecision::Now);
+        assert_eq!(
+            a.try_admit(t0 + Duration::from_secs(2), 10),
+            AdmitDecision::Now
+        );
     }
 
     #[test]
@@ -169,7 +172,10 @@ mod tests {
         let until = t0 + Duration::from_secs(30);
         a.pause_until(until);
         a.pause_until(t0 + Duration::from_secs(5)); // an earlier end does not shorten it
-        assert_eq!(a.try_admit(t0 + Duration::from_secs(10), 1), AdmitDecision::Wait(until));
+        assert_eq!(
+            a.try_admit(t0 + Duration::from_secs(10), 1),
+            AdmitDecision::Wait(until)
+        );
         // At the end of the pause the bucket is empty: the first request waits one interval.
         let AdmitDecision::Wait(at) = a.try_admit(until, 1) else {
             panic!("no burst right after a pause");

@@ -71,7 +71,9 @@ mod tests {
     fn jitter_spreads_delays_over_the_whole_range() {
         let b = Backoff::new(Duration::from_secs(1), Duration::from_secs(1)).unwrap();
         let mut rng = SmallRng::seed_from_u64(1);
-        let delays: Vec<f64> = (0..1000).map(|_| b.delay(1, &mut rng).as_secs_f64()).collect();
+        let delays: Vec<f64> = (0..1000)
+            .map(|_| b.delay(1, &mut rng).as_secs_f64())
+            .collect();
         let low = delays.iter().filter(|d| **d < 0.25).count();
         let high = delays.iter().filter(|d| **d > 0.75).count();
         assert!(low > 150 && high > 150, "{low} {high}");

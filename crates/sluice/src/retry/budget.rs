@@ -31,7 +31,8 @@ impl RetryBudget {
 
     fn refill(&mut self, now: Instant) {
         if now > self.last {
-            self.balance = (self.balance + (now - self.last).as_secs_f64() * self.min_per_sec).min(self.max_balance);
+            self.balance = (self.balance + (now - self.last).as_secs_f64() * self.min_per_sec)
+                .min(self.max_balance);
             self.last = now;
         }
     }

@@ -89,7 +89,11 @@ mod tests {
     #[test]
     fn retries_what_waiting_can_fix() {
         for status in [408, 409, 500, 502, 503, 504, 529] {
-            assert_eq!(classify(status, None, b""), retry(ErrorKind::Server), "{status}");
+            assert_eq!(
+                classify(status, None, b""),
+                retry(ErrorKind::Server),
+                "{status}"
+            );
         }
         let body = br#"{"error":{"code":"rate_limit_exceeded","type":"requests"}}"#;
         assert_eq!(classify(429, None, body), retry(ErrorKind::RateLimited));
@@ -98,20 +102,36 @@ mod tests {
     #[test]
     fn never_retries_other_client_errors_or_quota() {
         for status in [400, 404, 413, 422] {
-            assert_eq!(classify(status, None, b""), Verdict::Fail(ErrorKind::InvalidRequest), "{status}");
+            assert_eq!(
+                classify(status, None, b""),
+                Verdict::Fail(ErrorKind::InvalidRequest),
+                "{status}"
+            );
         }
         for status in [401, 403] {
             assert_eq!(classify(status, None, b""), Verdict::Fail(ErrorKind::Auth));
         }
         let quota = br#"{"error":{"code":"insufficient_quota","type":"insufficient_quota"}}"#;
-        assert_eq!(classify(429, None, quota), Verdict::Fail(ErrorKind::InsufficientQuota));
-        assert_eq!(classify(429, None, b"insufficient_quota!"), Verdict::Fail(ErrorKind::InsufficientQuota));
+        assert_eq!(
+            classify(429, None, quota),
+            Verdict::Fail(ErrorKind::InsufficientQuota)
+        );
+        assert_eq!(
+            classify(429, None, b"insufficient_quota!"),
+            Verdict::Fail(ErrorKind::InsufficientQuota)
+        );
     }
 
     #[test]
     fn should_retry_header_overrides_the_status() {
-        assert_eq!(classify(400, Some(true), b""), retry(ErrorKind::InvalidRequest));
-        assert_eq!(classify(503, Some(false), b""), Verdict::Fail(ErrorKind::Server));
+        assert_eq!(
+            classify(400, Some(true), b""),
+            retry(ErrorKind::InvalidRequest)
+        );
+        assert_eq!(
+            classify(503, Some(false), b""),
+            Verdict::Fail(ErrorKind::Server)
+        );
         assert_eq!(classify(200, Some(false), b""), Verdict::Success);
     }
 }

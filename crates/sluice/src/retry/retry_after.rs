@@ -8,7 +8,12 @@ use reqwest::header::HeaderMap;
 /// Reads the retry delay the server asked for, preferring the millisecond header.
 /// Negative, unparseable or absurd values are ignored.
 pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
-    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+    let text = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
     if let Some(ms) = text("retry-after-ms").and_then(|v| v.parse::<f64>().ok())
         && ms.is_finite()
         && ms >= 0.0
@@ -53,13 +58,28 @@ mod tests {
     #[test]
     fn reads_all_three_forms() {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        assert_eq!(retry_after(&headers(&[("retry-after-ms", "1500")]), now), Some(Duration::from_millis(1500)));
-        assert_eq!(retry_after(&headers(&[("retry-after", "2")]), now), Some(Duration::from_secs(2)));
-        assert_eq!(retry_after(&headers(&[("retry-after", "0.25")]), now), Some(Duration::from_millis(250)));
+        assert_eq!(
+            retry_after(&headers(&[("retry-after-ms", "1500")]), now),
+            Some(Duration::from_millis(1500))
+        );
+        assert_eq!(
+            retry_after(&headers(&[("retry-after", "2")]), now),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(
+            retry_after(&headers(&[("retry-after", "0.25")]), now),
+            Some(Duration::from_millis(250))
+        );
         let date = httpdate::fmt_http_date(now + Duration::from_secs(7));
-        assert_eq!(retry_after(&headers(&[("retry-after", &date)]), now), Some(Duration::from_secs(7)));
+        assert_eq!(
+            retry_after(&headers(&[("retry-after", &date)]), now),
+            Some(Duration::from_secs(7))
+        );
         let past = httpdate::fmt_http_date(now - Duration::from_secs(7));
-        assert_eq!(retry_after(&headers(&[("retry-after", &past)]), now), Some(Duration::ZERO));
+        assert_eq!(
+            retry_after(&headers(&[("retry-after", &past)]), now),
+            Some(Duration::ZERO)
+        );
     }
 
     #[test]
@@ -68,7 +88,11 @@ mod tests {
         let both = headers(&[("retry-after-ms", "20"), ("retry-after", "1")]);
         assert_eq!(retry_after(&both, now), Some(Duration::from_millis(20)));
         for bad in ["soon", "-1", "NaN", "inf", ""] {
-            assert_eq!(retry_after(&headers(&[("retry-after", bad)]), now), None, "{bad}");
+            assert_eq!(
+                retry_after(&headers(&[("retry-after", bad)]), now),
+                None,
+                "{bad}"
+            );
         }
         let bad_ms = headers(&[("retry-after-ms", "-5"), ("retry-after", "3")]);
         assert_eq!(retry_after(&bad_ms, now), Some(Duration::from_secs(3)));
@@ -77,8 +101,14 @@ mod tests {
 
     #[test]
     fn reads_should_retry() {
-        assert_eq!(should_retry(&headers(&[("x-should-retry", "true")])), Some(true));
-        assert_eq!(should_retry(&headers(&[("x-should-retry", "false")])), Some(false));
+        assert_eq!(
+            should_retry(&headers(&[("x-should-retry", "true")])),
+            Some(true)
+        );
+        assert_eq!(
+            should_retry(&headers(&[("x-should-retry", "false")])),
+            Some(false)
+        );
         assert_eq!(should_retry(&headers(&[("x-should-retry", "maybe")])), None);
         assert_eq!(should_retry(&HeaderMap::new()), None);
     }
