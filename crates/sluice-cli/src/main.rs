@@ -25,7 +25,11 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) => {
             eprintln!("sluice: {err:#}");
-            ExitCode::from(commands::EXIT_INTERNAL)
+            if err.is::<commands::UsageError>() {
+                ExitCode::from(commands::EXIT_USAGE)
+            } else {
+                ExitCode::from(commands::EXIT_INTERNAL)
+            }
         }
     }
 }

@@ -14,9 +14,23 @@ use clap::{Parser, Subcommand};
 pub const EXIT_OK: u8 = 0;
 /// Something went wrong inside sluice or its environment (an unwritable file, say).
 pub const EXIT_INTERNAL: u8 = 1;
-// 2 is clap's code for a usage error (bad flags).
+/// The command line is wrong (clap uses the same code for flags it rejects).
+pub const EXIT_USAGE: u8 = 2;
 /// Some requests failed for good; they are in the errors file.
 pub const EXIT_FAILURES: u8 = 3;
+
+/// A mistake in what the user asked for, as opposed to a failure while doing it.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// Fails with a [`UsageError`].
+macro_rules! usage {
+    ($($arg:tt)*) => {
+        return Err(anyhow::Error::new($crate::commands::UsageError(format!($($arg)*))))
+    };
+}
+pub(crate) use usage;
 
 /// Run large batches of LLM API requests as fast as the provider allows, and never faster.
 #[derive(Debug, Parser)]

@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 
 use super::sink::{Sink, default_errors_path};
 use super::summary;
-use super::{EXIT_FAILURES, EXIT_OK};
+use super::{EXIT_FAILURES, EXIT_OK, usage};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum FormatArg {
@@ -152,14 +152,17 @@ impl RunArgs {
         }
         for header in &self.headers {
             let Some((name, value)) = header.split_once(':') else {
-                bail!("--header `{header}` must look like 'Name: value'");
+                usage!("--header `{header}` must look like 'Name: value'");
             };
             builder = builder.header(name.trim(), value.trim());
         }
         if let Some(seed) = self.seed {
             builder = builder.seed(seed);
         }
-        Ok(builder.build()?)
+        match builder.build() {
+            Ok(client) => Ok(client),
+            Err(e) => usage!("{e}"),
+        }
     }
 
     /// How to read the input.
@@ -170,7 +173,7 @@ impl RunArgs {
             FormatArg::Prompts => Format::Prompts,
         };
         if matches!(format, Format::Prompts) && self.model.is_none() {
-            bail!("--format prompts needs --model");
+            usage!("--format prompts needs --model");
         }
         Ok(InputOptions {
             format,
