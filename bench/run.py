@@ -1,0 +1,222 @@
+#!/usr/bin/env python3
+"""Benchmarks for sluice, side by side on one machine. Prints markdown tables.
+
+    cargo build --release
+    cargo install oha --locked                                  # for sim / overhead
+    python3 -m venv bench/.venv && bench/.venv/bin/pip install openai   # for peer
+    python3 bench/run.py [sim] [overhead] [peer] [utilization] [memory] [--runs 3]
+
+Every figure is the median of --runs runs, measured in the same invocation so the
+machine's noise hits all contenders alike. CPU seconds and peak RSS come from wait4() of
+each process. Nothing here talks to anything but 127.0.0.1.
+"""
+import argparse
+import json
+import os
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SLUICE = os.path.join(ROOT, "target", "release", "sluice")
+PEER = os.path.join(os.path.dirname(ROOT), "shared", "bench", "openai_sdk_peer.py")
+VENV_PY = os.path.join(ROOT, "bench", ".venv", "bin", "python")
+BODY = {
+    "model": "gpt-4o-mini",
+    "messages": [{"role": "user", "content": "Summarize the plot of Hamlet in one sentence."}],
+    "max_tokens": 32,
+}
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Sim:
+    """`sluice sim` in its own process."""
+
+    def __init__(self, *flags):
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            [SLUICE, "sim", "--listen", f"127.0.0.1:{self.port}", "--no-id-stats", *flags],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        line = self.proc.stdout.readline()
+        assert "listening on" in line, line
+        self.base = f"http://127.0.0.1:{self.port}/v1"
+
+    def stats(self):
+        import urllib.request
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/sim/stats?attempts=false") as r:
+            return json.load(r)
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait()
+
+
+def measure(cmd, env=None, timeout=None):
+    """Runs cmd; returns (stdout+stderr text, wall s, cpu s, peak RSS MiB)."""
+    out = tempfile.TemporaryFile()
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    out.seek(0)
+    text = out.read().decode(errors="replace")
+    cpu = usage.ru_utime + usage.ru_stime
+    return text, wall, cpu, usage.ru_maxrss / 1024.0, proc.returncode
+
+
+def write_batch(path, n, body=BODY, vary=True):
+    with open(path, "w") as f:
+        for i in range(n):
+            b = dict(body)
+            if vary:
+                b = json.loads(json.dumps(body))
+                b["messages"][-1]["content"] = f"{body['messages'][-1]['content']} (#{i})"
+            f.write(json.dumps({"custom_id": f"r{i}", "method": "POST", "url": "/v1/chat/completions", "body": b}) + "\n")
+
+
+def sluice_run(base, inp, out_dir, *flags):
+    out = os.path.join(out_dir, "results.jsonl")
+    text, wall, cpu, rss, code = measure(
+        [SLUICE, "run", inp, "-o", out, "--base-url", base, *flags],
+        env={**os.environ, "OPENAI_API_KEY": "sk-bench"})
+    m = re.search(r"\(([\d.]+) requests/s", text)
+    ok = re.search(r"ok\s+(\d+)", text)
+    return {"rps": float(m.group(1)) if m else 0.0, "wall": wall, "cpu": cpu, "rss": rss,
+            "ok": int(ok.group(1)) if ok else 0, "code": code, "text": text}
+
+
+def oha(url, n, conc):
+    text, wall, cpu, rss, code = measure(
+        ["oha", "-n", str(n), "-c", str(conc), "--no-tui", "-m", "POST",
+         "-H", "content-type: application/json", "-d", json.dumps(BODY), url])
+    m = re.search(r"Requests/sec:\s+([\d.]+)", text)
+    return {"rps": float(m.group(1)) if m else 0.0, "wall": wall, "cpu": cpu, "rss": rss}
+
+
+def med(runs, key):
+    return statistics.median(r[key] for r in runs)
+
+
+def bench_sim(args):
+    print("\n### Simulator throughput (zero latency, no limits, oha -c 64, 10 s)\n")
+    rates = []
+    for _ in range(args.runs):
+        sim = Sim()
+        text, *_ = measure(["oha", "-z", "10s", "-c", "64", "--no-tui", "-m", "POST",
+                            "-H", "content-type: application/json", "-d", json.dumps(BODY),
+                            f"{sim.base}/chat/completions"])
+        sim.stop()
+        rates.append(float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1)))
+    print("| runs | requests/s (median) | min | max |\n|---|---|---|---|")
+    print(f"| {len(rates)} | {statistics.median(rates):,.0f} | {min(rates):,.0f} | {max(rates):,.0f} |")
+
+
+def bench_overhead(args, with_peer):
+    n = args.requests
+    print(f"\n### Overhead: {n:,} chat requests, concurrency 64, simulator at zero latency, no limits\n")
+    tmp = tempfile.mkdtemp(prefix="sluice-bench-")
+    inp = os.path.join(tmp, "requests.jsonl")
+    write_batch(inp, n)
+    rows = {"oha": [], "sluice": [], "openai-sdk": []}
+    for _ in range(args.runs):
+        sim = Sim()
+        rows["oha"].append(oha(f"{sim.base}/chat/completions", n, 64))
+        sim.stop()
+        sim = Sim()
+        r = sluice_run(sim.base, inp, tmp, "--concurrency", "64")
+        assert r["ok"] == n, r["text"]
+        rows["sluice"].append(r)
+        sim.stop()
+        if with_peer:
+            sim = Sim()
+            text, wall, cpu, rss, code = measure(
+                [VENV_PY, PEER, "--base-url", sim.base, "--input", inp, "--concurrency", "64"])
+            sim.stop()
+            m = re.search(r"req_per_s=([\d.]+)", text)
+            rows["openai-sdk"].append({"rps": float(m.group(1)) if m else 0.0, "wall": wall, "cpu": cpu, "rss": rss})
+    print("| client | requests/s | wall s | CPU s | requests per CPU s | peak RSS MiB |\n|---|---|---|---|---|---|")
+    for name, runs in rows.items():
+        if not runs:
+            continue
+        rps, cpu = med(runs, "rps"), med(runs, "cpu")
+        print(f"| {name} | {rps:,.0f} | {med(runs, 'wall'):.2f} | {cpu:.2f} | {n / cpu:,.0f} | {med(runs, 'rss'):.1f} |")
+    s, o = med(rows["sluice"], "rps"), med(rows["oha"], "rps")
+    print(f"\nsluice / oha = {s / o:.0%} (target at least 80%)")
+    if rows["openai-sdk"]:
+        ratio = (n / med(rows["sluice"], "cpu")) / (n / med(rows["openai-sdk"], "cpu"))
+        print(f"sluice requests per CPU second / openai-sdk's = {ratio:.1f}x (target at least 10x)")
+
+
+def bench_utilization(args):
+    secs = args.utilization_secs
+    rpm, tpm = 6000, 1_000_000
+    n = int(rpm * secs / 60)
+    print(f"\n### Utilization: simulator and sluice at --rpm {rpm} --tpm {tpm}, 50 ms latency, {n:,} requests (~{secs} s)\n")
+    tmp = tempfile.mkdtemp(prefix="sluice-bench-")
+    inp = os.path.join(tmp, "requests.jsonl")
+    write_batch(inp, n, body={**BODY, "max_tokens": 100})
+    sim = Sim("--rpm", str(rpm), "--tpm", str(tpm), "--ttft-ms", "50")
+    r = sluice_run(sim.base, inp, tmp, "--rpm", str(rpm), "--tpm", str(tpm), "--concurrency", "64")
+    st = sim.stats()
+    sim.stop()
+    minutes = r["wall"] / 60
+    got_rpm = st["admitted"] / minutes
+    got_tpm = st["charged_tokens"] / minutes
+    share = max(got_rpm / rpm, got_tpm / tpm)
+    print("| achieved RPM | share of RPM | achieved TPM (charged) | share of TPM | 429s | binding share |\n|---|---|---|---|---|---|")
+    print(f"| {got_rpm:,.0f} | {got_rpm / rpm:.1%} | {got_tpm:,.0f} | {got_tpm / tpm:.1%} | {st['by_status'].get('429', 0)} | {share:.1%} |")
+    print(f"\nbusiest 1 s window: {st['peak']['requests_1s']} requests, {st['peak']['tokens_1s']} tokens; "
+          f"busiest 60 s: {st['peak']['requests_60s']} requests, {st['peak']['tokens_60s']} tokens")
+
+
+def bench_memory(args):
+    n = args.memory_requests
+    print(f"\n### Memory: {n:,} requests, simulator at zero latency, concurrency 64\n")
+    tmp = tempfile.mkdtemp(prefix="sluice-bench-")
+    inp = os.path.join(tmp, "requests.jsonl")
+    write_batch(inp, n)
+    runs = []
+    for _ in range(args.runs):
+        sim = Sim()
+        r = sluice_run(sim.base, inp, tmp, "--concurrency", "64")
+        sim.stop()
+        assert r["ok"] == n, r["text"]
+        runs.append(r)
+    print("| requests | input MiB | peak RSS MiB (median) | requests/s |\n|---|---|---|---|")
+    print(f"| {n:,} | {os.path.getsize(inp) / 2**20:.1f} | {med(runs, 'rss'):.1f} | {med(runs, 'rps'):,.0f} |")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("which", nargs="*", default=["sim", "overhead", "peer", "utilization", "memory"])
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--requests", type=int, default=50_000)
+    ap.add_argument("--utilization-secs", type=int, default=120)
+    ap.add_argument("--memory-requests", type=int, default=100_000)
+    args = ap.parse_args()
+    if not os.path.exists(SLUICE):
+        sys.exit("build first: cargo build --release")
+    print(f"machine: {os.cpu_count()} cores; {time.strftime('%Y-%m-%d')}")
+    if "sim" in args.which:
+        bench_sim(args)
+    if "overhead" in args.which or "peer" in args.which:
+        bench_overhead(args, with_peer="peer" in args.which and os.path.exists(VENV_PY))
+    if "utilization" in args.which:
+        bench_utilization(args)
+    if "memory" in args.which:
+        bench_memory(args)
+
+
+if __name__ == "__main__":
+    main()
