@@ -24,6 +24,7 @@ use futures::{FutureExt, Stream, StreamExt};
 use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use crate::client::{Attempt, Inner, too_large};
 use crate::error::{ErrorKind, RequestError};
@@ -33,12 +34,29 @@ use crate::limits::AdmitDecision;
 use crate::outcome::BatchResult;
 use crate::request::Request;
 
-/// The results of a batch, in completion order. Dropping it cancels the batch: requests in
+/// The results of a batch, in completion order.
+///
+/// [`BatchRun::stop`] ends it gracefully: nothing new is sent, requests in flight finish and
+/// their results still come out, then the stream ends; requests not yet finished (queued,
+/// or waiting to retry) get no result. Dropping it cancels the batch at once: requests in
 /// flight are abandoned and nothing more is read from the input.
 #[derive(Debug)]
 pub struct BatchRun {
     results: mpsc::Receiver<BatchResult>,
     task: JoinHandle<()>,
+    stop: CancellationToken,
+}
+
+impl BatchRun {
+    /// Stops sending; the stream ends once the requests in flight have finished.
+    pub fn stop(&self) {
+        self.stop.cancel();
+    }
+
+    /// A token that stops the batch when cancelled, for wiring to a shutdown signal.
+    pub fn stop_token(&self) -> CancellationToken {
+        self.stop.clone()
+    }
 }
 
 impl Stream for BatchRun {
@@ -111,8 +129,13 @@ where
     S: Stream<Item = Request> + Send + Unpin + 'static,
 {
     let (tx, rx) = mpsc::channel(1024);
-    let task = tokio::spawn(Scheduler::new(inner, tx).run(input));
-    BatchRun { results: rx, task }
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(Scheduler::new(inner, tx, stop.clone()).run(input));
+    BatchRun {
+        results: rx,
+        task,
+        stop,
+    }
 }
 
 /// What an attempt task hands back.
@@ -131,10 +154,11 @@ struct Scheduler {
     /// How many requests to hold ready ahead of the permits.
     lookahead: usize,
     next_seq: u64,
+    stop: CancellationToken,
 }
 
 impl Scheduler {
-    fn new(inner: Arc<Inner>, results: mpsc::Sender<BatchResult>) -> Self {
+    fn new(inner: Arc<Inner>, results: mpsc::Sender<BatchResult>, stop: CancellationToken) -> Self {
         let lookahead = (inner.concurrency.get() * 2).max(64);
         Scheduler {
             inner,
@@ -144,6 +168,7 @@ impl Scheduler {
             tasks: JoinSet::new(),
             lookahead,
             next_seq: 0,
+            stop,
         }
     }
 
@@ -166,6 +191,23 @@ impl Scheduler {
     {
         let mut input_done = false;
         loop {
+            let stopping = self.stop.is_cancelled();
+            if stopping {
+                // Drain: no new input, no new attempts; wait for those in flight.
+                if self.tasks.is_empty() {
+                    return;
+                }
+                match self.tasks.join_next().await {
+                    Some(Ok(finished)) => {
+                        if !self.settle(finished).await {
+                            return;
+                        }
+                    }
+                    Some(Err(err)) => tracing::error!(%err, "an attempt task failed"),
+                    None => return,
+                }
+                continue;
+            }
             // Top up the ready queue with what the input has at hand, without waiting.
             while !input_done && self.ready.len() < self.lookahead {
                 match input.next().now_or_never() {
@@ -214,6 +256,7 @@ impl Scheduler {
                 }
                 // A permit came free (possibly from a call outside this batch).
                 _ = permits.acquire_owned(), if need_permit => {}
+                _ = self.stop.cancelled() => {}
                 _ = tokio::time::sleep_until(wake_at.unwrap_or(now)), if wake_at.is_some() => {}
                 next = input.next(), if !input_done && self.ready.len() < self.lookahead => match next {
                     Some(request) => self.enqueue(request),
@@ -327,10 +370,12 @@ impl Scheduler {
         }
         self.inner.emit(Event::Finished {
             custom_id: &item.request.custom_id,
+            tag: item.request.tag,
             error: error_kind,
         });
         let result = BatchResult {
             custom_id: item.request.custom_id,
+            tag: item.request.tag,
             outcome,
             attempts: item.attempts,
             latency,

@@ -231,6 +231,7 @@ impl Inner {
     pub(crate) async fn attempt(&self, request: &Request, attempt: u32) -> Attempt {
         self.emit(Event::Sent {
             custom_id: &request.custom_id,
+            tag: request.tag,
             attempt,
         });
         let reply = match self.transport.send(request).await {

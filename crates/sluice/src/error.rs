@@ -39,7 +39,7 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// The `error.code` written for this kind.
-    pub fn code(self) -> &'static str {
+    pub const fn code(self) -> &'static str {
         match self {
             ErrorKind::RateLimited => "rate_limited",
             ErrorKind::InsufficientQuota => "insufficient_quota",

@@ -13,6 +13,8 @@ pub enum Event<'a> {
     Sent {
         /// The request.
         custom_id: &'a str,
+        /// The request's tag.
+        tag: u64,
         /// 1 for the first attempt.
         attempt: u32,
     },
@@ -36,6 +38,8 @@ pub enum Event<'a> {
     Finished {
         /// The request.
         custom_id: &'a str,
+        /// The request's tag.
+        tag: u64,
         /// `None` on success.
         error: Option<ErrorKind>,
     },

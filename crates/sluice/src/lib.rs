@@ -33,6 +33,7 @@ pub mod error;
 pub mod estimate;
 pub mod events;
 pub mod input;
+pub mod journal;
 pub mod limits;
 mod outcome;
 pub mod output;

@@ -34,6 +34,8 @@ pub struct Success {
 pub struct BatchResult {
     /// The request's `custom_id`.
     pub custom_id: String,
+    /// The request's tag.
+    pub tag: u64,
     /// The answer or the error.
     pub outcome: Result<Success, RequestError>,
     /// Attempts made.

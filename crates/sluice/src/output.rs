@@ -58,12 +58,12 @@ fn body(bytes: &[u8]) -> Body<'_> {
     }
 }
 
-/// Appends a success line (with its newline) to `out`.
-pub fn write_success(out: &mut Vec<u8>, id: &str, custom_id: &str, s: &Success) {
+/// Appends a success line (with its newline) to `out`; `line` is the input line number.
+pub fn write_success(out: &mut Vec<u8>, id: &str, custom_id: &str, line: Option<u64>, s: &Success) {
     let line = Line {
         id,
         custom_id: Some(custom_id),
-        line: None,
+        line,
         response: Some(ResponsePart {
             status_code: s.status,
             request_id: s.request_id.as_deref(),
@@ -101,11 +101,11 @@ pub fn write_error(
     write(out, &record);
 }
 
-/// Appends the line for a batch result.
-pub fn write_result(out: &mut Vec<u8>, id: &str, r: &BatchResult) {
+/// Appends the line for a batch result; `line` is the input line number.
+pub fn write_result(out: &mut Vec<u8>, id: &str, line: Option<u64>, r: &BatchResult) {
     match &r.outcome {
-        Ok(s) => write_success(out, id, &r.custom_id, s),
-        Err(e) => write_error(out, id, Some(&r.custom_id), None, e),
+        Ok(s) => write_success(out, id, &r.custom_id, line, s),
+        Err(e) => write_error(out, id, Some(&r.custom_id), line, e),
     }
 }
 
@@ -139,6 +139,7 @@ mod tests {
             &mut out,
             "batch_req_1",
             "r1",
+            Some(4),
             &success(br#"{"choices":[{"x":1}]}"#),
         );
         let text = String::from_utf8(out).unwrap();
@@ -146,6 +147,7 @@ mod tests {
         assert!(text.contains(r#""body":{"choices":[{"x":1}]}"#), "{text}");
         let v: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(v["custom_id"], "r1");
+        assert!(text.starts_with(r#"{"id":"batch_req_1","custom_id":"r1","line":4,"#), "{text}");
         assert_eq!(v["response"]["status_code"], 200);
         assert_eq!(v["response"]["request_id"], "req_1");
         assert_eq!(v["error"], Value::Null);
@@ -154,7 +156,7 @@ mod tests {
     #[test]
     fn pretty_bodies_become_one_line_and_non_json_becomes_a_string() {
         let mut out = Vec::new();
-        write_success(&mut out, "b", "r", &success(b"{\n  \"a\": 1\n}\n"));
+        write_success(&mut out, "b", "r", None, &success(b"{\n  \"a\": 1\n}\n"));
         assert_eq!(out.iter().filter(|&&b| b == b'\n').count(), 1);
         let v: Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["response"]["body"]["a"], 1);

@@ -90,6 +90,9 @@ pub struct Request {
     pub body: Bytes,
     /// Higher goes first; equal priorities keep their order.
     pub priority: i32,
+    /// A number of the caller's, returned with the result (the CLI puts the input line
+    /// number here).
+    pub tag: u64,
 }
 
 impl Request {
@@ -100,12 +103,19 @@ impl Request {
             endpoint,
             body: Bytes::from(serde_json::to_vec(body).unwrap_or_default()),
             priority: 0,
+            tag: 0,
         }
     }
 
     /// A chat completion request.
     pub fn chat(custom_id: impl Into<String>, body: &serde_json::Value) -> Self {
         Self::new(custom_id, Endpoint::ChatCompletions, body)
+    }
+
+    /// The same request with a tag.
+    pub fn with_tag(mut self, tag: u64) -> Self {
+        self.tag = tag;
+        self
     }
 
     /// The same request with a priority.

@@ -13,8 +13,10 @@ use sluice::input::{self, InputOptions};
 use sluice::{Client, Limits};
 use sluice_sim::{Fault, Latency, Sim};
 
-use super::sink::{Sink, default_errors_path};
+use super::execute::execute;
+use super::signals::Signals;
 use super::summary;
+use sluice::journal::{InputIdentity, Journal, JournalPaths, OpenOptions};
 
 /// Flags of `sluice demo`.
 #[derive(Debug, Args)]
@@ -90,22 +92,22 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             ..Limits::default()
         })
         .build()?;
+    let mut signals = Signals::install()?;
     let input = input::open(&input_path, InputOptions::default()).await?;
-    let mut sink = Sink::create(&output_path, &default_errors_path(&output_path))?;
-    let report = super::run::execute(&client, input, &mut sink).await?;
+    let paths = JournalPaths::for_output(&output_path, None);
+    let fresh = OpenOptions {
+        restart: true,
+        ..OpenOptions::default()
+    };
+    let (journal, recovered) = Journal::open(paths.clone(), InputIdentity::of(&input_path)?, fresh)?;
+    let in_flight = Default::default();
+    let drain = Duration::from_secs(30);
+    let report = execute(&client, input, journal, recovered.ids, &in_flight, &mut signals, drain).await?;
     let stats = sim.stats();
     sim.shutdown().await;
 
-    eprint!(
-        "{}",
-        summary::render(&client.stats(), report.invalid_lines, report.wall)
-    );
-    let (out, err) = sink.paths();
-    eprintln!(
-        "  output       {}\n  errors       {}",
-        out.display(),
-        err.display()
-    );
+    eprint!("{}", summary::render(&client.stats(), report.invalid_lines, report.wall));
+    eprintln!("  output       {}\n  errors       {}", paths.output.display(), paths.errors.display());
     eprintln!(
         "  simulator    {} received, {} answered 429, busiest second {} requests (limit {}/min)",
         stats.received,

@@ -1,10 +1,13 @@
 //! Subcommands and the exit codes they share.
 
 mod demo;
+mod execute;
 mod run;
+mod signals;
 mod sim;
-mod sink;
+mod status;
 mod summary;
+mod validate;
 
 use std::process::ExitCode;
 
@@ -48,6 +51,10 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Serve an OpenAI-compatible API simulator with rate limits, latency and faults.
     Sim(sim::SimArgs),
+    /// Tell how far a run got: done, failed and pending requests.
+    Status(status::StatusArgs),
+    /// Check an input file without sending anything; summarize its errors by kind.
+    Validate(validate::ValidateArgs),
 }
 
 impl Cli {
@@ -57,6 +64,8 @@ impl Cli {
             Command::Run(args) => run::run(args).await,
             Command::Demo(args) => demo::run(args).await,
             Command::Sim(args) => sim::run(args).await,
+            Command::Status(args) => status::run(args).await,
+            Command::Validate(args) => validate::run(args).await,
         }
     }
 }

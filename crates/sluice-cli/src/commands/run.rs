@@ -2,19 +2,20 @@
 
 use std::num::{NonZeroU32, NonZeroU64, NonZeroUsize};
 use std::path::PathBuf;
-use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::{Args, ValueEnum};
-use futures::StreamExt;
-use sluice::input::{self, Format, InputItem, InputOptions, LineError, PromptOptions};
-use sluice::{ApiKey, AuthStyle, Backoff, Client, Limits, RetryPolicy};
-use tokio::sync::mpsc;
+use sluice::input::{self, Format, InputOptions, PromptOptions};
+use sluice::journal::{InputIdentity, Journal, JournalError, JournalPaths, OpenOptions, SyncPolicy};
+use sluice::{ApiKey, AuthStyle, Backoff, Client, Event, Limits, RetryPolicy};
 
-use super::sink::{Sink, default_errors_path};
+use super::execute::execute;
+use super::signals::Signals;
 use super::summary;
-use super::{EXIT_FAILURES, EXIT_OK, usage};
+use super::usage;
+use std::process::ExitCode;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum FormatArg {
@@ -112,6 +113,42 @@ pub struct RunArgs {
     /// Seed for retry jitter (reproducible runs).
     #[arg(long)]
     seed: Option<u64>,
+
+    /// Discard the results and state of an earlier run to the same output and start over.
+    #[arg(long)]
+    restart: bool,
+    /// Send again the requests that failed for good in an earlier run.
+    #[arg(long)]
+    retry_failed: bool,
+    /// When results are forced to disk: `always`, every N seconds (`1s`, the default,
+    /// `250ms`), or `never` (the OS decides; a crash of sluice still loses nothing written).
+    #[arg(long, default_value = "1s", value_parser = parse_sync)]
+    sync: SyncPolicy,
+    /// Seconds to let requests in flight finish after Ctrl-C or SIGTERM.
+    #[arg(long, default_value_t = 30.0)]
+    drain_timeout: f64,
+}
+
+fn parse_sync(s: &str) -> Result<SyncPolicy, String> {
+    match s {
+        "always" => Ok(SyncPolicy::Always),
+        "never" => Ok(SyncPolicy::Never),
+        other => {
+            let (number, scale) = if let Some(ms) = other.strip_suffix("ms") {
+                (ms, 0.001)
+            } else if let Some(s) = other.strip_suffix('s') {
+                (s, 1.0)
+            } else {
+                (other, 1.0)
+            };
+            number
+                .parse::<f64>()
+                .ok()
+                .and_then(|n| Duration::try_from_secs_f64(n * scale).ok())
+                .map(SyncPolicy::Every)
+                .ok_or_else(|| format!("`{s}`: expected always, never, or an interval such as 1s or 250ms"))
+        }
+    }
 }
 
 fn secs(value: f64, flag: &str) -> anyhow::Result<Duration> {
@@ -120,9 +157,19 @@ fn secs(value: f64, flag: &str) -> anyhow::Result<Duration> {
 }
 
 impl RunArgs {
-    /// The client these flags describe.
-    pub fn client(&self) -> anyhow::Result<Client> {
+    /// The client these flags describe; `in_flight` follows the tags of requests sent and
+    /// not yet finished.
+    pub fn client(&self, in_flight: Arc<Mutex<std::collections::HashSet<u64>>>) -> anyhow::Result<Client> {
         let mut builder = Client::builder()
+            .observer(Arc::new(move |event: &Event<'_>| match event {
+                Event::Sent { tag, .. } => {
+                    in_flight.lock().unwrap_or_else(|e| e.into_inner()).insert(*tag);
+                }
+                Event::Finished { tag, .. } => {
+                    in_flight.lock().unwrap_or_else(|e| e.into_inner()).remove(tag);
+                }
+                _ => {}
+            }))
             .base_url(&self.base_url)
             .concurrency(self.concurrency)
             .limits(Limits {
@@ -184,129 +231,85 @@ impl RunArgs {
                 temperature: self.temperature,
             }),
             max_line_bytes: self.max_line_bytes,
+            skip: Default::default(),
         })
     }
 
-    /// The errors file.
-    pub fn errors_path(&self) -> PathBuf {
-        self.errors
-            .clone()
-            .unwrap_or_else(|| default_errors_path(&self.output))
+    /// The files of this run.
+    pub fn paths(&self) -> JournalPaths {
+        JournalPaths::for_output(&self.output, self.errors.as_deref())
     }
 }
 
-/// What the input stream tells the writer besides requests.
-enum Note {
-    Invalid(LineError),
-    ReadFailed(std::io::Error),
-}
-
-/// Runs `args` to the end and prints the summary.
+/// Runs `args` to the end (or to a signal) and prints the summary.
 pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let client = args.client()?;
-    let options = args.input_options()?;
+    let mut signals = Signals::install()?;
+    let in_flight = Arc::new(Mutex::new(std::collections::HashSet::new()));
+    let client = args.client(in_flight.clone())?;
+    let mut options = args.input_options()?;
+    let identity = InputIdentity::of(&args.input).with_context(|| format!("cannot open {}", args.input.display()))?;
+    let open = OpenOptions {
+        restart: args.restart,
+        retry_failed: args.retry_failed,
+        sync: args.sync,
+    };
+    let (journal, mut recovered) = match Journal::open(args.paths(), identity, open) {
+        Ok(x) => x,
+        Err(e @ (JournalError::InputChanged { .. } | JournalError::OutputWithoutState { .. })) => usage!("{e}"),
+        Err(e) => return Err(e.into()),
+    };
+    if recovered.resumed {
+        let mut extra = String::new();
+        if recovered.retrying > 0 {
+            extra.push_str(&format!("; sending {} failures again", recovered.retrying));
+        }
+        if recovered.repaired_bytes > 0 {
+            extra.push_str(&format!("; cut {} bytes of a torn last record", recovered.repaired_bytes));
+        }
+        eprintln!(
+            "sluice: resuming {}: {} lines already done ({} ok, {} failed){extra}",
+            args.output.display(),
+            recovered.done.len(),
+            recovered.ok,
+            recovered.failed,
+        );
+    }
+    let resent = recovered.previously_in_flight.len() as u64;
+    options.skip = std::mem::take(&mut recovered.done);
     let input = input::open(&args.input, options)
         .await
         .with_context(|| format!("cannot open {}", args.input.display()))?;
-    let mut sink = Sink::create(&args.output, &args.errors_path())?;
-    let report = execute(&client, input, &mut sink).await?;
-    eprint!(
-        "{}",
-        summary::render(&client.stats(), report.invalid_lines, report.wall)
-    );
-    let (out, err) = sink.paths();
-    eprintln!(
-        "  output       {}\n  errors       {}",
-        out.display(),
-        err.display()
-    );
-    Ok(ExitCode::from(report.exit_code()))
+    let drain = secs(args.drain_timeout, "--drain-timeout")?;
+    let outcome = execute(&client, input, journal, recovered.ids, &in_flight, &mut signals, drain).await?;
+    let mut text = summary::render(&client.stats(), outcome.invalid_lines, outcome.wall);
+    if resent > 0 {
+        text.push_str(&format!(
+            "  resent       {resent} requests were in flight when the last run stopped and were sent again (possible duplicate calls)\n"
+        ));
+    }
+    eprint!("{text}");
+    let paths = args.paths();
+    eprintln!("  output       {}\n  errors       {}", paths.output.display(), paths.errors.display());
+    if let Some(signal) = outcome.interrupted {
+        eprintln!(
+            "sluice: stopped by {signal}; the results so far are written. To resume, run:\n  {}",
+            resume_command()
+        );
+    }
+    Ok(ExitCode::from(outcome.exit_code()))
 }
 
-/// What a run came to.
-pub struct Report {
-    /// Input lines that could not be sent.
-    pub invalid_lines: u64,
-    /// Requests that failed for good.
-    pub failed: u64,
-    /// Time from start to the last result.
-    pub wall: Duration,
-}
-
-impl Report {
-    /// 0 when everything succeeded, [`EXIT_FAILURES`] otherwise.
-    pub fn exit_code(&self) -> u8 {
-        if self.invalid_lines + self.failed == 0 {
-            EXIT_OK
-        } else {
-            EXIT_FAILURES
-        }
-    }
-}
-
-/// Sends everything `input` holds through `client`, writing each result to `sink`.
-pub async fn execute(
-    client: &Client,
-    input: input::InputStream,
-    sink: &mut Sink,
-) -> anyhow::Result<Report> {
-    let started = Instant::now();
-    let (notes_tx, mut notes) = mpsc::unbounded_channel();
-    let requests = input.filter_map(move |item| {
-        let request = match item {
-            InputItem::Request(_, request) => Some(request),
-            InputItem::Invalid(e) => {
-                let _ = notes_tx.send(Note::Invalid(e));
-                None
+/// This process's command line, shell-quoted, without the flags that only make sense once.
+fn resume_command() -> String {
+    std::env::args()
+        .filter(|a| a != "--restart" && a != "--retry-failed")
+        .map(|a| {
+            if !a.is_empty() && a.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,@+".contains(c)) {
+                a
+            } else {
+                format!("'{}'", a.replace('\'', "'\\''"))
             }
-            InputItem::Failed(e) => {
-                let _ = notes_tx.send(Note::ReadFailed(e));
-                None
-            }
-        };
-        std::future::ready(request)
-    });
-    let mut results = client.run(Box::pin(requests));
-    let mut invalid_lines = 0;
-    let mut failed = 0;
-    let mut read_error = None;
-    let mut on_note = |note: Note, sink: &mut Sink| -> anyhow::Result<()> {
-        match note {
-            Note::Invalid(e) => {
-                invalid_lines += 1;
-                sink.invalid_line(&e)
-            }
-            Note::ReadFailed(e) => {
-                read_error = Some(e);
-                Ok(())
-            }
-        }
-    };
-    loop {
-        tokio::select! {
-            biased;
-            Some(note) = notes.recv() => on_note(note, sink)?,
-            result = results.next() => match result {
-                Some(result) => {
-                    if result.outcome.is_err() {
-                        failed += 1;
-                    }
-                    sink.result(&result)?;
-                }
-                None => break,
-            },
-        }
-    }
-    while let Ok(note) = notes.try_recv() {
-        on_note(note, sink)?;
-    }
-    sink.flush()?;
-    if let Some(e) = read_error {
-        bail!("reading the input failed: {e}; the results so far are written");
-    }
-    Ok(Report {
-        invalid_lines,
-        failed,
-        wall: started.elapsed(),
-    })
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }

@@ -32,6 +32,11 @@ impl<R: AsyncBufRead + Unpin> LineReader<R> {
         }
     }
 
+    /// Lines read so far.
+    pub fn lines_read(&self) -> u64 {
+        self.number
+    }
+
     /// The next line and its number, or `None` at the end. A last line without a newline
     /// is still a line.
     pub async fn next_line(&mut self) -> std::io::Result<Option<(u64, Line<'_>)>> {
@@ -44,7 +49,7 @@ impl<R: AsyncBufRead + Unpin> LineReader<R> {
                 break;
             }
             any = true;
-            let (take, done) = match chunk.iter().position(|&b| b == b'\n') {
+            let (take, done) = match memchr::memchr(b'\n', chunk) {
                 Some(i) => (i + 1, true),
                 None => (chunk.len(), false),
             };

@@ -13,6 +13,7 @@ use tokio::io::{AsyncBufRead, BufReader};
 pub use lines::{Line, LineReader};
 pub use parse::{LineError, LineErrorKind, PromptOptions, parse_priority};
 
+use crate::journal::LineSet;
 use crate::request::Request;
 
 /// The input's format.
@@ -37,6 +38,8 @@ pub struct InputOptions {
     pub prompts: Option<PromptOptions>,
     /// Lines longer than this are errors (default 16 MiB).
     pub max_line_bytes: usize,
+    /// Lines to pass over without parsing (those a previous run already recorded).
+    pub skip: LineSet,
 }
 
 impl Default for InputOptions {
@@ -45,6 +48,7 @@ impl Default for InputOptions {
             format: Format::Auto,
             prompts: None,
             max_line_bytes: 16 * 1024 * 1024,
+            skip: LineSet::default(),
         }
     }
 }
@@ -58,6 +62,8 @@ pub enum InputItem {
     Invalid(LineError),
     /// The input could not be read any further.
     Failed(std::io::Error),
+    /// The end of the input, after this many lines.
+    End(u64),
 }
 
 /// A stream of input items.
@@ -106,19 +112,22 @@ where
         if s.done {
             return None;
         }
-        let item = next_item(&mut s).await?;
-        if matches!(item, InputItem::Failed(_)) {
+        let item = next_item(&mut s).await;
+        if matches!(item, InputItem::Failed(_) | InputItem::End(_)) {
             s.done = true;
         }
         Some((item, s))
     }))
 }
 
-async fn next_item<R: AsyncBufRead + Unpin>(s: &mut State<R>) -> Option<InputItem> {
-    let (number, line) = match s.lines.next_line().await {
-        Ok(Some(x)) => x,
-        Ok(None) => return None,
-        Err(e) => return Some(InputItem::Failed(e)),
+async fn next_item<R: AsyncBufRead + Unpin>(s: &mut State<R>) -> InputItem {
+    let (number, line) = loop {
+        match s.lines.next_line().await {
+            Ok(Some((number, _))) if s.options.skip.contains(number) => {}
+            Ok(Some(x)) => break x,
+            Ok(None) => return InputItem::End(s.lines.lines_read()),
+            Err(e) => return InputItem::Failed(e),
+        }
     };
     let error = |kind, custom_id, message| {
         InputItem::Invalid(LineError {
@@ -132,14 +141,14 @@ async fn next_item<R: AsyncBufRead + Unpin>(s: &mut State<R>) -> Option<InputIte
     let bytes = match line {
         Line::Text(t) => t,
         Line::TooLong(len) => {
-            return Some(error(
+            return error(
                 LineErrorKind::TooLong,
                 None,
                 format!(
                     "line of {len} bytes is longer than the limit of {} (--max-line-bytes)",
                     s.options.max_line_bytes
                 ),
-            ));
+            );
         }
     };
     // A UTF-8 byte order mark on the first line is not part of the content.
@@ -166,10 +175,10 @@ async fn next_item<R: AsyncBufRead + Unpin>(s: &mut State<R>) -> Option<InputIte
         )),
         _ => parse::parse_batch_line(bytes),
     };
-    Some(match parsed {
-        Ok(request) => InputItem::Request(number, request),
+    match parsed {
+        Ok(request) => InputItem::Request(number, request.with_tag(number)),
         Err((kind, custom_id, message)) => error(kind, custom_id, message),
-    })
+    }
 }
 
 #[cfg(test)]
@@ -207,6 +216,7 @@ mod tests {
             ..InputOptions::default()
         };
         let items = collect(b"hello\nworld", options).await;
-        assert!(matches!(&items[1], InputItem::Request(2, r) if r.custom_id == "2"));
+        assert!(matches!(&items[1], InputItem::Request(2, r) if r.custom_id == "2" && r.tag == 2));
+        assert!(matches!(&items[2], InputItem::End(2)));
     }
 }

@@ -212,6 +212,7 @@ pub(crate) fn parse_batch_line(bytes: &[u8]) -> Parsed {
         endpoint,
         body,
         priority,
+        tag: 0,
     })
 }
 

@@ -1,0 +1,187 @@
+//! The loop between the engine and the files: feeds the input to the engine (turning
+//! unusable and duplicate lines into error records), writes every result to the journal,
+//! checkpoints, and handles stop signals.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use futures::{FutureExt, StreamExt};
+use sluice::input::{InputItem, InputStream, LineError};
+use sluice::journal::{IdSet, Journal};
+use sluice::{Client, ErrorKind, RequestError};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::signals::{Signals, StopSignal};
+use super::{EXIT_FAILURES, EXIT_OK};
+
+/// What a run came to.
+#[derive(Debug)]
+pub struct Outcome {
+    /// Input lines that could not be sent (unusable or duplicate).
+    pub invalid_lines: u64,
+    /// Requests that failed for good.
+    pub failed: u64,
+    /// Time from start to the end.
+    pub wall: Duration,
+    /// The signal that stopped the run, if one did.
+    pub interrupted: Option<StopSignal>,
+}
+
+impl Outcome {
+    /// The process exit code (see the README's table).
+    pub fn exit_code(&self) -> u8 {
+        match self.interrupted {
+            Some(signal) => signal.exit_code(),
+            None if self.invalid_lines + self.failed > 0 => EXIT_FAILURES,
+            None => EXIT_OK,
+        }
+    }
+}
+
+/// What the input tells the writer besides requests.
+enum Note {
+    Invalid(LineError),
+    Duplicate(u64, String),
+    ReadFailed(std::io::Error),
+    End(u64),
+}
+
+/// Results written between two checkpoints at most, so a steady stream of results still
+/// reaches the operating system often.
+const BATCH: usize = 256;
+
+/// Sends everything `input` holds through `client`, writing each result to `journal`.
+#[allow(clippy::too_many_arguments)]
+pub async fn execute(
+    client: &Client,
+    input: InputStream,
+    mut journal: Journal,
+    mut ids: IdSet,
+    in_flight: &Arc<Mutex<HashSet<u64>>>,
+    signals: &mut Signals,
+    drain_timeout: Duration,
+) -> anyhow::Result<Outcome> {
+    let started = Instant::now();
+    let (notes_tx, mut notes) = mpsc::unbounded_channel();
+    let requests = input.filter_map(move |item| {
+        let request = match item {
+            InputItem::Request(line, request) => {
+                if ids.insert(&request.custom_id) {
+                    Some(request)
+                } else {
+                    let _ = notes_tx.send(Note::Duplicate(line, request.custom_id));
+                    None
+                }
+            }
+            InputItem::Invalid(e) => {
+                let _ = notes_tx.send(Note::Invalid(e));
+                None
+            }
+            InputItem::Failed(e) => {
+                let _ = notes_tx.send(Note::ReadFailed(e));
+                None
+            }
+            InputItem::End(lines) => {
+                let _ = notes_tx.send(Note::End(lines));
+                None
+            }
+        };
+        std::future::ready(request)
+    });
+    let mut results = client.run(Box::pin(requests));
+    let mut invalid_lines = 0;
+    let mut failed = 0;
+    let mut read_error = None;
+    let mut total_lines = None;
+    let mut interrupted = None;
+    let mut deadline: Option<Instant> = None;
+    let mut finished_normally = false;
+    let mut on_note = |note: Note, journal: &mut Journal| -> std::io::Result<()> {
+        match note {
+            Note::Invalid(e) => {
+                invalid_lines += 1;
+                journal.write_line_error(&e)
+            }
+            Note::Duplicate(line, id) => {
+                invalid_lines += 1;
+                let e = RequestError::new(
+                    ErrorKind::DuplicateId,
+                    format!("line {line}: custom_id `{id}` already appears earlier in the input; each line needs its own"),
+                );
+                journal.write_failure(line, Some(&id), &e)
+            }
+            Note::ReadFailed(e) => {
+                read_error = Some(e);
+                Ok(())
+            }
+            Note::End(lines) => {
+                total_lines = Some(lines);
+                Ok(())
+            }
+        }
+    };
+    let snapshot = || -> Vec<u64> {
+        let mut lines: Vec<u64> = in_flight.lock().unwrap_or_else(|e| e.into_inner()).iter().copied().collect();
+        lines.sort_unstable();
+        lines
+    };
+    let files = journal.paths().clone();
+    let write_failed = || format!("cannot write {} or {}", files.output.display(), files.errors.display());
+    loop {
+        tokio::select! {
+            biased;
+            Some(signal) = signals.recv() => {
+                if interrupted.is_some() {
+                    break; // a second signal: stop now, abandoning what is in flight
+                }
+                interrupted = Some(signal);
+                deadline = Some(Instant::now() + drain_timeout);
+                results.stop();
+            }
+            _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => break,
+            Some(note) = notes.recv() => on_note(note, &mut journal).with_context(write_failed)?,
+            result = results.next() => match result {
+                Some(result) => {
+                    let mut next = Some(result);
+                    let mut written = 0;
+                    while let Some(r) = next.take() {
+                        if r.outcome.is_err() {
+                            failed += 1;
+                        }
+                        journal.write_result(r.tag, &r).with_context(write_failed)?;
+                        written += 1;
+                        if written < BATCH {
+                            next = results.next().now_or_never().flatten();
+                        }
+                    }
+                    journal.checkpoint(snapshot).with_context(write_failed)?;
+                }
+                None => {
+                    finished_normally = true;
+                    break;
+                }
+            },
+        }
+    }
+    // Abandon anything still in flight (after a second signal or the drain deadline).
+    drop(results);
+    while let Ok(note) = notes.try_recv() {
+        on_note(note, &mut journal).with_context(write_failed)?;
+    }
+    let complete = finished_normally && interrupted.is_none() && read_error.is_none() && total_lines.is_some();
+    journal
+        .finish(complete, total_lines, snapshot())
+        .with_context(write_failed)?;
+    if let Some(e) = read_error {
+        anyhow::bail!("reading the input failed: {e}; the results so far are written, and running the same command again resumes");
+    }
+    Ok(Outcome {
+        invalid_lines,
+        failed,
+        wall: started.elapsed(),
+        interrupted,
+    })
+}

@@ -1,0 +1,478 @@
+//! Durable runs: the output and errors files are the record of what is done, and a small
+//! state file beside them says which input they belong to.
+//!
+//! - Every record carries its input line number, so a resumed run rebuilds a one-bit-a-line
+//!   set of done lines by scanning the files, and skips those lines without parsing them.
+//! - A torn last line (a crash mid-write) is cut off before the scan; that request is sent
+//!   again, so records are exactly once and calls at least once.
+//! - Records reach the operating system after every batch of results (a `kill -9` loses at
+//!   most what was in flight) and the disk at checkpoints (`SyncPolicy`).
+//! - The state file is replaced atomically (write temp, fsync, rename, fsync directory);
+//!   every file is created 0600.
+
+mod files;
+mod fingerprint;
+mod lineset;
+mod recover;
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::hash::{BuildHasher, RandomState};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+pub use files::{open_append, replace_atomically, sync_dir};
+pub use fingerprint::Fingerprint;
+pub use lineset::LineSet;
+pub use recover::{RecordId, ScanReport, repair_torn_tail, scan};
+
+use crate::error::{ErrorKind, RequestError};
+use crate::input::LineError;
+use crate::outcome::BatchResult;
+use crate::output::{write_error, write_result};
+
+pub use recover::identify;
+
+/// When records are forced to disk with fsync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncPolicy {
+    /// After every batch of records: safest, slowest.
+    Always,
+    /// At most this long after a record is written, and at the end (the default: 1 s).
+    Every(Duration),
+    /// Never explicitly; the operating system writes when it likes. A process crash
+    /// loses nothing written; a power loss may.
+    Never,
+}
+
+impl Default for SyncPolicy {
+    fn default() -> Self {
+        SyncPolicy::Every(Duration::from_secs(1))
+    }
+}
+
+/// Where a run keeps its files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalPaths {
+    /// Successful results.
+    pub output: PathBuf,
+    /// Permanent failures and unusable lines.
+    pub errors: PathBuf,
+    /// The run's state.
+    pub state: PathBuf,
+}
+
+impl JournalPaths {
+    /// The default layout for an output file: `results.jsonl` gives
+    /// `results.errors.jsonl` and `results.sluice-state.json` beside it.
+    pub fn for_output(output: &Path, errors: Option<&Path>) -> Self {
+        let stem = output
+            .file_stem()
+            .map_or_else(|| "output".to_owned(), |s| s.to_string_lossy().into_owned());
+        JournalPaths {
+            output: output.to_owned(),
+            errors: errors.map_or_else(|| output.with_file_name(format!("{stem}.errors.jsonl")), Path::to_owned),
+            state: output.with_file_name(format!("{stem}.sluice-state.json")),
+        }
+    }
+}
+
+/// What the run reads, as the state file remembers it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputIdentity {
+    /// The path as given (`-` for stdin).
+    pub path: String,
+    /// Its fingerprint; `None` for stdin, which cannot be checked.
+    pub fingerprint: Option<Fingerprint>,
+}
+
+impl InputIdentity {
+    /// Identifies the input at `path`.
+    pub fn of(path: &Path) -> io::Result<Self> {
+        let fingerprint = if path == Path::new("-") {
+            None
+        } else {
+            Some(Fingerprint::of(path)?)
+        };
+        Ok(InputIdentity {
+            path: path.display().to_string(),
+            fingerprint,
+        })
+    }
+}
+
+/// The state file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunState {
+    /// Format version of this file.
+    pub version: u32,
+    /// The input this output belongs to.
+    pub input: InputIdentity,
+    /// The errors file.
+    pub errors: PathBuf,
+    /// True once every input line has its record.
+    pub complete: bool,
+    /// Input lines sent and not yet recorded at the last checkpoint: if the run dies, the
+    /// next one sends them again, and counts them as possibly duplicated calls.
+    pub in_flight: Vec<u64>,
+    /// Input lines, once the whole input has been read.
+    pub total_lines: Option<u64>,
+}
+
+/// Why a journal cannot be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    /// The input is not the one the existing results belong to.
+    #[error(
+        "{input} changed since the run that wrote {output} ({what}); run with --restart to start over, \
+         discarding the {records} results there, or write to another -o"
+    )]
+    InputChanged {
+        /// The input.
+        input: String,
+        /// The output.
+        output: String,
+        /// What differs.
+        what: String,
+        /// Records that would be discarded.
+        records: u64,
+    },
+    /// Results exist but no state says what they belong to.
+    #[error(
+        "{output} already has results but no {state}, so sluice cannot tell which input they belong to; \
+         run with --restart to overwrite it, or write to another -o"
+    )]
+    OutputWithoutState {
+        /// The output.
+        output: String,
+        /// The missing state file.
+        state: String,
+    },
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// What happened.
+        source: io::Error,
+    },
+}
+
+fn io_at(path: &Path) -> impl FnOnce(io::Error) -> JournalError + '_ {
+    move |source| JournalError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// How to open a journal.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OpenOptions {
+    /// Discard existing results and state.
+    pub restart: bool,
+    /// Take permanent request failures out of the errors file so they are sent again.
+    pub retry_failed: bool,
+    /// When to fsync.
+    pub sync: SyncPolicy,
+}
+
+/// `custom_id`s seen, as 64-bit hashes (8 bytes an id plus the table's slack), to report
+/// duplicates without holding the input. A false duplicate needs a 64-bit collision.
+#[derive(Debug, Default)]
+pub struct IdSet {
+    hashes: HashSet<u64>,
+    hasher: RandomState,
+}
+
+impl IdSet {
+    /// Adds `id`; false if it was seen already.
+    pub fn insert(&mut self, id: &str) -> bool {
+        let h = self.hasher.hash_one(id);
+        self.hashes.insert(h)
+    }
+
+    /// Ids seen.
+    pub fn len(&self) -> usize {
+        self.hashes.len()
+    }
+
+    /// True when none.
+    pub fn is_empty(&self) -> bool {
+        self.hashes.is_empty()
+    }
+}
+
+/// What a previous run left.
+#[derive(Debug, Default)]
+pub struct Recovered {
+    /// Input lines that have their record.
+    pub done: LineSet,
+    /// `custom_id`s of the records.
+    pub ids: IdSet,
+    /// Success records.
+    pub ok: u64,
+    /// Failure records.
+    pub failed: u64,
+    /// Lines that were in flight when the previous run stopped (sent again now).
+    pub previously_in_flight: Vec<u64>,
+    /// Failure records taken out by `retry_failed`.
+    pub retrying: u64,
+    /// Bytes of torn records cut off.
+    pub repaired_bytes: u64,
+    /// Whether there was a previous run at all.
+    pub resumed: bool,
+}
+
+/// Error codes that sending again cannot fix: `retry_failed` keeps these.
+const NOT_RETRYABLE: [&str; 2] = [ErrorKind::InvalidInput.code(), ErrorKind::DuplicateId.code()];
+
+/// The writer of a durable run.
+pub struct Journal {
+    paths: JournalPaths,
+    output: BufWriter<File>,
+    errors: BufWriter<File>,
+    state: RunState,
+    sync: SyncPolicy,
+    last_sync: Instant,
+    unsynced: bool,
+    run_id: u64,
+    counter: u64,
+    scratch: Vec<u8>,
+}
+
+impl Journal {
+    /// Opens (or creates) the files at `paths` for `input`, recovering what a previous run
+    /// wrote. Refuses when the input changed or results exist without state, unless
+    /// `options.restart`.
+    pub fn open(paths: JournalPaths, input: InputIdentity, options: OpenOptions) -> Result<(Journal, Recovered), JournalError> {
+        if options.restart {
+            for p in [&paths.output, &paths.errors, &paths.state] {
+                match std::fs::remove_file(p) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(io_at(p)(e)),
+                }
+            }
+        }
+        let previous: Option<RunState> = match std::fs::read(&paths.state) {
+            Ok(bytes) => serde_json::from_slice(&bytes).ok(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(io_at(&paths.state)(e)),
+        };
+        let mut recovered = Recovered::default();
+        match &previous {
+            None => {
+                let has_results = [&paths.output, &paths.errors]
+                    .iter()
+                    .any(|p| std::fs::metadata(p).is_ok_and(|m| m.len() > 0));
+                if has_results {
+                    return Err(JournalError::OutputWithoutState {
+                        output: paths.output.display().to_string(),
+                        state: paths.state.display().to_string(),
+                    });
+                }
+            }
+            Some(state) => {
+                if let Some(what) = difference(&state.input, &input) {
+                    let mut records = 0;
+                    for p in [&paths.output, &paths.errors] {
+                        scan(p, |_| records += 1).map_err(io_at(p))?;
+                    }
+                    return Err(JournalError::InputChanged {
+                        input: input.path.clone(),
+                        output: paths.output.display().to_string(),
+                        what,
+                        records,
+                    });
+                }
+                recovered.resumed = true;
+                recovered.previously_in_flight = state.in_flight.clone();
+                if options.retry_failed {
+                    recovered.retrying = drop_retryable_failures(&paths.errors)?;
+                }
+                for (p, is_errors) in [(&paths.output, false), (&paths.errors, true)] {
+                    let (_, report) = scan_into(p, is_errors, &mut recovered)?;
+                    recovered.repaired_bytes += report.repaired_bytes;
+                }
+                recovered
+                    .previously_in_flight
+                    .retain(|line| !recovered.done.contains(*line));
+            }
+        }
+        let output = open_append(&paths.output).map_err(io_at(&paths.output))?;
+        let errors = open_append(&paths.errors).map_err(io_at(&paths.errors))?;
+        let state = RunState {
+            version: 1,
+            input,
+            errors: paths.errors.clone(),
+            complete: false,
+            in_flight: Vec::new(),
+            total_lines: previous.and_then(|p| p.total_lines),
+        };
+        let journal = Journal {
+            output: BufWriter::with_capacity(256 * 1024, output),
+            errors: BufWriter::with_capacity(64 * 1024, errors),
+            state,
+            sync: options.sync,
+            last_sync: Instant::now(),
+            unsynced: false,
+            run_id: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64),
+            counter: 0,
+            scratch: Vec::with_capacity(4096),
+            paths,
+        };
+        sync_dir(&journal.paths.output).map_err(io_at(&journal.paths.output))?;
+        journal.save_state().map_err(io_at(&journal.paths.state))?;
+        Ok((journal, recovered))
+    }
+
+    /// The files.
+    pub fn paths(&self) -> &JournalPaths {
+        &self.paths
+    }
+
+    fn next_id(&mut self) -> String {
+        self.counter += 1;
+        format!("batch_req_{:x}{:08x}", self.run_id, self.counter)
+    }
+
+    /// Appends a request's final result, tagged with its input line.
+    pub fn write_result(&mut self, line: u64, result: &BatchResult) -> io::Result<()> {
+        let id = self.next_id();
+        self.scratch.clear();
+        write_result(&mut self.scratch, &id, Some(line), result);
+        let target = if result.outcome.is_ok() { &mut self.output } else { &mut self.errors };
+        self.unsynced = true;
+        target.write_all(&self.scratch)
+    }
+
+    /// Appends the record of an input line that cannot be sent.
+    pub fn write_line_error(&mut self, e: &LineError) -> io::Result<()> {
+        let error = RequestError::new(ErrorKind::InvalidInput, e.to_string());
+        self.write_failure(e.line, e.custom_id.as_deref(), &error)
+    }
+
+    /// Appends a failure record for a line that was never sent (a duplicate id, say).
+    pub fn write_failure(&mut self, line: u64, custom_id: Option<&str>, error: &RequestError) -> io::Result<()> {
+        let id = self.next_id();
+        self.scratch.clear();
+        write_error(&mut self.scratch, &id, custom_id, Some(line), error);
+        self.unsynced = true;
+        self.errors.write_all(&self.scratch)
+    }
+
+    /// Hands what was written to the operating system, and to the disk when the sync
+    /// policy says it is time; records the lines now in flight in the state file then.
+    pub fn checkpoint(&mut self, in_flight: impl FnOnce() -> Vec<u64>) -> io::Result<()> {
+        self.output.flush()?;
+        self.errors.flush()?;
+        let due = match self.sync {
+            SyncPolicy::Always => self.unsynced,
+            SyncPolicy::Every(d) => self.unsynced && self.last_sync.elapsed() >= d,
+            SyncPolicy::Never => false,
+        };
+        if due {
+            self.output.get_ref().sync_data()?;
+            self.errors.get_ref().sync_data()?;
+            self.state.in_flight = in_flight();
+            self.save_state()?;
+            self.last_sync = Instant::now();
+            self.unsynced = false;
+        }
+        Ok(())
+    }
+
+    /// Writes and syncs everything, recording whether every line has its record and, when
+    /// the input was read to its end, how many lines it has.
+    pub fn finish(&mut self, complete: bool, total_lines: Option<u64>, in_flight: Vec<u64>) -> io::Result<()> {
+        self.output.flush()?;
+        self.errors.flush()?;
+        if !matches!(self.sync, SyncPolicy::Never) {
+            self.output.get_ref().sync_data()?;
+            self.errors.get_ref().sync_data()?;
+        }
+        self.state.complete = complete;
+        self.state.in_flight = in_flight;
+        if total_lines.is_some() {
+            self.state.total_lines = total_lines;
+        }
+        self.save_state()
+    }
+
+    fn save_state(&self) -> io::Result<()> {
+        let bytes = serde_json::to_vec_pretty(&self.state).map_err(io::Error::other)?;
+        replace_atomically(&self.paths.state, &bytes)
+    }
+}
+
+/// Reads the state file of a run, for `sluice status`.
+pub fn read_state(path: &Path) -> io::Result<RunState> {
+    let bytes = std::fs::read(path)?;
+    serde_json::from_slice(&bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+/// What differs between the input a run was made from and the one given now.
+fn difference(before: &InputIdentity, now: &InputIdentity) -> Option<String> {
+    match (&before.fingerprint, &now.fingerprint) {
+        (Some(a), Some(b)) if a.size != b.size => Some(format!("its size was {} bytes and is now {}", a.size, b.size)),
+        (Some(a), Some(b)) if a != b => Some(format!("its size is the same ({} bytes) but its content differs", a.size)),
+        (Some(_), Some(_)) => None,
+        (None, None) => Some("it is stdin, which cannot be checked".to_owned()),
+        (None, Some(_)) => Some("the first run read stdin".to_owned()),
+        (Some(_), None) => Some("it is now stdin, which cannot be checked".to_owned()),
+    }
+}
+
+/// Scans one file into `recovered`; returns the records read and the report.
+fn scan_into(path: &Path, is_errors: bool, recovered: &mut Recovered) -> Result<(u64, ScanReport), JournalError> {
+    let mut n = 0;
+    let report = scan(path, |r| {
+        n += 1;
+        if let Some(line) = r.line {
+            recovered.done.insert(line);
+        }
+        // A duplicate's id belongs to the earlier line that has it.
+        if r.error_code.as_deref() != Some(ErrorKind::DuplicateId.code())
+            && let Some(id) = &r.custom_id
+        {
+            recovered.ids.insert(id);
+        }
+        if is_errors {
+            recovered.failed += 1;
+        } else {
+            recovered.ok += 1;
+        }
+    })
+    .map_err(io_at(path))?;
+    Ok((n, report))
+}
+
+/// Rewrites the errors file without the failures that sending again could fix; returns how
+/// many were taken out.
+fn drop_retryable_failures(path: &Path) -> Result<u64, JournalError> {
+    let content = match std::fs::read(path) {
+        Ok(c) => c,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(io_at(path)(e)),
+    };
+    let mut kept = Vec::with_capacity(content.len());
+    let mut dropped = 0;
+    for line in content.split_inclusive(|&b| b == b'\n') {
+        if !line.ends_with(b"\n") {
+            continue; // a torn tail: dropped with the rest of the repair
+        }
+        let keep = recover::identify(line)
+            .and_then(|r| r.error_code)
+            .is_none_or(|code| NOT_RETRYABLE.contains(&code.as_str()));
+        if keep {
+            kept.extend_from_slice(line);
+        } else {
+            dropped += 1;
+        }
+    }
+    replace_atomically(path, &kept).map_err(io_at(path))?;
+    Ok(dropped)
+}

@@ -1,0 +1,202 @@
+//! Reading back what a previous run wrote: repairs a torn last line, then collects the
+//! input line number and `custom_id` of every record.
+//!
+//! Records written by sluice begin `{"id":"…","custom_id":…,"line":N,`, so the scan reads
+//! only that prefix of each line; other lines fall back to a full parse.
+
+use std::fs::OpenOptions;
+use std::io::{self, BufRead, BufReader, Seek, SeekFrom};
+use std::path::Path;
+
+use serde::Deserialize;
+
+/// One record's identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordId {
+    /// The `custom_id`, if the record has one.
+    pub custom_id: Option<String>,
+    /// The input line, if the record says.
+    pub line: Option<u64>,
+    /// The `error.code`, for records of failures (`None` for successes and when unknown).
+    pub error_code: Option<String>,
+}
+
+/// What a scan found besides the records.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ScanReport {
+    /// Bytes cut off the end because the last line had no newline (a torn write).
+    pub repaired_bytes: u64,
+    /// Lines that could not be read as records.
+    pub unreadable: u64,
+}
+
+/// Truncates `path` after its last newline, so a record torn by a crash disappears.
+/// Returns the bytes removed. A missing file is fine (nothing was written).
+pub fn repair_torn_tail(path: &Path) -> io::Result<u64> {
+    let mut file = match OpenOptions::new().read(true).write(true).open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let len = file.metadata()?.len();
+    let mut keep = len;
+    let mut buf = vec![0u8; 64 * 1024];
+    while keep > 0 {
+        let start = keep.saturating_sub(buf.len() as u64);
+        let chunk = &mut buf[..(keep - start) as usize];
+        file.seek(SeekFrom::Start(start))?;
+        io::Read::read_exact(&mut file, chunk)?;
+        if let Some(i) = chunk.iter().rposition(|&b| b == b'\n') {
+            keep = start + i as u64 + 1;
+            break;
+        }
+        keep = start;
+    }
+    if keep < len {
+        file.set_len(keep)?;
+        file.sync_all()?;
+    }
+    Ok(len - keep)
+}
+
+/// Reads every record of `path` (after repairing its tail), calling `each` with its identity.
+pub fn scan(path: &Path, mut each: impl FnMut(RecordId)) -> io::Result<ScanReport> {
+    let repaired_bytes = repair_torn_tail(path)?;
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(ScanReport::default()),
+        Err(e) => return Err(e),
+    };
+    let mut reader = BufReader::with_capacity(1 << 20, file);
+    let mut line = Vec::with_capacity(4096);
+    let mut unreadable = 0;
+    loop {
+        line.clear();
+        if reader.read_until(b'\n', &mut line)? == 0 {
+            break;
+        }
+        match identify(&line) {
+            Some(id) => each(id),
+            None => unreadable += 1,
+        }
+    }
+    Ok(ScanReport {
+        repaired_bytes,
+        unreadable,
+    })
+}
+
+/// The identity of one record line, from its prefix when sluice wrote it, else from a
+/// full parse.
+pub fn identify(line: &[u8]) -> Option<RecordId> {
+    read_prefix(line).or_else(|| read_full(line))
+}
+
+/// Parses `{"id":"…","custom_id":<string|null>,"line":N,` and, for failures, finds the
+/// error code near the end of the line.
+fn read_prefix(line: &[u8]) -> Option<RecordId> {
+    let rest = line.strip_prefix(b"{\"id\":\"")?;
+    let end = rest.iter().position(|&b| b == b'"')?;
+    let rest = rest[end + 1..].strip_prefix(b",\"custom_id\":")?;
+    let (custom_id, rest) = if let Some(r) = rest.strip_prefix(b"null") {
+        (None, r)
+    } else {
+        // `rest` starts at the opening quote; find the closing one, skipping escapes.
+        let body = rest.strip_prefix(b"\"")?;
+        let mut i = 0;
+        while *body.get(i)? != b'"' {
+            i += if body[i] == b'\\' { 2 } else { 1 };
+        }
+        let raw = &body[..i];
+        let id = if raw.contains(&b'\\') {
+            serde_json::from_slice::<String>(&rest[..i + 2]).ok()?
+        } else {
+            String::from_utf8(raw.to_vec()).ok()?
+        };
+        (Some(id), &body[i + 1..])
+    };
+    let rest = rest.strip_prefix(b",\"line\":")?;
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    let line_no = std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()?;
+    Some(RecordId {
+        custom_id,
+        line: Some(line_no),
+        error_code: error_code(line),
+    })
+}
+
+/// The `error.code` of a failure record, which the writer puts last: `…"error":{"code":"X",`.
+fn error_code(line: &[u8]) -> Option<String> {
+    const KEY: &[u8] = b"\"error\":{\"code\":\"";
+    if line.trim_ascii_end().ends_with(b",\"error\":null}") {
+        return None;
+    }
+    let at = line.windows(KEY.len()).rposition(|w| w == KEY)?;
+    let rest = &line[at + KEY.len()..];
+    let end = rest.iter().position(|&b| b == b'"')?;
+    String::from_utf8(rest[..end].to_vec()).ok()
+}
+
+#[derive(Deserialize)]
+struct Full {
+    custom_id: Option<String>,
+    line: Option<u64>,
+    error: Option<FullError>,
+}
+
+#[derive(Deserialize)]
+struct FullError {
+    code: Option<String>,
+}
+
+fn read_full(line: &[u8]) -> Option<RecordId> {
+    let f: Full = serde_json::from_slice(line).ok()?;
+    Some(RecordId {
+        custom_id: f.custom_id,
+        line: f.line,
+        error_code: f.error.and_then(|e| e.code),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp(name: &str, content: &[u8]) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("sluice-recover-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("out.jsonl");
+        std::fs::write(&p, content).unwrap();
+        p
+    }
+
+    #[test]
+    fn reads_prefixes_escapes_nulls_and_error_codes() {
+        let content = concat!(
+            r#"{"id":"b1","custom_id":"a","line":3,"response":{"status_code":200,"request_id":null,"body":{"error":{"code":"x"}}},"error":null}"#, "\n",
+            r#"{"id":"b2","custom_id":"q\"uote","line":4,"response":null,"error":{"code":"timeout","message":"m"}}"#, "\n",
+            r#"{"id":"b3","custom_id":null,"line":5,"response":null,"error":{"code":"invalid_input","message":"m"}}"#, "\n",
+            r#"{"custom_id":"foreign","line":6,"error":null}"#, "\n",
+        );
+        let p = temp("prefix", content.as_bytes());
+        let mut got = Vec::new();
+        let report = scan(&p, |r| got.push(r)).unwrap();
+        assert_eq!(report, ScanReport::default());
+        assert_eq!(got[0], RecordId { custom_id: Some("a".into()), line: Some(3), error_code: None });
+        assert_eq!(got[1].custom_id.as_deref(), Some("q\"uote"));
+        assert_eq!(got[1].error_code.as_deref(), Some("timeout"));
+        assert_eq!(got[2], RecordId { custom_id: None, line: Some(5), error_code: Some("invalid_input".into()) });
+        assert_eq!(got[3].custom_id.as_deref(), Some("foreign"));
+    }
+
+    #[test]
+    fn a_torn_last_line_is_cut_off() {
+        let p = temp("torn", b"{\"id\":\"b\",\"custom_id\":\"a\",\"line\":1,\"error\":null}\n{\"id\":\"b\",\"custom_id\":\"b\",\"li");
+        let mut n = 0;
+        let report = scan(&p, |_| n += 1).unwrap();
+        assert_eq!(n, 1);
+        assert_eq!(report.repaired_bytes, 29);
+        assert!(std::fs::read(&p).unwrap().ends_with(b"}\n"));
+        assert_eq!(repair_torn_tail(&p.with_file_name("absent")).unwrap(), 0);
+    }
+}
