@@ -120,6 +120,7 @@ pub struct SimConfig {
     pub(crate) output_tokens: Option<u32>,
     pub(crate) trickle_interval: Duration,
     pub(crate) record_ids: bool,
+    pub(crate) api_key: Option<String>,
 }
 
 impl SimConfig {
@@ -153,6 +154,7 @@ impl Default for SimBuilder {
                 output_tokens: None,
                 trickle_interval: Duration::from_millis(20),
                 record_ids: true,
+                api_key: None,
             },
             fault_list: Vec::new(),
         }
@@ -253,6 +255,14 @@ impl SimBuilder {
     /// true). Turn off for very long runs where that record would grow large.
     pub fn record_ids(mut self, on: bool) -> Self {
         self.config.record_ids = on;
+        self
+    }
+
+    /// Require this API key (as `Authorization: Bearer` or `api-key`); any other gets 401
+    /// with the key it sent echoed back, as OpenAI's error does, so clients can be tested
+    /// for leaking an echoed key.
+    pub fn api_key(mut self, key: Option<String>) -> Self {
+        self.config.api_key = key;
         self
     }
 

@@ -147,7 +147,10 @@ mod tests {
         assert!(text.contains(r#""body":{"choices":[{"x":1}]}"#), "{text}");
         let v: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(v["custom_id"], "r1");
-        assert!(text.starts_with(r#"{"id":"batch_req_1","custom_id":"r1","line":4,"#), "{text}");
+        assert!(
+            text.starts_with(r#"{"id":"batch_req_1","custom_id":"r1","line":4,"#),
+            "{text}"
+        );
         assert_eq!(v["response"]["status_code"], 200);
         assert_eq!(v["response"]["request_id"], "req_1");
         assert_eq!(v["error"], Value::Null);

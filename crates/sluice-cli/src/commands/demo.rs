@@ -99,15 +99,32 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         restart: true,
         ..OpenOptions::default()
     };
-    let (journal, recovered) = Journal::open(paths.clone(), InputIdentity::of(&input_path)?, fresh)?;
+    let (journal, recovered) =
+        Journal::open(paths.clone(), InputIdentity::of(&input_path)?, fresh)?;
     let in_flight = Default::default();
     let drain = Duration::from_secs(30);
-    let report = execute(&client, input, journal, recovered.ids, &in_flight, &mut signals, drain).await?;
+    let report = execute(
+        &client,
+        input,
+        journal,
+        recovered.ids,
+        &in_flight,
+        &mut signals,
+        drain,
+    )
+    .await?;
     let stats = sim.stats();
     sim.shutdown().await;
 
-    eprint!("{}", summary::render(&client.stats(), report.invalid_lines, report.wall));
-    eprintln!("  output       {}\n  errors       {}", paths.output.display(), paths.errors.display());
+    eprint!(
+        "{}",
+        summary::render(&client.stats(), report.invalid_lines, report.wall)
+    );
+    eprintln!(
+        "  output       {}\n  errors       {}",
+        paths.output.display(),
+        paths.errors.display()
+    );
     eprintln!(
         "  simulator    {} received, {} answered 429, busiest second {} requests (limit {}/min)",
         stats.received,
@@ -115,7 +132,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         stats.peak.requests_1s,
         rpm
     );
-    Ok(ExitCode::from(report.exit_code()))
+    Ok(ExitCode::from(report.exit_code(0)))
 }
 
 fn write_requests(path: &PathBuf, n: usize) -> anyhow::Result<()> {

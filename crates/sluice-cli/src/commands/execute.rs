@@ -31,11 +31,12 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    /// The process exit code (see the README's table).
-    pub fn exit_code(&self) -> u8 {
+    /// The process exit code (see the README's table), counting `earlier_failures` left in
+    /// the errors file by earlier runs of the same output.
+    pub fn exit_code(&self, earlier_failures: u64) -> u8 {
         match self.interrupted {
             Some(signal) => signal.exit_code(),
-            None if self.invalid_lines + self.failed > 0 => EXIT_FAILURES,
+            None if self.invalid_lines + self.failed + earlier_failures > 0 => EXIT_FAILURES,
             None => EXIT_OK,
         }
     }
@@ -109,7 +110,9 @@ pub async fn execute(
                 invalid_lines += 1;
                 let e = RequestError::new(
                     ErrorKind::DuplicateId,
-                    format!("line {line}: custom_id `{id}` already appears earlier in the input; each line needs its own"),
+                    format!(
+                        "line {line}: custom_id `{id}` already appears earlier in the input; each line needs its own"
+                    ),
                 );
                 journal.write_failure(line, Some(&id), &e)
             }
@@ -124,12 +127,23 @@ pub async fn execute(
         }
     };
     let snapshot = || -> Vec<u64> {
-        let mut lines: Vec<u64> = in_flight.lock().unwrap_or_else(|e| e.into_inner()).iter().copied().collect();
+        let mut lines: Vec<u64> = in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .copied()
+            .collect();
         lines.sort_unstable();
         lines
     };
     let files = journal.paths().clone();
-    let write_failed = || format!("cannot write {} or {}", files.output.display(), files.errors.display());
+    let write_failed = || {
+        format!(
+            "cannot write {} or {}",
+            files.output.display(),
+            files.errors.display()
+        )
+    };
     loop {
         tokio::select! {
             biased;
@@ -171,12 +185,15 @@ pub async fn execute(
     while let Ok(note) = notes.try_recv() {
         on_note(note, &mut journal).with_context(write_failed)?;
     }
-    let complete = finished_normally && interrupted.is_none() && read_error.is_none() && total_lines.is_some();
+    let complete =
+        finished_normally && interrupted.is_none() && read_error.is_none() && total_lines.is_some();
     journal
         .finish(complete, total_lines, snapshot())
         .with_context(write_failed)?;
     if let Some(e) = read_error {
-        anyhow::bail!("reading the input failed: {e}; the results so far are written, and running the same command again resumes");
+        anyhow::bail!(
+            "reading the input failed: {e}; the results so far are written, and running the same command again resumes"
+        );
     }
     Ok(Outcome {
         invalid_lines,

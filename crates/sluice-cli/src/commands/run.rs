@@ -8,7 +8,9 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use sluice::input::{self, Format, InputOptions, PromptOptions};
-use sluice::journal::{InputIdentity, Journal, JournalError, JournalPaths, OpenOptions, SyncPolicy};
+use sluice::journal::{
+    InputIdentity, Journal, JournalError, JournalPaths, OpenOptions, SyncPolicy,
+};
 use sluice::{ApiKey, AuthStyle, Backoff, Client, Event, Limits, RetryPolicy};
 
 use super::execute::execute;
@@ -146,7 +148,9 @@ fn parse_sync(s: &str) -> Result<SyncPolicy, String> {
                 .ok()
                 .and_then(|n| Duration::try_from_secs_f64(n * scale).ok())
                 .map(SyncPolicy::Every)
-                .ok_or_else(|| format!("`{s}`: expected always, never, or an interval such as 1s or 250ms"))
+                .ok_or_else(|| {
+                    format!("`{s}`: expected always, never, or an interval such as 1s or 250ms")
+                })
         }
     }
 }
@@ -159,14 +163,23 @@ fn secs(value: f64, flag: &str) -> anyhow::Result<Duration> {
 impl RunArgs {
     /// The client these flags describe; `in_flight` follows the tags of requests sent and
     /// not yet finished.
-    pub fn client(&self, in_flight: Arc<Mutex<std::collections::HashSet<u64>>>) -> anyhow::Result<Client> {
+    pub fn client(
+        &self,
+        in_flight: Arc<Mutex<std::collections::HashSet<u64>>>,
+    ) -> anyhow::Result<Client> {
         let mut builder = Client::builder()
             .observer(Arc::new(move |event: &Event<'_>| match event {
                 Event::Sent { tag, .. } => {
-                    in_flight.lock().unwrap_or_else(|e| e.into_inner()).insert(*tag);
+                    in_flight
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(*tag);
                 }
                 Event::Finished { tag, .. } => {
-                    in_flight.lock().unwrap_or_else(|e| e.into_inner()).remove(tag);
+                    in_flight
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove(tag);
                 }
                 _ => {}
             }))
@@ -247,7 +260,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let in_flight = Arc::new(Mutex::new(std::collections::HashSet::new()));
     let client = args.client(in_flight.clone())?;
     let mut options = args.input_options()?;
-    let identity = InputIdentity::of(&args.input).with_context(|| format!("cannot open {}", args.input.display()))?;
+    let identity = InputIdentity::of(&args.input)
+        .with_context(|| format!("cannot open {}", args.input.display()))?;
     let open = OpenOptions {
         restart: args.restart,
         retry_failed: args.retry_failed,
@@ -255,7 +269,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     };
     let (journal, mut recovered) = match Journal::open(args.paths(), identity, open) {
         Ok(x) => x,
-        Err(e @ (JournalError::InputChanged { .. } | JournalError::OutputWithoutState { .. })) => usage!("{e}"),
+        Err(e @ (JournalError::InputChanged { .. } | JournalError::OutputWithoutState { .. })) => {
+            usage!("{e}")
+        }
         Err(e) => return Err(e.into()),
     };
     if recovered.resumed {
@@ -264,7 +280,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             extra.push_str(&format!("; sending {} failures again", recovered.retrying));
         }
         if recovered.repaired_bytes > 0 {
-            extra.push_str(&format!("; cut {} bytes of a torn last record", recovered.repaired_bytes));
+            extra.push_str(&format!(
+                "; cut {} bytes of a torn last record",
+                recovered.repaired_bytes
+            ));
         }
         eprintln!(
             "sluice: resuming {}: {} lines already done ({} ok, {} failed){extra}",
@@ -275,13 +294,28 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let resent = recovered.previously_in_flight.len() as u64;
+    let earlier_failures = recovered.failed;
     options.skip = std::mem::take(&mut recovered.done);
     let input = input::open(&args.input, options)
         .await
         .with_context(|| format!("cannot open {}", args.input.display()))?;
     let drain = secs(args.drain_timeout, "--drain-timeout")?;
-    let outcome = execute(&client, input, journal, recovered.ids, &in_flight, &mut signals, drain).await?;
+    let outcome = execute(
+        &client,
+        input,
+        journal,
+        recovered.ids,
+        &in_flight,
+        &mut signals,
+        drain,
+    )
+    .await?;
     let mut text = summary::render(&client.stats(), outcome.invalid_lines, outcome.wall);
+    if earlier_failures > 0 {
+        text.push_str(&format!(
+            "  earlier      {earlier_failures} failures recorded by earlier runs stay in the errors file (--retry-failed sends them again)\n"
+        ));
+    }
     if resent > 0 {
         text.push_str(&format!(
             "  resent       {resent} requests were in flight when the last run stopped and were sent again (possible duplicate calls)\n"
@@ -289,14 +323,18 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     eprint!("{text}");
     let paths = args.paths();
-    eprintln!("  output       {}\n  errors       {}", paths.output.display(), paths.errors.display());
+    eprintln!(
+        "  output       {}\n  errors       {}",
+        paths.output.display(),
+        paths.errors.display()
+    );
     if let Some(signal) = outcome.interrupted {
         eprintln!(
             "sluice: stopped by {signal}; the results so far are written. To resume, run:\n  {}",
             resume_command()
         );
     }
-    Ok(ExitCode::from(outcome.exit_code()))
+    Ok(ExitCode::from(outcome.exit_code(earlier_failures)))
 }
 
 /// This process's command line, shell-quoted, without the flags that only make sense once.
@@ -304,7 +342,10 @@ fn resume_command() -> String {
     std::env::args()
         .filter(|a| a != "--restart" && a != "--retry-failed")
         .map(|a| {
-            if !a.is_empty() && a.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,@+".contains(c)) {
+            if !a.is_empty()
+                && a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@+".contains(c))
+            {
                 a
             } else {
                 format!("'{}'", a.replace('\'', "'\\''"))

@@ -68,6 +68,9 @@ pub struct SimArgs {
     /// Do not keep per-request-id attempt times in /sim/stats (for very long runs).
     #[arg(long)]
     no_id_stats: bool,
+    /// Require this API key; any other gets 401 echoing the key it sent (as OpenAI does).
+    #[arg(long, value_name = "KEY")]
+    require_key: Option<String>,
 }
 
 fn millis(ms: f64, flag: &str) -> anyhow::Result<Duration> {
@@ -101,7 +104,8 @@ impl SimArgs {
             .max_body_bytes(self.max_body_bytes)
             .output_tokens(self.output_tokens)
             .trickle_interval(Duration::from_millis(self.trickle_ms))
-            .record_ids(!self.no_id_stats);
+            .record_ids(!self.no_id_stats)
+            .api_key(self.require_key.clone());
         for spec in &self.faults {
             builder = builder.fault(spec.fault, spec.probability);
         }

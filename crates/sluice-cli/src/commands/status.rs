@@ -20,16 +20,27 @@ pub struct StatusArgs {
 pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
     let paths = JournalPaths::for_output(&args.output, args.errors.as_deref());
     let state = read_state(&paths.state).with_context(|| {
-        format!("no run state at {} (has `sluice run ... -o {}` been run?)", paths.state.display(), args.output.display())
+        format!(
+            "no run state at {} (has `sluice run ... -o {}` been run?)",
+            paths.state.display(),
+            args.output.display()
+        )
     })?;
-    let errors = if args.errors.is_some() { paths.errors.clone() } else { state.errors.clone() };
+    let errors = if args.errors.is_some() {
+        paths.errors.clone()
+    } else {
+        state.errors.clone()
+    };
     let mut ok = 0u64;
     let mut failed = 0u64;
     let mut by_code = std::collections::BTreeMap::<String, u64>::new();
-    scan(&paths.output, |_| ok += 1).with_context(|| format!("cannot read {}", paths.output.display()))?;
+    scan(&paths.output, |_| ok += 1)
+        .with_context(|| format!("cannot read {}", paths.output.display()))?;
     scan(&errors, |r| {
         failed += 1;
-        *by_code.entry(r.error_code.unwrap_or_else(|| "unknown".into())).or_default() += 1;
+        *by_code
+            .entry(r.error_code.unwrap_or_else(|| "unknown".into()))
+            .or_default() += 1;
     })
     .with_context(|| format!("cannot read {}", errors.display()))?;
     let total = match state.total_lines {
@@ -45,7 +56,14 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
         Some(t) => println!("pending  {}", t.saturating_sub(ok + failed)),
         None => println!("pending  unknown (the input cannot be read)"),
     }
-    println!("state    {}", if state.complete { "complete" } else { "incomplete: run the same command again to resume" });
+    println!(
+        "state    {}",
+        if state.complete {
+            "complete"
+        } else {
+            "incomplete: run the same command again to resume"
+        }
+    );
     Ok(ExitCode::SUCCESS)
 }
 

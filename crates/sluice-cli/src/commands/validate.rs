@@ -31,8 +31,17 @@ pub struct ValidateArgs {
 
 pub async fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
     let options = InputOptions {
-        format: if args.model.is_some() { Format::Auto } else { Format::Batch },
-        prompts: args.model.map(|model| PromptOptions { model, system: None, max_tokens: None, temperature: None }),
+        format: if args.model.is_some() {
+            Format::Auto
+        } else {
+            Format::Batch
+        },
+        prompts: args.model.map(|model| PromptOptions {
+            model,
+            system: None,
+            max_tokens: None,
+            temperature: None,
+        }),
         max_line_bytes: args.max_line_bytes,
         ..InputOptions::default()
     };
@@ -56,7 +65,11 @@ pub async fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
                     ok += 1;
                 } else {
                     *by_kind.entry("duplicate_custom_id").or_default() += 1;
-                    show(format!("{}:{line}: custom_id `{}` already appears earlier", args.input.display(), request.custom_id));
+                    show(format!(
+                        "{}:{line}: custom_id `{}` already appears earlier",
+                        args.input.display(),
+                        request.custom_id
+                    ));
                 }
             }
             InputItem::Invalid(e) => {
@@ -72,5 +85,9 @@ pub async fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
     for (kind, n) in &by_kind {
         println!("  {kind}: {n}");
     }
-    Ok(ExitCode::from(if bad == 0 { EXIT_OK } else { EXIT_FAILURES }))
+    Ok(ExitCode::from(if bad == 0 {
+        EXIT_OK
+    } else {
+        EXIT_FAILURES
+    }))
 }

@@ -76,6 +76,23 @@ pub(crate) async fn intake(
     let seq = state
         .recorder
         .received(state.now(), client_id.as_deref(), state.config.record_ids);
+    if let Some(expected) = &state.config.api_key {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .or_else(|| headers.get("api-key").and_then(|v| v.to_str().ok()))
+            .unwrap_or_default();
+        if given != expected {
+            let e = ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_request_error",
+                format!("Incorrect API key provided: {given}. You can find your API key at https://platform.openai.com/account/api-keys."),
+            )
+            .code("invalid_api_key");
+            return Err(reply_error(state, e, seq));
+        }
+    }
     let limit = state.config.max_body_bytes;
     let bytes = match axum::body::to_bytes(body, limit).await {
         Ok(b) => b,

@@ -65,7 +65,10 @@ impl Fingerprint {
             let n = read_at(&mut f, at, size - at, &mut buf)?;
             feed(&buf[..n]);
         }
-        Ok(Fingerprint { size, sample_hash: hash })
+        Ok(Fingerprint {
+            size,
+            sample_hash: hash,
+        })
     }
 }
 

@@ -74,7 +74,10 @@ impl JournalPaths {
             .map_or_else(|| "output".to_owned(), |s| s.to_string_lossy().into_owned());
         JournalPaths {
             output: output.to_owned(),
-            errors: errors.map_or_else(|| output.with_file_name(format!("{stem}.errors.jsonl")), Path::to_owned),
+            errors: errors.map_or_else(
+                || output.with_file_name(format!("{stem}.errors.jsonl")),
+                Path::to_owned,
+            ),
             state: output.with_file_name(format!("{stem}.sluice-state.json")),
         }
     }
@@ -227,7 +230,10 @@ pub struct Recovered {
 }
 
 /// Error codes that sending again cannot fix: `retry_failed` keeps these.
-const NOT_RETRYABLE: [&str; 2] = [ErrorKind::InvalidInput.code(), ErrorKind::DuplicateId.code()];
+const NOT_RETRYABLE: [&str; 2] = [
+    ErrorKind::InvalidInput.code(),
+    ErrorKind::DuplicateId.code(),
+];
 
 /// The writer of a durable run.
 pub struct Journal {
@@ -247,7 +253,11 @@ impl Journal {
     /// Opens (or creates) the files at `paths` for `input`, recovering what a previous run
     /// wrote. Refuses when the input changed or results exist without state, unless
     /// `options.restart`.
-    pub fn open(paths: JournalPaths, input: InputIdentity, options: OpenOptions) -> Result<(Journal, Recovered), JournalError> {
+    pub fn open(
+        paths: JournalPaths,
+        input: InputIdentity,
+        options: OpenOptions,
+    ) -> Result<(Journal, Recovered), JournalError> {
         if options.restart {
             for p in [&paths.output, &paths.errors, &paths.state] {
                 match std::fs::remove_file(p) {
@@ -319,7 +329,9 @@ impl Journal {
             sync: options.sync,
             last_sync: Instant::now(),
             unsynced: false,
-            run_id: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64),
+            run_id: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64),
             counter: 0,
             scratch: Vec::with_capacity(4096),
             paths,
@@ -344,7 +356,11 @@ impl Journal {
         let id = self.next_id();
         self.scratch.clear();
         write_result(&mut self.scratch, &id, Some(line), result);
-        let target = if result.outcome.is_ok() { &mut self.output } else { &mut self.errors };
+        let target = if result.outcome.is_ok() {
+            &mut self.output
+        } else {
+            &mut self.errors
+        };
         self.unsynced = true;
         target.write_all(&self.scratch)
     }
@@ -356,7 +372,12 @@ impl Journal {
     }
 
     /// Appends a failure record for a line that was never sent (a duplicate id, say).
-    pub fn write_failure(&mut self, line: u64, custom_id: Option<&str>, error: &RequestError) -> io::Result<()> {
+    pub fn write_failure(
+        &mut self,
+        line: u64,
+        custom_id: Option<&str>,
+        error: &RequestError,
+    ) -> io::Result<()> {
         let id = self.next_id();
         self.scratch.clear();
         write_error(&mut self.scratch, &id, custom_id, Some(line), error);
@@ -387,7 +408,12 @@ impl Journal {
 
     /// Writes and syncs everything, recording whether every line has its record and, when
     /// the input was read to its end, how many lines it has.
-    pub fn finish(&mut self, complete: bool, total_lines: Option<u64>, in_flight: Vec<u64>) -> io::Result<()> {
+    pub fn finish(
+        &mut self,
+        complete: bool,
+        total_lines: Option<u64>,
+        in_flight: Vec<u64>,
+    ) -> io::Result<()> {
         self.output.flush()?;
         self.errors.flush()?;
         if !matches!(self.sync, SyncPolicy::Never) {
@@ -417,8 +443,14 @@ pub fn read_state(path: &Path) -> io::Result<RunState> {
 /// What differs between the input a run was made from and the one given now.
 fn difference(before: &InputIdentity, now: &InputIdentity) -> Option<String> {
     match (&before.fingerprint, &now.fingerprint) {
-        (Some(a), Some(b)) if a.size != b.size => Some(format!("its size was {} bytes and is now {}", a.size, b.size)),
-        (Some(a), Some(b)) if a != b => Some(format!("its size is the same ({} bytes) but its content differs", a.size)),
+        (Some(a), Some(b)) if a.size != b.size => Some(format!(
+            "its size was {} bytes and is now {}",
+            a.size, b.size
+        )),
+        (Some(a), Some(b)) if a != b => Some(format!(
+            "its size is the same ({} bytes) but its content differs",
+            a.size
+        )),
         (Some(_), Some(_)) => None,
         (None, None) => Some("it is stdin, which cannot be checked".to_owned()),
         (None, Some(_)) => Some("the first run read stdin".to_owned()),
@@ -427,7 +459,11 @@ fn difference(before: &InputIdentity, now: &InputIdentity) -> Option<String> {
 }
 
 /// Scans one file into `recovered`; returns the records read and the report.
-fn scan_into(path: &Path, is_errors: bool, recovered: &mut Recovered) -> Result<(u64, ScanReport), JournalError> {
+fn scan_into(
+    path: &Path,
+    is_errors: bool,
+    recovered: &mut Recovered,
+) -> Result<(u64, ScanReport), JournalError> {
     let mut n = 0;
     let report = scan(path, |r| {
         n += 1;

@@ -163,7 +163,8 @@ mod tests {
     use super::*;
 
     fn temp(name: &str, content: &[u8]) -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!("sluice-recover-{}-{name}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("sluice-recover-{}-{name}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let p = dir.join("out.jsonl");
         std::fs::write(&p, content).unwrap();
@@ -173,19 +174,37 @@ mod tests {
     #[test]
     fn reads_prefixes_escapes_nulls_and_error_codes() {
         let content = concat!(
-            r#"{"id":"b1","custom_id":"a","line":3,"response":{"status_code":200,"request_id":null,"body":{"error":{"code":"x"}}},"error":null}"#, "\n",
-            r#"{"id":"b2","custom_id":"q\"uote","line":4,"response":null,"error":{"code":"timeout","message":"m"}}"#, "\n",
-            r#"{"id":"b3","custom_id":null,"line":5,"response":null,"error":{"code":"invalid_input","message":"m"}}"#, "\n",
-            r#"{"custom_id":"foreign","line":6,"error":null}"#, "\n",
+            r#"{"id":"b1","custom_id":"a","line":3,"response":{"status_code":200,"request_id":null,"body":{"error":{"code":"x"}}},"error":null}"#,
+            "\n",
+            r#"{"id":"b2","custom_id":"q\"uote","line":4,"response":null,"error":{"code":"timeout","message":"m"}}"#,
+            "\n",
+            r#"{"id":"b3","custom_id":null,"line":5,"response":null,"error":{"code":"invalid_input","message":"m"}}"#,
+            "\n",
+            r#"{"custom_id":"foreign","line":6,"error":null}"#,
+            "\n",
         );
         let p = temp("prefix", content.as_bytes());
         let mut got = Vec::new();
         let report = scan(&p, |r| got.push(r)).unwrap();
         assert_eq!(report, ScanReport::default());
-        assert_eq!(got[0], RecordId { custom_id: Some("a".into()), line: Some(3), error_code: None });
+        assert_eq!(
+            got[0],
+            RecordId {
+                custom_id: Some("a".into()),
+                line: Some(3),
+                error_code: None
+            }
+        );
         assert_eq!(got[1].custom_id.as_deref(), Some("q\"uote"));
         assert_eq!(got[1].error_code.as_deref(), Some("timeout"));
-        assert_eq!(got[2], RecordId { custom_id: None, line: Some(5), error_code: Some("invalid_input".into()) });
+        assert_eq!(
+            got[2],
+            RecordId {
+                custom_id: None,
+                line: Some(5),
+                error_code: Some("invalid_input".into())
+            }
+        );
         assert_eq!(got[3].custom_id.as_deref(), Some("foreign"));
     }
 
