@@ -58,6 +58,12 @@ impl Sim {
 
     /// Serves on `addr`.
     pub async fn spawn_on(self, addr: SocketAddr) -> std::io::Result<SimHandle> {
+        // Build the tokenizers before serving: building one takes a few hundred ms, and
+        // doing it inside the first request would hold those requests and then admit them
+        // all at once, which is not how a real server's clock works.
+        tokio::task::spawn_blocking(crate::tokens::warm_up)
+            .await
+            .map_err(std::io::Error::other)?;
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let state = Arc::new(SimState::new(self.config));

@@ -22,6 +22,12 @@ pub fn bpe_for_model(model: &str) -> &'static CoreBPE {
     }
 }
 
+/// Builds both encodings now rather than on first use.
+pub fn warm_up() {
+    let _ = tiktoken_rs::o200k_base_singleton();
+    let _ = tiktoken_rs::cl100k_base_singleton();
+}
+
 /// Tokens in a plain string.
 pub fn count_text(bpe: &CoreBPE, text: &str) -> usize {
     if text.is_empty() {

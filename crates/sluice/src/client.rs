@@ -117,6 +117,11 @@ impl ClientBuilder {
         let concurrency = self
             .concurrency
             .unwrap_or(NonZeroUsize::new(64).expect("64 is not zero"));
+        if self.limits.tpm.is_some() {
+            // Estimates need the tokenizers, which take a few hundred ms to build: build
+            // them beside the start-up instead of stalling the scheduler on its first request.
+            std::thread::spawn(crate::estimate::warm_up);
+        }
         let mut transport = self.transport;
         transport.pool_size = concurrency.get();
         let now = Instant::now();

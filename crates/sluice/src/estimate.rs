@@ -35,6 +35,12 @@ impl Estimate {
     }
 }
 
+/// Builds the encodings now rather than on first use.
+pub fn warm_up() {
+    let _ = tiktoken_rs::o200k_base_singleton();
+    let _ = tiktoken_rs::cl100k_base_singleton();
+}
+
 /// The encoding for a model name.
 pub fn bpe_for_model(model: &str) -> &'static CoreBPE {
     match get_tokenizer(model) {
