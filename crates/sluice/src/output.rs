@@ -59,7 +59,29 @@ fn body(bytes: &[u8]) -> Body<'_> {
 }
 
 /// Appends a success line (with its newline) to `out`; `line` is the input line number.
+///
+/// A success's body was fully parsed when its usage was read, so when it holds no line
+/// break it is copied as it is, without parsing it again.
 pub fn write_success(out: &mut Vec<u8>, id: &str, custom_id: &str, line: Option<u64>, s: &Success) {
+    if !s.body.is_empty() && memchr::memchr2(b'\n', b'\r', &s.body).is_none() {
+        // The same fields in the same order as `Line`, written by hand around the raw body.
+        out.extend_from_slice(b"{\"id\":");
+        let _ = serde_json::to_writer(&mut *out, id);
+        out.extend_from_slice(b",\"custom_id\":");
+        let _ = serde_json::to_writer(&mut *out, custom_id);
+        if let Some(line) = line {
+            out.extend_from_slice(b",\"line\":");
+            out.extend_from_slice(line.to_string().as_bytes());
+        }
+        out.extend_from_slice(b",\"response\":{\"status_code\":");
+        out.extend_from_slice(s.status.to_string().as_bytes());
+        out.extend_from_slice(b",\"request_id\":");
+        let _ = serde_json::to_writer(&mut *out, &s.request_id);
+        out.extend_from_slice(b",\"body\":");
+        out.extend_from_slice(s.body.trim_ascii());
+        out.extend_from_slice(b"},\"error\":null}\n");
+        return;
+    }
     let line = Line {
         id,
         custom_id: Some(custom_id),

@@ -152,7 +152,13 @@ impl Transport {
             value.set_sensitive(true);
             headers.insert(name, value);
         }
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        if !proxy_configured() {
+            // With no proxy in the environment, skip reqwest's per-request proxy matching,
+            // which parses the URL again for every request.
+            builder = builder.no_proxy();
+        }
+        let http = builder
             .default_headers(headers)
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(config.connect_timeout)
@@ -189,6 +195,14 @@ impl Transport {
             body,
         })
     }
+}
+
+/// Whether the environment names a proxy reqwest would use.
+fn proxy_configured() -> bool {
+    ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"]
+        .iter()
+        .flat_map(|name| [name.to_string(), name.to_lowercase()])
+        .any(|name| std::env::var_os(name).is_some_and(|v| !v.is_empty()))
 }
 
 /// Classifies a reqwest error and describes it with its causes, the URL left out.

@@ -145,6 +145,7 @@ pub async fn execute(
         )
     };
     loop {
+        let flush_at = journal.next_flush().map(Instant::from_std);
         tokio::select! {
             biased;
             Some(signal) = signals.recv() => {
@@ -156,6 +157,9 @@ pub async fn execute(
                 results.stop();
             }
             _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => break,
+            _ = tokio::time::sleep_until(flush_at.unwrap_or_else(Instant::now)), if flush_at.is_some() => {
+                journal.checkpoint(snapshot).with_context(write_failed)?;
+            }
             Some(note) = notes.recv() => on_note(note, &mut journal).with_context(write_failed)?,
             result = results.next() => match result {
                 Some(result) => {

@@ -229,6 +229,10 @@ pub struct Recovered {
     pub resumed: bool,
 }
 
+/// The longest a written record waits in memory before it is handed to the operating
+/// system. Writing every record at once costs a system call each; this batches them.
+pub const FLUSH_EVERY: Duration = Duration::from_millis(10);
+
 /// Error codes that sending again cannot fix: `retry_failed` keeps these.
 const NOT_RETRYABLE: [&str; 2] = [
     ErrorKind::InvalidInput.code(),
@@ -244,6 +248,9 @@ pub struct Journal {
     sync: SyncPolicy,
     last_sync: Instant,
     unsynced: bool,
+    /// Records written to the buffers since they were last handed to the OS.
+    unflushed: bool,
+    last_flush: Instant,
     run_id: u64,
     counter: u64,
     scratch: Vec<u8>,
@@ -329,6 +336,8 @@ impl Journal {
             sync: options.sync,
             last_sync: Instant::now(),
             unsynced: false,
+            unflushed: false,
+            last_flush: Instant::now(),
             run_id: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as u64),
@@ -362,6 +371,7 @@ impl Journal {
             &mut self.errors
         };
         self.unsynced = true;
+        self.unflushed = true;
         target.write_all(&self.scratch)
     }
 
@@ -382,20 +392,40 @@ impl Journal {
         self.scratch.clear();
         write_error(&mut self.scratch, &id, custom_id, Some(line), error);
         self.unsynced = true;
+        self.unflushed = true;
         self.errors.write_all(&self.scratch)
     }
 
-    /// Hands what was written to the operating system, and to the disk when the sync
-    /// policy says it is time; records the lines now in flight in the state file then.
+    /// When buffered records are due to reach the operating system, if any are buffered.
+    pub fn next_flush(&self) -> Option<Instant> {
+        self.unflushed.then(|| self.last_flush + FLUSH_EVERY)
+    }
+
+    /// Hands buffered records to the operating system once they have waited
+    /// [`FLUSH_EVERY`] (a `kill -9` loses at most that much; with `SyncPolicy::Always`, at
+    /// once), and to the disk when the sync policy says it is time, recording the lines
+    /// now in flight in the state file.
     pub fn checkpoint(&mut self, in_flight: impl FnOnce() -> Vec<u64>) -> io::Result<()> {
-        self.output.flush()?;
-        self.errors.flush()?;
+        let now = Instant::now();
+        let always = matches!(self.sync, SyncPolicy::Always);
+        if self.unflushed && (always || now >= self.last_flush + FLUSH_EVERY) {
+            self.output.flush()?;
+            self.errors.flush()?;
+            self.unflushed = false;
+            self.last_flush = now;
+        }
         let due = match self.sync {
             SyncPolicy::Always => self.unsynced,
             SyncPolicy::Every(d) => self.unsynced && self.last_sync.elapsed() >= d,
             SyncPolicy::Never => false,
         };
         if due {
+            if self.unflushed {
+                self.output.flush()?;
+                self.errors.flush()?;
+                self.unflushed = false;
+                self.last_flush = now;
+            }
             self.output.get_ref().sync_data()?;
             self.errors.get_ref().sync_data()?;
             self.state.in_flight = in_flight();
@@ -416,6 +446,7 @@ impl Journal {
     ) -> io::Result<()> {
         self.output.flush()?;
         self.errors.flush()?;
+        self.unflushed = false;
         if !matches!(self.sync, SyncPolicy::Never) {
             self.output.get_ref().sync_data()?;
             self.errors.get_ref().sync_data()?;

@@ -47,7 +47,7 @@ fn is_quota_error(body: &[u8]) -> bool {
 }
 
 fn memchr_contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
+    memchr::memmem::find(haystack, needle).is_some()
 }
 
 /// Classifies a status (with the server's `x-should-retry`, which overrides it, and the
