@@ -179,6 +179,21 @@ mod tests {
     }
 
     #[test]
+    fn the_raw_fast_path_writes_what_serde_would() {
+        let raw = br#"{"a":"x\u00e9","b":[1,2]}"#;
+        let mut fast = Vec::new();
+        write_success(&mut fast, "b\"1", "r\\2", Some(9), &success(raw));
+        // A trailing newline in the body forces the serde path.
+        let slow_body: &'static [u8] = br#"{"a":"x\u00e9","b":[1,2]}
+"#;
+        let mut slow = Vec::new();
+        write_success(&mut slow, "b\"1", "r\\2", Some(9), &success(slow_body));
+        let (f, s): (Value, Value) = (serde_json::from_slice(&fast).unwrap(), serde_json::from_slice(&slow).unwrap());
+        assert_eq!(f, s);
+        assert!(fast.ends_with(b"}\n") && fast.iter().filter(|&&b| b == b'\n').count() == 1);
+    }
+
+    #[test]
     fn pretty_bodies_become_one_line_and_non_json_becomes_a_string() {
         let mut out = Vec::new();
         write_success(&mut out, "b", "r", None, &success(b"{\n  \"a\": 1\n}\n"));
