@@ -4,7 +4,7 @@
     cargo build --release
     cargo install oha --locked                                  # for sim / overhead
     python3 -m venv bench/.venv && bench/.venv/bin/pip install openai   # for peer
-    python3 bench/run.py [sim] [overhead] [peer] [utilization] [memory] [--runs 3]
+    python3 bench/run.py [sim] [overhead] [peer] [utilization] [memory] [durability] [rss] [resume] [--runs 3]
 
 Every figure is the median of --runs runs, measured in the same invocation so the
 machine's noise hits all contenders alike. CPU seconds and peak RSS come from wait4() of
@@ -85,10 +85,11 @@ def write_batch(path, n, body=BODY, vary=True):
             f.write(json.dumps({"custom_id": f"r{i}", "method": "POST", "url": "/v1/chat/completions", "body": b}) + "\n")
 
 
-def sluice_run(base, inp, out_dir, *flags):
+def sluice_run(base, inp, out_dir, *flags, restart=True):
+    """Runs sluice; a fresh run unless restart=False (then it resumes what is there)."""
     out = os.path.join(out_dir, "results.jsonl")
     text, wall, cpu, rss, code = measure(
-        [SLUICE, "run", inp, "-o", out, "--base-url", base, *flags],
+        [SLUICE, "run", inp, "-o", out, "--base-url", base, *flags, *(["--restart"] if restart else [])],
         env={**os.environ, "OPENAI_API_KEY": "sk-bench"})
     m = re.search(r"\(([\d.]+) requests/s", text)
     ok = re.search(r"ok\s+(\d+)", text)
@@ -197,6 +198,80 @@ def bench_memory(args):
     print(f"| {n:,} | {os.path.getsize(inp) / 2**20:.1f} | {med(runs, 'rss'):.1f} | {med(runs, 'rps'):,.0f} |")
 
 
+def write_big_batch(path, n, pad):
+    """n Batch lines of about `pad` + 200 bytes each (a long system prompt)."""
+    system = ("You are a careful assistant. " * (pad // 29 + 1))[:pad]
+    with open(path, "w") as f:
+        for i in range(n):
+            f.write(json.dumps({"custom_id": f"r{i}", "method": "POST", "url": "/v1/chat/completions", "body": {
+                "model": "gpt-4o-mini", "max_tokens": 16,
+                "messages": [{"role": "system", "content": system}, {"role": "user", "content": f"Question {i}"}]}}) + "\n")
+
+
+def bench_rss_scale(args):
+    print("\n### Memory against input size (about 1 KB a line, zero latency, concurrency 64)\n")
+    tmp = tempfile.mkdtemp(prefix="sluice-bench-")
+    rows = []
+    for n in (100_000, 1_000_000):
+        inp = os.path.join(tmp, f"in-{n}.jsonl")
+        write_big_batch(inp, n, 800)
+        sim = Sim()
+        r = sluice_run(sim.base, inp, tmp, "--concurrency", "64")
+        sim.stop()
+        assert r["ok"] == n, r["text"][-2000:]
+        rows.append((n, os.path.getsize(inp) / 2**20, r["rss"], r["rps"]))
+        if n == 1_000_000:
+            args._big = (inp, os.path.join(tmp, "results.jsonl"))
+        else:
+            os.remove(inp)
+    print("| requests | input MiB | peak RSS MiB | requests/s |\n|---|---|---|---|")
+    for n, mib, rss, rps in rows:
+        print(f"| {n:,} | {mib:,.0f} | {rss:.1f} | {rps:,.0f} |")
+    print(f"\npeak RSS 1M / 100k = {rows[1][2] / rows[0][2]:.2f}")
+
+
+def bench_resume(args):
+    """Keeps the first 900,000 records of the 1M run and resumes."""
+    if not getattr(args, "_big", None):
+        bench_rss_scale(args)
+    inp, out = args._big
+    errors = out.replace("results.jsonl", "results.errors.jsonl")
+    kept = os.path.join(os.path.dirname(out), "kept.jsonl")
+    subprocess.run(f"head -n 900000 {out} > {kept} && mv {kept} {out} && : > {errors}", shell=True, check=True)
+    print("\n### Resume start-up: 900,000 of 1,000,000 done\n")
+    sim = Sim()
+    u0 = sim.stats()["uptime_us"]
+    r = sluice_run(sim.base, inp, os.path.dirname(out), "--concurrency", "64", restart=False)
+    st = sim.stats()
+    sim.stop()
+    first = (st["first_received_us"] - u0) / 1e6
+    print("| lines done | sent on resume | time to first request s | resume wall s | peak RSS MiB |\n|---|---|---|---|---|")
+    print(f"| 900,000 | {st['received']:,} | {first:.2f} | {r['wall']:.1f} | {r['rss']:.1f} |")
+
+
+def bench_durability(args):
+    n = args.requests
+    print(f"\n### Durability cost: {n:,} requests at zero latency, concurrency 64, by --sync policy\n")
+    tmp = tempfile.mkdtemp(prefix="sluice-bench-")
+    inp = os.path.join(tmp, "requests.jsonl")
+    write_batch(inp, n)
+    rows = {"never": [], "1s": [], "always": []}
+    for _ in range(args.runs):
+        for policy in rows:
+            sim = Sim()
+            for f in os.listdir(tmp):
+                if f.startswith("results"):
+                    os.remove(os.path.join(tmp, f))
+            r = sluice_run(sim.base, inp, tmp, "--concurrency", "64", "--sync", policy)
+            sim.stop()
+            assert r["ok"] == n, r["text"][-2000:]
+            rows[policy].append(r)
+    print("| --sync | requests/s (median) | vs never |\n|---|---|---|")
+    base = med(rows["never"], "rps")
+    for policy, runs in rows.items():
+        print(f"| {policy}{' (default)' if policy == '1s' else ''} | {med(runs, 'rps'):,.0f} | {med(runs, 'rps') / base:.0%} |")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("which", nargs="*", default=["sim", "overhead", "peer", "utilization", "memory"])
@@ -216,6 +291,12 @@ def main():
         bench_utilization(args)
     if "memory" in args.which:
         bench_memory(args)
+    if "durability" in args.which:
+        bench_durability(args)
+    if "rss" in args.which:
+        bench_rss_scale(args)
+    if "resume" in args.which:
+        bench_resume(args)
 
 
 if __name__ == "__main__":

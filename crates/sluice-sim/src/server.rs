@@ -110,7 +110,7 @@ impl SimHandle {
 
     /// A snapshot of the statistics.
     pub fn stats(&self) -> SimStats {
-        self.state.recorder.snapshot()
+        self.state.recorder.snapshot(self.state.now())
     }
 
     /// Stops accepting, drops every connection (hung requests included) and waits until

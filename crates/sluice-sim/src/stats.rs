@@ -44,6 +44,12 @@ pub struct SimStats {
     pub in_flight: u64,
     /// The most requests in flight at once.
     pub max_in_flight: u64,
+    /// Microseconds since the simulator started, when this snapshot was taken.
+    #[serde(default)]
+    pub uptime_us: u64,
+    /// When the first request arrived (microseconds since start), if one has.
+    #[serde(default)]
+    pub first_received_us: Option<u64>,
 }
 
 impl SimStats {
@@ -159,6 +165,8 @@ pub(crate) struct Recorder {
     charged_tokens: AtomicU64,
     in_flight: AtomicU64,
     max_in_flight: AtomicU64,
+    /// One more than the first arrival's time in microseconds; 0 while none arrived.
+    first_received_us: AtomicU64,
     guarded: Mutex<Guarded>,
 }
 
@@ -166,6 +174,10 @@ impl Recorder {
     /// Counts a request on arrival and returns its arrival number (0-based).
     pub(crate) fn received(&self, now: Duration, client_id: Option<&str>, record_id: bool) -> u64 {
         let seq = self.received.fetch_add(1, Ordering::Relaxed);
+        if seq == 0 {
+            self.first_received_us
+                .store(now.as_micros() as u64 + 1, Ordering::Relaxed);
+        }
         if record_id && let Some(id) = client_id {
             let mut g = self.lock();
             match g.attempts.get_mut(id) {
@@ -212,7 +224,7 @@ impl Recorder {
         InFlight(self)
     }
 
-    pub(crate) fn snapshot(&self) -> SimStats {
+    pub(crate) fn snapshot(&self, now: Duration) -> SimStats {
         let g = self.lock();
         SimStats {
             received: self.received.load(Ordering::Relaxed),
@@ -235,6 +247,11 @@ impl Recorder {
             attempts: g.attempts.clone(),
             in_flight: self.in_flight.load(Ordering::Relaxed),
             max_in_flight: self.max_in_flight.load(Ordering::Relaxed),
+            uptime_us: now.as_micros() as u64,
+            first_received_us: match self.first_received_us.load(Ordering::Relaxed) {
+                0 => None,
+                t => Some(t - 1),
+            },
         }
     }
 
@@ -292,8 +309,10 @@ mod tests {
         r.received(ms(2), Some("a"), true);
         r.received(ms(3), Some("b"), true);
         r.received(ms(4), None, true);
-        let s = r.snapshot();
+        let s = r.snapshot(ms(5));
         assert_eq!(s.received, 4);
+        assert_eq!(s.first_received_us, Some(1000));
+        assert_eq!(s.uptime_us, 5000);
         assert_eq!(s.attempts["a"], vec![1000, 2000]);
         assert_eq!(s.retried_ids().get("a"), Some(&2));
         assert_eq!(s.retried_ids().get("b"), None);

@@ -188,7 +188,10 @@ mod tests {
 "#;
         let mut slow = Vec::new();
         write_success(&mut slow, "b\"1", "r\\2", Some(9), &success(slow_body));
-        let (f, s): (Value, Value) = (serde_json::from_slice(&fast).unwrap(), serde_json::from_slice(&slow).unwrap());
+        let (f, s): (Value, Value) = (
+            serde_json::from_slice(&fast).unwrap(),
+            serde_json::from_slice(&slow).unwrap(),
+        );
         assert_eq!(f, s);
         assert!(fast.ends_with(b"}\n") && fast.iter().filter(|&&b| b == b'\n').count() == 1);
     }

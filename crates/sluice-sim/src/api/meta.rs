@@ -41,7 +41,7 @@ pub(crate) async fn stats(
     State(state): State<Shared>,
     Query(q): Query<StatsQuery>,
 ) -> Json<SimStats> {
-    let mut stats = state.recorder.snapshot();
+    let mut stats = state.recorder.snapshot(state.now());
     if q.attempts == Some(false) {
         stats.attempts.clear();
     }

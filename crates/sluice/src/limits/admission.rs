@@ -184,6 +184,79 @@ mod tests {
         assert_eq!(a.try_admit(at, 1), AdmitDecision::Now);
     }
 
+    /// Drives the gate the way the scheduler does, on tokio's paused clock: wait until
+    /// the instant it names, ask again.
+    async fn admit_all(gate: &mut Admission, n: usize, cost: u64) -> Vec<Instant> {
+        let mut times = Vec::with_capacity(n);
+        while times.len() < n {
+            match gate.try_admit(Instant::now(), cost) {
+                AdmitDecision::Now => times.push(Instant::now()),
+                AdmitDecision::Wait(at) => tokio::time::sleep_until(at).await,
+                AdmitDecision::Never { .. } => panic!("never"),
+            }
+        }
+        times
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn paced_at_the_limit_on_a_paused_clock() {
+        let t0 = Instant::now();
+        let mut gate = Admission::new(
+            &Limits {
+                rpm: NonZeroU64::new(600),
+                burst: Duration::from_millis(500),
+                ..Limits::default()
+            },
+            t0,
+        );
+        let times = admit_all(&mut gate, 105, 0).await;
+        // 5 at once (half a second of 600 rpm), then 595 a minute.
+        assert!(times[..5].iter().all(|t| *t == t0));
+        let expected = Duration::from_secs_f64(100.0 * 60.0 / 595.0);
+        let took = times[104] - t0;
+        assert!(
+            took.abs_diff(expected) < Duration::from_millis(20),
+            "{took:?} vs {expected:?}"
+        );
+        // Never two admissions closer than the interval after the burst.
+        let interval = Duration::from_secs_f64(60.0 / 595.0);
+        for w in times[5..].windows(2) {
+            assert!(
+                w[1] - w[0] >= interval - Duration::from_millis(1),
+                "{:?}",
+                w[1] - w[0]
+            );
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_30_second_pause_releases_no_herd_on_a_paused_clock() {
+        let t0 = Instant::now();
+        let limits = Limits {
+            rpm: NonZeroU64::new(6000),
+            tpm: NonZeroU64::new(600_000),
+            burst: Duration::from_millis(500),
+        };
+        let mut gate = Admission::new(&limits, t0);
+        admit_all(&mut gate, 50, 10).await;
+        let until = Instant::now() + Duration::from_secs(30);
+        gate.pause_until(until);
+        let times = admit_all(&mut gate, 300, 10).await;
+        assert!(times[0] > until);
+        // In any second after the pause: at most 100 (6000/60), with no burst on top.
+        for (i, t) in times.iter().enumerate() {
+            let in_window = times[i..]
+                .iter()
+                .take_while(|u| **u - *t < Duration::from_secs(1))
+                .count();
+            assert!(
+                in_window <= 100,
+                "{in_window} in the second after {:?}",
+                *t - until
+            );
+        }
+    }
+
     #[test]
     fn unlimited_admits_everything() {
         let t0 = Instant::now();
