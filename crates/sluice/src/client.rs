@@ -251,6 +251,12 @@ impl Inner {
                 };
             }
         };
+        {
+            let in_flight = (self.concurrency.get() - self.permits.available_permits()) as u64;
+            self.gate()
+                .admission
+                .observe(Instant::now(), &reply.rate, in_flight);
+        }
         let body = self.redact(reply.body);
         let error = |kind: ErrorKind, message: String| {
             let mut e = RequestError::new(kind, message);
@@ -301,6 +307,11 @@ impl Inner {
         if rate_limited {
             self.stats().rate_limited += 1;
         }
+        // A 429 or a 529 (overloaded) means the rate is too high for the server now.
+        let overloaded = rate_limited || error.status == Some(529);
+        if overloaded {
+            self.gate().admission.on_limited(now);
+        }
         if attempts >= policy.max_attempts.get() {
             error.message = format!("{}; gave up after {attempts} attempts", error.message);
             return None;
@@ -319,10 +330,13 @@ impl Inner {
         let mut gate = self.gate();
         let jittered = policy.backoff.delay(attempts, &mut gate.rng);
         let mut delay = jittered.max(server_delay.unwrap_or(Duration::ZERO));
-        if rate_limited {
-            gate.admission.pause_until(now + delay);
+        if overloaded {
+            // Everyone waits what the server asked, or one base backoff; this request alone
+            // also waits its own, growing, backoff.
+            let pause = server_delay.unwrap_or_else(|| policy.backoff.ceiling(1));
+            gate.admission.pause_until(now + pause);
             drop(gate);
-            self.emit(Event::Paused { duration: delay });
+            self.emit(Event::Paused { duration: pause });
         } else {
             delay = delay.max(gate.budget.take(now));
             drop(gate);
@@ -349,12 +363,15 @@ impl Inner {
         }
     }
 
-    /// Corrects the token budget with the prompt tokens the server counted.
+    /// After a success: corrects the token budget with the prompt tokens the server
+    /// counted, and lets adaptive rates grow.
     pub(crate) fn correct(&self, estimate: &Estimate, success: &Success) {
+        let mut gate = self.gate();
         if estimate.prompt > 0 || estimate.reserved_output > 0 {
             let delta = success.usage.prompt_tokens as i64 - estimate.prompt as i64;
-            self.gate().admission.correct_tokens(delta);
+            gate.admission.correct_tokens(delta);
         }
+        gate.admission.on_success(Instant::now());
     }
 }
 

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 
 use crate::error::{ConfigError, ErrorKind};
+use crate::limits::RateHeaders;
 use crate::request::{Endpoint, Request};
 use crate::retry::{retry_after, should_retry};
 
@@ -60,6 +61,8 @@ pub struct Reply {
     pub request_id: Option<String>,
     /// The whole body.
     pub body: Bytes,
+    /// The rate-limit headers.
+    pub rate: RateHeaders,
 }
 
 /// A failure before a whole answer arrived.
@@ -182,6 +185,7 @@ impl Transport {
         let headers = response.headers();
         let retry_after = retry_after(headers, SystemTime::now());
         let should_retry = should_retry(headers);
+        let rate = RateHeaders::parse(headers, SystemTime::now());
         let request_id = headers
             .get("x-request-id")
             .and_then(|v| v.to_str().ok())
@@ -193,6 +197,7 @@ impl Transport {
             should_retry,
             request_id,
             body,
+            rate,
         })
     }
 }

@@ -152,6 +152,7 @@ async fn known_limits_give_zero_429s_and_no_window_over_the_limit() {
             rpm: nz(rpm),
             tpm: nz(tpm),
             burst,
+            ..Limits::default()
         })
         .build()
         .unwrap();

@@ -81,12 +81,13 @@ pub struct RunArgs {
     /// Requests in flight at most.
     #[arg(long, default_value_t = NonZeroUsize::new(64).expect("64 > 0"))]
     pub concurrency: NonZeroUsize,
-    /// Requests per minute to keep within.
-    #[arg(long)]
-    pub rpm: Option<NonZeroU64>,
-    /// Tokens per minute to keep within (prompt plus max_tokens times n).
-    #[arg(long)]
-    pub tpm: Option<NonZeroU64>,
+    /// Requests per minute to keep within: a number, `auto` to find it, or `auto:N` to
+    /// find it below N.
+    #[arg(long, value_parser = parse_rate)]
+    pub rpm: Option<RateArg>,
+    /// Tokens per minute (prompt plus max_tokens times n): a number, `auto` or `auto:N`.
+    #[arg(long, value_parser = parse_rate)]
+    pub tpm: Option<RateArg>,
     /// Seconds of the per-minute budgets that may be spent at once.
     #[arg(long, default_value_t = 0.5)]
     burst_secs: f64,
@@ -129,6 +130,41 @@ pub struct RunArgs {
     /// Seconds to let requests in flight finish after Ctrl-C or SIGTERM.
     #[arg(long, default_value_t = 30.0)]
     drain_timeout: f64,
+}
+
+/// `--rpm`/`--tpm`: a fixed limit, `auto`, or `auto:CEILING`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateArg {
+    /// The limit, or the ceiling of the search.
+    pub limit: Option<NonZeroU64>,
+    /// Search for the rate.
+    pub auto: bool,
+}
+
+fn parse_rate(s: &str) -> Result<RateArg, String> {
+    let number = |n: &str| {
+        n.parse::<NonZeroU64>()
+            .map_err(|_| format!("`{s}`: expected a positive number, auto, or auto:N"))
+    };
+    match s.strip_prefix("auto") {
+        Some("") => Ok(RateArg {
+            limit: None,
+            auto: true,
+        }),
+        Some(rest) => match rest.strip_prefix(':') {
+            Some(n) => Ok(RateArg {
+                limit: Some(number(n)?),
+                auto: true,
+            }),
+            None => Err(format!(
+                "`{s}`: expected a positive number, auto, or auto:N"
+            )),
+        },
+        None => Ok(RateArg {
+            limit: Some(number(s)?),
+            auto: false,
+        }),
+    }
 }
 
 fn parse_sync(s: &str) -> Result<SyncPolicy, String> {
@@ -186,9 +222,11 @@ impl RunArgs {
             .base_url(&self.base_url)
             .concurrency(self.concurrency)
             .limits(Limits {
-                rpm: self.rpm,
-                tpm: self.tpm,
+                rpm: self.rpm.and_then(|r| r.limit),
+                tpm: self.tpm.and_then(|r| r.limit),
                 burst: secs(self.burst_secs, "--burst-secs")?,
+                rpm_auto: self.rpm.is_some_and(|r| r.auto),
+                tpm_auto: self.tpm.is_some_and(|r| r.auto),
             })
             .retry(RetryPolicy {
                 max_attempts: self.max_attempts,

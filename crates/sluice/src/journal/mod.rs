@@ -12,12 +12,11 @@
 
 mod files;
 mod fingerprint;
+mod idset;
 mod lineset;
 mod recover;
 
-use std::collections::HashSet;
 use std::fs::File;
-use std::hash::{BuildHasher, RandomState};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -26,6 +25,7 @@ use serde::{Deserialize, Serialize};
 
 pub use files::{open_append, replace_atomically, sync_dir};
 pub use fingerprint::Fingerprint;
+pub use idset::IdSet;
 pub use lineset::LineSet;
 pub use recover::{RecordId, ScanReport, repair_torn_tail, scan};
 
@@ -180,32 +180,6 @@ pub struct OpenOptions {
     pub retry_failed: bool,
     /// When to fsync.
     pub sync: SyncPolicy,
-}
-
-/// `custom_id`s seen, as 64-bit hashes (8 bytes an id plus the table's slack), to report
-/// duplicates without holding the input. A false duplicate needs a 64-bit collision.
-#[derive(Debug, Default)]
-pub struct IdSet {
-    hashes: HashSet<u64>,
-    hasher: RandomState,
-}
-
-impl IdSet {
-    /// Adds `id`; false if it was seen already.
-    pub fn insert(&mut self, id: &str) -> bool {
-        let h = self.hasher.hash_one(id);
-        self.hashes.insert(h)
-    }
-
-    /// Ids seen.
-    pub fn len(&self) -> usize {
-        self.hashes.len()
-    }
-
-    /// True when none.
-    pub fn is_empty(&self) -> bool {
-        self.hashes.is_empty()
-    }
 }
 
 /// What a previous run left.

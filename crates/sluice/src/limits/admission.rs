@@ -10,17 +10,24 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::TokenBucket;
+use super::adaptive::RateController;
+use super::headers::{BudgetHeaders, RateHeaders};
 
 /// The budgets to keep within.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Limits {
-    /// Requests per minute.
+    /// Requests per minute (with `rpm_auto`, the ceiling of the search).
     pub rpm: Option<NonZeroU64>,
-    /// Tokens per minute (prompt plus reserved output, as providers count at admission).
+    /// Tokens per minute (prompt plus reserved output, as providers count at admission;
+    /// with `tpm_auto`, the ceiling of the search).
     pub tpm: Option<NonZeroU64>,
     /// How much of a minute's budget may go at once. Half a second by default: below the
     /// one-second slices providers enforce, leaving room for network jitter.
     pub burst: Duration,
+    /// Find the request rate: start low, search upwards, back off on 429s.
+    pub rpm_auto: bool,
+    /// Find the token rate the same way.
+    pub tpm_auto: bool,
 }
 
 impl Default for Limits {
@@ -29,7 +36,77 @@ impl Default for Limits {
             rpm: None,
             tpm: None,
             burst: Duration::from_millis(500),
+            rpm_auto: false,
+            tpm_auto: false,
         }
+    }
+}
+
+/// Where an `auto` request rate starts: conservative, and found within seconds above.
+const AUTO_START_RPM: f64 = 60.0;
+/// Where an `auto` token rate starts.
+const AUTO_START_TPM: f64 = 20_000.0;
+
+/// One budget: its bucket and the controller that sets the bucket's rate.
+#[derive(Debug, Clone)]
+struct Budget {
+    bucket: TokenBucket,
+    control: RateController,
+    configured: Option<f64>,
+}
+
+impl Budget {
+    fn new(
+        configured: Option<NonZeroU64>,
+        auto: bool,
+        auto_start: f64,
+        burst: Duration,
+        now: Instant,
+    ) -> Option<Self> {
+        let configured_f = configured.map(|c| c.get() as f64);
+        let control = match (configured_f, auto) {
+            (Some(limit), false) => RateController::fixed(limit),
+            (ceiling, true) => RateController::auto(auto_start, ceiling),
+            (None, false) => return None,
+        };
+        let start = NonZeroU64::new(control.rate().round().max(1.0) as u64).expect("at least 1");
+        Some(Budget {
+            bucket: TokenBucket::per_minute(start, burst, now),
+            control,
+            configured: configured_f,
+        })
+    }
+
+    /// A budget learned from the server's headers when none was configured.
+    fn learned(limit: u64, burst: Duration, now: Instant) -> Self {
+        let mut control = RateController::fixed(limit as f64);
+        control.learn_limit(limit as f64, None);
+        Budget {
+            bucket: TokenBucket::per_minute(
+                NonZeroU64::new(limit.max(1)).expect("at least 1"),
+                burst,
+                now,
+            ),
+            control,
+            configured: None,
+        }
+    }
+
+    fn apply(&mut self, now: Instant) {
+        let rate = self.control.rate();
+        if (rate - self.bucket.limit() as f64).abs() >= 1.0 {
+            self.bucket.retune(now, rate);
+        }
+    }
+
+    fn observe(&mut self, now: Instant, h: &BudgetHeaders, in_flight: u64) {
+        if let Some(limit) = h.limit {
+            self.control.learn_limit(limit as f64, self.configured);
+        }
+        if let Some(remaining) = h.remaining {
+            self.bucket.clamp_level(remaining as f64 - in_flight as f64);
+        }
+        self.apply(now);
     }
 }
 
@@ -47,25 +124,35 @@ pub enum AdmitDecision {
     },
 }
 
-/// Request and token buckets and the shared pause.
+/// Request and token budgets and the shared pause.
 #[derive(Debug, Clone)]
 pub struct Admission {
-    requests: Option<TokenBucket>,
-    tokens: Option<TokenBucket>,
+    requests: Option<Budget>,
+    tokens: Option<Budget>,
     paused_until: Option<Instant>,
+    burst: Duration,
 }
 
 impl Admission {
     /// A gate for `limits`, opening at `now`.
     pub fn new(limits: &Limits, now: Instant) -> Self {
         Admission {
-            requests: limits
-                .rpm
-                .map(|l| TokenBucket::per_minute(l, limits.burst, now)),
-            tokens: limits
-                .tpm
-                .map(|l| TokenBucket::per_minute(l, limits.burst, now)),
+            requests: Budget::new(
+                limits.rpm,
+                limits.rpm_auto,
+                AUTO_START_RPM,
+                limits.burst,
+                now,
+            ),
+            tokens: Budget::new(
+                limits.tpm,
+                limits.tpm_auto,
+                AUTO_START_TPM,
+                limits.burst,
+                now,
+            ),
             paused_until: None,
+            burst: limits.burst,
         }
     }
 
@@ -77,9 +164,12 @@ impl Admission {
     /// Asks to admit one request of `cost` tokens at `now`.
     pub fn try_admit(&mut self, now: Instant, cost: u64) -> AdmitDecision {
         if let Some(t) = &self.tokens
-            && cost > t.limit()
+            && let Some(ceiling) = t.control.ceiling()
+            && cost as f64 > ceiling
         {
-            return AdmitDecision::Never { limit: t.limit() };
+            return AdmitDecision::Never {
+                limit: ceiling as u64,
+            };
         }
         if let Some(until) = self.paused_until {
             if now < until {
@@ -87,26 +177,26 @@ impl Admission {
             }
             self.paused_until = None;
             for b in [&mut self.requests, &mut self.tokens].into_iter().flatten() {
-                b.empty_at(until);
+                b.bucket.empty_at(until);
             }
         }
         let wait_requests = self
             .requests
             .as_mut()
-            .map_or(Duration::ZERO, |b| b.wait_for(now, 1));
+            .map_or(Duration::ZERO, |b| b.bucket.wait_for(now, 1));
         let wait_tokens = self
             .tokens
             .as_mut()
-            .map_or(Duration::ZERO, |b| b.wait_for(now, cost));
+            .map_or(Duration::ZERO, |b| b.bucket.wait_for(now, cost));
         let wait = wait_requests.max(wait_tokens);
         if !wait.is_zero() {
             return AdmitDecision::Wait(now + wait);
         }
         if let Some(b) = &mut self.requests {
-            b.take(1);
+            b.bucket.take(1);
         }
         if let Some(b) = &mut self.tokens {
-            b.take(cost);
+            b.bucket.take(cost);
         }
         AdmitDecision::Now
     }
@@ -114,13 +204,59 @@ impl Admission {
     /// Corrects the token budget once the real cost is known (`actual - estimated`).
     pub fn correct_tokens(&mut self, delta: i64) {
         if let Some(b) = &mut self.tokens {
-            b.correct(delta);
+            b.bucket.correct(delta);
         }
     }
 
     /// Pauses admission for everyone until `until` (a later pause extends an earlier one).
     pub fn pause_until(&mut self, until: Instant) {
         self.paused_until = Some(self.paused_until.map_or(until, |p| p.max(until)));
+    }
+
+    /// A request succeeded: adaptive rates grow.
+    pub fn on_success(&mut self, now: Instant) {
+        for b in [&mut self.requests, &mut self.tokens].into_iter().flatten() {
+            b.control.on_success(now);
+            b.apply(now);
+        }
+    }
+
+    /// A 429 or 529: adaptive rates shrink (the caller also pauses).
+    pub fn on_limited(&mut self, now: Instant) {
+        for b in [&mut self.requests, &mut self.tokens].into_iter().flatten() {
+            b.control.on_limited(now);
+            b.apply(now);
+        }
+    }
+
+    /// Learns from the server's rate-limit headers: a stated limit caps the rate (and
+    /// creates a budget where none was configured), and what remains caps the burst,
+    /// less the `in_flight` requests the server may not have counted yet.
+    pub fn observe(&mut self, now: Instant, headers: &RateHeaders, in_flight: u64) {
+        let burst = self.burst;
+        for (budget, h, in_flight) in [
+            (&mut self.requests, &headers.requests, in_flight),
+            (&mut self.tokens, &headers.tokens, 0),
+        ] {
+            match budget {
+                Some(b) => b.observe(now, h, in_flight),
+                None => {
+                    if let Some(limit) = h.limit {
+                        let mut b = Budget::learned(limit, burst, now);
+                        b.observe(now, h, in_flight);
+                        *budget = Some(b);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The request and token rates in force, per minute.
+    pub fn rates(&self) -> (Option<f64>, Option<f64>) {
+        (
+            self.requests.as_ref().map(|b| b.control.rate()),
+            self.tokens.as_ref().map(|b| b.control.rate()),
+        )
     }
 
     /// The end of the current pause, if paused at `now`.
@@ -138,6 +274,7 @@ mod tests {
             rpm: NonZeroU64::new(rpm),
             tpm: NonZeroU64::new(tpm),
             burst: Duration::from_secs(1),
+            ..Limits::default()
         }
     }
 
@@ -236,6 +373,7 @@ mod tests {
             rpm: NonZeroU64::new(6000),
             tpm: NonZeroU64::new(600_000),
             burst: Duration::from_millis(500),
+            ..Limits::default()
         };
         let mut gate = Admission::new(&limits, t0);
         admit_all(&mut gate, 50, 10).await;

@@ -18,6 +18,7 @@ use tokio::time::Instant;
 #[derive(Debug, Clone)]
 pub struct TokenBucket {
     limit: u64,
+    burst: Duration,
     capacity: f64,
     rate_per_sec: f64,
     level: f64,
@@ -28,17 +29,40 @@ impl TokenBucket {
     /// A bucket for `per_minute`, holding `burst` worth of it (at least one unit), full at
     /// `now`.
     pub fn per_minute(per_minute: NonZeroU64, burst: Duration, now: Instant) -> Self {
-        let limit = per_minute.get() as f64;
-        let capacity = (limit / 60.0 * burst.as_secs_f64()).max(1.0).min(limit);
-        // Leave room for the burst inside each minute, but never crawl below half the limit.
-        let rate_per_sec = (limit - capacity).max(limit / 2.0) / 60.0;
+        let (capacity, rate_per_sec) = Self::shape(per_minute.get() as f64, burst);
         TokenBucket {
             limit: per_minute.get(),
+            burst,
             capacity,
             rate_per_sec,
             level: capacity,
             last: now,
         }
+    }
+
+    /// Capacity and refill rate for a per-minute limit.
+    fn shape(limit: f64, burst: Duration) -> (f64, f64) {
+        let capacity = (limit / 60.0 * burst.as_secs_f64()).max(1.0).min(limit);
+        // Leave room for the burst inside each minute, but never crawl below half the limit.
+        let rate_per_sec = (limit - capacity).max(limit / 2.0) / 60.0;
+        (capacity, rate_per_sec)
+    }
+
+    /// Changes the per-minute limit from `now` on (what was earned so far at the old rate
+    /// is kept, up to the new capacity).
+    pub fn retune(&mut self, now: Instant, per_minute: f64) {
+        self.refill(now);
+        let per_minute = per_minute.max(1.0);
+        let (capacity, rate_per_sec) = Self::shape(per_minute, self.burst);
+        self.limit = per_minute.round() as u64;
+        self.capacity = capacity;
+        self.rate_per_sec = rate_per_sec;
+        self.level = self.level.min(capacity);
+    }
+
+    /// Lowers the level to at most `max` (what the server says is left).
+    pub fn clamp_level(&mut self, max: f64) {
+        self.level = self.level.min(max);
     }
 
     /// The per-minute limit.

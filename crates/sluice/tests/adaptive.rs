@@ -1,0 +1,183 @@
+//! Adaptive control against the simulator: header sync, AIMD, two jobs on one key.
+
+use std::num::{NonZeroU32, NonZeroU64, NonZeroUsize};
+use std::time::Duration;
+
+use futures::StreamExt;
+use serde_json::json;
+use sluice::{Backoff, BatchResult, Client, Limits, Request, RetryPolicy};
+use sluice_sim::{Latency, Sim, SimBuilder, SimHandle};
+
+fn nz(n: u64) -> Option<NonZeroU64> {
+    NonZeroU64::new(n)
+}
+
+async fn spawn(b: SimBuilder) -> SimHandle {
+    b.build().unwrap().spawn().await.unwrap()
+}
+
+fn policy() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: NonZeroU32::new(30).unwrap(),
+        backoff: Backoff::new(Duration::from_millis(50), Duration::from_secs(2)).unwrap(),
+        ..RetryPolicy::default()
+    }
+}
+
+fn requests(prefix: &str, n: usize) -> Vec<Request> {
+    (0..n)
+        .map(|i| {
+            Request::chat(
+                format!("{prefix}-{i}"),
+                &json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": format!("q {i}")}], "max_tokens": 4}),
+            )
+        })
+        .collect()
+}
+
+async fn run(client: &Client, reqs: Vec<Request>) -> Vec<BatchResult> {
+    client.run(futures::stream::iter(reqs)).collect().await
+}
+
+/// Arrival times (seconds since the simulator started) of the first attempt of every id.
+fn arrivals(sim: &SimHandle) -> Vec<f64> {
+    let mut t: Vec<f64> = sim
+        .stats()
+        .attempts
+        .values()
+        .flat_map(|a| a.iter().map(|us| *us as f64 / 1e6))
+        .collect();
+    t.sort_by(f64::total_cmp);
+    t
+}
+
+/// Requests a second between `from` and `to` seconds after the first arrival.
+fn rate_between(times: &[f64], from: f64, to: f64) -> f64 {
+    let start = times[0];
+    times
+        .iter()
+        .filter(|t| **t - start >= from && **t - start < to)
+        .count() as f64
+        / (to - from)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn told_twice_the_limit_it_follows_the_headers_with_no_429_after_the_first_responses() {
+    // Real: 12,000 rpm (200/s). Told: 24,000.
+    let sim = spawn(Sim::builder().rpm(nz(12_000)).latency(Latency {
+        ttft: Duration::from_millis(10),
+        per_token: Duration::ZERO,
+        jitter: 0.3,
+    }))
+    .await;
+    let client = Client::builder()
+        .base_url(sim.base_url())
+        .retry(policy())
+        .concurrency(NonZeroUsize::new(32).unwrap())
+        .limits(Limits {
+            rpm: nz(24_000),
+            ..Limits::default()
+        })
+        .build()
+        .unwrap();
+    let results = run(&client, requests("w", 1500)).await;
+    assert!(results.iter().all(|r| r.outcome.is_ok()));
+    let stats = sim.stats();
+    // 429s can only come from the opening burst, before the first answer told the limit.
+    assert!(stats.total_429() <= 32, "{} 429s", stats.total_429());
+    let times = arrivals(&sim);
+    let steady = rate_between(&times, 1.0, times.last().unwrap() - times[0]);
+    assert!(steady >= 0.95 * 200.0, "{steady:.1} requests/s of 200");
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_limit_without_headers_is_found_by_aimd() {
+    // Hidden: 3,000 rpm (50/s), no headers.
+    let sim = spawn(
+        Sim::builder()
+            .rpm(nz(3000))
+            .send_headers(false)
+            .latency(Latency {
+                ttft: Duration::from_millis(10),
+                per_token: Duration::ZERO,
+                jitter: 0.3,
+            }),
+    )
+    .await;
+    let client = Client::builder()
+        .base_url(sim.base_url())
+        .retry(policy())
+        .concurrency(NonZeroUsize::new(32).unwrap())
+        .limits(Limits {
+            rpm_auto: true,
+            ..Limits::default()
+        })
+        .build()
+        .unwrap();
+    let n = 1000;
+    let results = run(&client, requests("u", n)).await;
+    assert!(results.iter().all(|r| r.outcome.is_ok()));
+    let stats = sim.stats();
+    let share_429 = stats.total_429() as f64 / stats.received as f64;
+    assert!(
+        share_429 < 0.02,
+        "{} 429s of {} ({:.1}%)",
+        stats.total_429(),
+        stats.received,
+        share_429 * 100.0
+    );
+    let times = arrivals(&sim);
+    let end = times.last().unwrap() - times[0];
+    let converged = rate_between(&times, end / 2.0, end);
+    assert!(
+        converged >= 0.9 * 50.0,
+        "{converged:.1} requests/s of 50 in the second half"
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_jobs_on_one_key_stay_within_the_limit_and_neither_starves() {
+    // 6,000 rpm (100/s) shared; each job believes it has all of it.
+    let sim = spawn(Sim::builder().rpm(nz(6000)).latency(Latency {
+        ttft: Duration::from_millis(10),
+        per_token: Duration::ZERO,
+        jitter: 0.3,
+    }))
+    .await;
+    let job = |name: &'static str| {
+        let client = Client::builder()
+            .base_url(sim.base_url())
+            .retry(policy())
+            .concurrency(NonZeroUsize::new(16).unwrap())
+            .limits(Limits {
+                rpm: nz(6000),
+                ..Limits::default()
+            })
+            .build()
+            .unwrap();
+        async move {
+            let started = std::time::Instant::now();
+            let results = run(&client, requests(name, 500)).await;
+            (results, started.elapsed())
+        }
+    };
+    let ((a, ta), (b, tb)) = tokio::join!(job("a"), job("b"));
+    assert!(a.iter().chain(b.iter()).all(|r| r.outcome.is_ok()));
+    let stats = sim.stats();
+    let share_429 = stats.total_429() as f64 / stats.received as f64;
+    assert!(
+        share_429 < 0.05,
+        "{} 429s of {}",
+        stats.total_429(),
+        stats.received
+    );
+    // Together at most the limit: 1,000 requests need at least ~10 s at 100/s.
+    let slower = ta.max(tb).as_secs_f64();
+    assert!(slower >= 9.0, "{slower:.1} s for 1,000 requests at 100/s");
+    // Neither starves: the two finish within 40 % of each other.
+    let (fast, slow) = (ta.min(tb).as_secs_f64(), slower);
+    assert!(fast >= 0.6 * slow, "{fast:.1} s against {slow:.1} s");
+    sim.shutdown().await;
+}
