@@ -26,7 +26,15 @@ fn main() -> ExitCode {
             return ExitCode::from(commands::EXIT_INTERNAL);
         }
     };
-    match runtime.block_on(cli.run()) {
+    // The command runs as a task on the worker threads rather than on the main thread, so
+    // that waking it (once per batch of results) does not cost a cross-thread futex call.
+    let outcome = runtime.block_on(async {
+        match tokio::spawn(cli.run()).await {
+            Ok(outcome) => outcome,
+            Err(e) => Err(anyhow::anyhow!("the command's task failed: {e}")),
+        }
+    });
+    match outcome {
         Ok(code) => code,
         Err(err) => {
             eprintln!("sluice: {err:#}");
