@@ -32,6 +32,32 @@ impl<R: AsyncBufRead + Unpin> LineReader<R> {
         }
     }
 
+    /// Passes over the next line without copying it; false at the end of the input.
+    pub async fn skip_line(&mut self) -> std::io::Result<bool> {
+        let mut any = false;
+        loop {
+            let chunk = self.reader.fill_buf().await?;
+            if chunk.is_empty() {
+                break;
+            }
+            any = true;
+            match memchr::memchr(b'\n', chunk) {
+                Some(i) => {
+                    self.reader.consume(i + 1);
+                    break;
+                }
+                None => {
+                    let n = chunk.len();
+                    self.reader.consume(n);
+                }
+            }
+        }
+        if any {
+            self.number += 1;
+        }
+        Ok(any)
+    }
+
     /// Lines read so far.
     pub fn lines_read(&self) -> u64 {
         self.number
@@ -116,6 +142,16 @@ mod tests {
             ]
         );
         assert!(all(b"", 100).await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn skipping_keeps_the_line_count() {
+        let mut r = LineReader::new(&b"a\nbb\nccc"[..], 100);
+        assert!(r.skip_line().await.unwrap());
+        assert_eq!(r.next_line().await.unwrap(), Some((2, Line::Text(b"bb"))));
+        assert!(r.skip_line().await.unwrap());
+        assert_eq!(r.lines_read(), 3);
+        assert!(!r.skip_line().await.unwrap());
     }
 
     #[tokio::test]

@@ -121,9 +121,16 @@ where
 }
 
 async fn next_item<R: AsyncBufRead + Unpin>(s: &mut State<R>) -> InputItem {
+    // Lines a previous run recorded are passed over without being copied or parsed.
+    while s.options.skip.contains(s.lines.lines_read() + 1) {
+        match s.lines.skip_line().await {
+            Ok(true) => {}
+            Ok(false) => return InputItem::End(s.lines.lines_read()),
+            Err(e) => return InputItem::Failed(e),
+        }
+    }
     let (number, line) = loop {
         match s.lines.next_line().await {
-            Ok(Some((number, _))) if s.options.skip.contains(number) => {}
             Ok(Some(x)) => break x,
             Ok(None) => return InputItem::End(s.lines.lines_read()),
             Err(e) => return InputItem::Failed(e),

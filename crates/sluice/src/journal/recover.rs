@@ -67,18 +67,44 @@ pub fn scan(path: &Path, mut each: impl FnMut(RecordId)) -> io::Result<ScanRepor
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(ScanReport::default()),
         Err(e) => return Err(e),
     };
+    // Lines are read in place from the buffer; only a line that straddles two fills is
+    // copied (into `carry`). A resume reads hundreds of MB here before its first request.
     let mut reader = BufReader::with_capacity(1 << 20, file);
-    let mut line = Vec::with_capacity(4096);
+    let mut carry: Vec<u8> = Vec::new();
     let mut unreadable = 0;
+    let mut handle = |line: &[u8]| match identify(line) {
+        Some(id) => each(id),
+        None => unreadable += 1,
+    };
     loop {
-        line.clear();
-        if reader.read_until(b'\n', &mut line)? == 0 {
+        let buf = reader.fill_buf()?;
+        if buf.is_empty() {
             break;
         }
-        match identify(&line) {
-            Some(id) => each(id),
-            None => unreadable += 1,
+        let len = buf.len();
+        let mut start = 0;
+        if !carry.is_empty() {
+            match memchr::memchr(b'\n', buf) {
+                Some(i) => {
+                    carry.extend_from_slice(&buf[..=i]);
+                    handle(&carry);
+                    carry.clear();
+                    start = i + 1;
+                }
+                None => {
+                    carry.extend_from_slice(buf);
+                    reader.consume(len);
+                    continue;
+                }
+            }
         }
+        let base = start;
+        for end in memchr::memchr_iter(b'\n', &buf[base..]).map(|i| base + i) {
+            handle(&buf[start..=end]);
+            start = end + 1;
+        }
+        carry.extend_from_slice(&buf[start..]);
+        reader.consume(len);
     }
     Ok(ScanReport {
         repaired_bytes,
@@ -206,6 +232,18 @@ mod tests {
             }
         );
         assert_eq!(got[3].custom_id.as_deref(), Some("foreign"));
+    }
+
+    #[test]
+    fn lines_straddling_buffer_fills_are_read_whole() {
+        let pad = "x".repeat(1000);
+        let content: String = (0..3000)
+            .map(|i| format!("{{\"id\":\"b\",\"custom_id\":\"c{i}\",\"line\":{i},\"response\":\"{pad}\",\"error\":null}}\n"))
+            .collect();
+        let p = temp("straddle", content.as_bytes());
+        let mut lines = Vec::new();
+        scan(&p, |r| lines.push(r.line.unwrap())).unwrap();
+        assert_eq!(lines, (0..3000).collect::<Vec<u64>>());
     }
 
     #[test]
