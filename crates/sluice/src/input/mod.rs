@@ -129,12 +129,10 @@ async fn next_item<R: AsyncBufRead + Unpin>(s: &mut State<R>) -> InputItem {
             Err(e) => return InputItem::Failed(e),
         }
     }
-    let (number, line) = loop {
-        match s.lines.next_line().await {
-            Ok(Some(x)) => break x,
-            Ok(None) => return InputItem::End(s.lines.lines_read()),
-            Err(e) => return InputItem::Failed(e),
-        }
+    let (number, line) = match s.lines.next_line().await {
+        Ok(Some(x)) => x,
+        Ok(None) => return InputItem::End(s.lines.lines_read()),
+        Err(e) => return InputItem::Failed(e),
     };
     let error = |kind, custom_id, message| {
         InputItem::Invalid(LineError {
