@@ -11,6 +11,7 @@ use sluice::input::{self, Format, InputOptions, PromptOptions};
 use sluice::journal::{
     InputIdentity, Journal, JournalError, JournalPaths, OpenOptions, SyncPolicy,
 };
+use sluice::limits::Algorithm;
 use sluice::{ApiKey, AuthStyle, Backoff, Client, Event, Limits, RetryPolicy};
 
 use super::execute::execute;
@@ -24,6 +25,12 @@ enum FormatArg {
     Auto,
     Batch,
     Prompts,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LimiterArg {
+    TokenBucket,
+    SlidingWindow,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -88,6 +95,10 @@ pub struct RunArgs {
     /// Tokens per minute (prompt plus max_tokens times n): a number, `auto` or `auto:N`.
     #[arg(long, value_parser = parse_rate)]
     pub tpm: Option<RateArg>,
+    /// Admission algorithm: a token bucket with a small burst (OpenAI), or shares of 1 s,
+    /// 10 s and 60 s windows with no burst (Azure).
+    #[arg(long, value_enum, default_value_t = LimiterArg::TokenBucket)]
+    limiter: LimiterArg,
     /// Seconds of the per-minute budgets that may be spent at once.
     #[arg(long, default_value_t = 0.5)]
     burst_secs: f64,
@@ -227,6 +238,10 @@ impl RunArgs {
                 burst: secs(self.burst_secs, "--burst-secs")?,
                 rpm_auto: self.rpm.is_some_and(|r| r.auto),
                 tpm_auto: self.tpm.is_some_and(|r| r.auto),
+                algorithm: match self.limiter {
+                    LimiterArg::TokenBucket => Algorithm::TokenBucket,
+                    LimiterArg::SlidingWindow => Algorithm::SlidingWindow,
+                },
             })
             .retry(RetryPolicy {
                 max_attempts: self.max_attempts,

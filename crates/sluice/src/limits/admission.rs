@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::TokenBucket;
 use super::adaptive::RateController;
 use super::headers::{BudgetHeaders, RateHeaders};
+use super::{Algorithm, RateLimiter, limiter};
 
 /// The budgets to keep within.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -28,6 +28,8 @@ pub struct Limits {
     pub rpm_auto: bool,
     /// Find the token rate the same way.
     pub tpm_auto: bool,
+    /// The admission algorithm.
+    pub algorithm: Algorithm,
 }
 
 impl Default for Limits {
@@ -38,6 +40,7 @@ impl Default for Limits {
             burst: Duration::from_millis(500),
             rpm_auto: false,
             tpm_auto: false,
+            algorithm: Algorithm::TokenBucket,
         }
     }
 }
@@ -48,9 +51,9 @@ const AUTO_START_RPM: f64 = 60.0;
 const AUTO_START_TPM: f64 = 20_000.0;
 
 /// One budget: its bucket and the controller that sets the bucket's rate.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct Budget {
-    bucket: TokenBucket,
+    bucket: Box<dyn RateLimiter>,
     control: RateController,
     configured: Option<f64>,
 }
@@ -60,7 +63,7 @@ impl Budget {
         configured: Option<NonZeroU64>,
         auto: bool,
         auto_start: f64,
-        burst: Duration,
+        limits: &Limits,
         now: Instant,
     ) -> Option<Self> {
         let configured_f = configured.map(|c| c.get() as f64);
@@ -71,18 +74,19 @@ impl Budget {
         };
         let start = NonZeroU64::new(control.rate().round().max(1.0) as u64).expect("at least 1");
         Some(Budget {
-            bucket: TokenBucket::per_minute(start, burst, now),
+            bucket: limiter(limits.algorithm, start, limits.burst, now),
             control,
             configured: configured_f,
         })
     }
 
     /// A budget learned from the server's headers when none was configured.
-    fn learned(limit: u64, burst: Duration, now: Instant) -> Self {
+    fn learned(limit: u64, algorithm: Algorithm, burst: Duration, now: Instant) -> Self {
         let mut control = RateController::fixed(limit as f64);
         control.learn_limit(limit as f64, None);
         Budget {
-            bucket: TokenBucket::per_minute(
+            bucket: limiter(
+                algorithm,
                 NonZeroU64::new(limit.max(1)).expect("at least 1"),
                 burst,
                 now,
@@ -104,7 +108,8 @@ impl Budget {
             self.control.learn_limit(limit as f64, self.configured);
         }
         if let Some(remaining) = h.remaining {
-            self.bucket.clamp_level(remaining as f64 - in_flight as f64);
+            self.bucket
+                .cap_remaining(remaining as f64 - in_flight as f64);
         }
         self.apply(now);
     }
@@ -125,34 +130,24 @@ pub enum AdmitDecision {
 }
 
 /// Request and token budgets and the shared pause.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Admission {
     requests: Option<Budget>,
     tokens: Option<Budget>,
     paused_until: Option<Instant>,
     burst: Duration,
+    algorithm: Algorithm,
 }
 
 impl Admission {
     /// A gate for `limits`, opening at `now`.
     pub fn new(limits: &Limits, now: Instant) -> Self {
         Admission {
-            requests: Budget::new(
-                limits.rpm,
-                limits.rpm_auto,
-                AUTO_START_RPM,
-                limits.burst,
-                now,
-            ),
-            tokens: Budget::new(
-                limits.tpm,
-                limits.tpm_auto,
-                AUTO_START_TPM,
-                limits.burst,
-                now,
-            ),
+            requests: Budget::new(limits.rpm, limits.rpm_auto, AUTO_START_RPM, limits, now),
+            tokens: Budget::new(limits.tpm, limits.tpm_auto, AUTO_START_TPM, limits, now),
             paused_until: None,
             burst: limits.burst,
+            algorithm: limits.algorithm,
         }
     }
 
@@ -177,7 +172,7 @@ impl Admission {
             }
             self.paused_until = None;
             for b in [&mut self.requests, &mut self.tokens].into_iter().flatten() {
-                b.bucket.empty_at(until);
+                b.bucket.restart_at(until);
             }
         }
         let wait_requests = self
@@ -193,10 +188,10 @@ impl Admission {
             return AdmitDecision::Wait(now + wait);
         }
         if let Some(b) = &mut self.requests {
-            b.bucket.take(1);
+            b.bucket.take(now, 1);
         }
         if let Some(b) = &mut self.tokens {
-            b.bucket.take(cost);
+            b.bucket.take(now, cost);
         }
         AdmitDecision::Now
     }
@@ -233,7 +228,7 @@ impl Admission {
     /// creates a budget where none was configured), and what remains caps the burst,
     /// less the `in_flight` requests the server may not have counted yet.
     pub fn observe(&mut self, now: Instant, headers: &RateHeaders, in_flight: u64) {
-        let burst = self.burst;
+        let (burst, algorithm) = (self.burst, self.algorithm);
         for (budget, h, in_flight) in [
             (&mut self.requests, &headers.requests, in_flight),
             (&mut self.tokens, &headers.tokens, 0),
@@ -242,7 +237,7 @@ impl Admission {
                 Some(b) => b.observe(now, h, in_flight),
                 None => {
                     if let Some(limit) = h.limit {
-                        let mut b = Budget::learned(limit, burst, now);
+                        let mut b = Budget::learned(limit, algorithm, burst, now);
                         b.observe(now, h, in_flight);
                         *budget = Some(b);
                     }
