@@ -26,9 +26,9 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::client::{Attempt, Inner, too_large};
+use crate::client::{Attempt, Charge, Inner, too_large};
 use crate::error::{ErrorKind, RequestError};
-use crate::estimate::Estimate;
+
 use crate::events::Event;
 use crate::limits::AdmitDecision;
 use crate::outcome::BatchResult;
@@ -78,7 +78,7 @@ struct Item {
     request: Request,
     /// Input order, for FIFO within a priority.
     seq: u64,
-    estimate: Estimate,
+    charge: Charge,
     attempts: u32,
     not_before: Instant,
 }
@@ -173,13 +173,13 @@ impl Scheduler {
     }
 
     fn enqueue(&mut self, request: Request) {
-        let estimate = self.inner.estimate(&request);
+        let charge = self.inner.charge(&request);
         let seq = self.next_seq;
         self.next_seq += 1;
         self.ready.push(Ready(Item {
             request,
             seq,
-            estimate,
+            charge,
             attempts: 0,
             not_before: Instant::now(),
         }));
@@ -270,15 +270,26 @@ impl Scheduler {
     /// again for the gate's sake and whether it stopped for want of a permit; `None` if the
     /// results stream is gone.
     async fn dispatch(&mut self, now: Instant) -> Option<(Option<Instant>, bool)> {
+        // With per-model budgets, a request waiting on its model's budget must not hold
+        // back requests for other models: it is set aside for this round, and so is every
+        // later request of the same budget (their order within it is kept).
+        let several = self.inner.gate().admissions.len() > 1;
+        let mut parked: Vec<Ready> = Vec::new();
+        let mut blocked: Vec<usize> = Vec::new();
+        let mut wake: Option<Instant> = None;
+        let mut out_of_permits = false;
         while let Some(head) = self.ready.peek() {
+            let gate_index = head.0.charge.gate;
+            if blocked.contains(&gate_index) {
+                parked.extend(self.ready.pop());
+                continue;
+            }
             let Ok(permit) = self.inner.permits.clone().try_acquire_owned() else {
-                return Some((None, true));
+                out_of_permits = true;
+                break;
             };
-            let decision = self
-                .inner
-                .gate()
-                .admission
-                .try_admit(now, head.0.estimate.cost());
+            let cost = head.0.charge.estimate.cost();
+            let decision = self.inner.gate().admissions[gate_index].try_admit(now, cost);
             match decision {
                 AdmitDecision::Now => {
                     let Some(Ready(mut item)) = self.ready.pop() else {
@@ -292,7 +303,9 @@ impl Scheduler {
                     let inner = self.inner.clone();
                     self.tasks.spawn(async move {
                         let started = Instant::now();
-                        let outcome = inner.attempt(&item.request, item.attempts).await;
+                        let outcome = inner
+                            .attempt(&item.request, item.attempts, item.charge)
+                            .await;
                         drop(permit);
                         Finished {
                             item,
@@ -301,20 +314,28 @@ impl Scheduler {
                         }
                     });
                 }
-                AdmitDecision::Wait(at) => return Some((Some(at), false)),
+                AdmitDecision::Wait(at) => {
+                    wake = Some(wake.map_or(at, |w| w.min(at)));
+                    if !several {
+                        break;
+                    }
+                    blocked.push(gate_index);
+                    parked.extend(self.ready.pop());
+                }
                 AdmitDecision::Never { limit } => {
                     drop(permit);
                     let Some(Ready(item)) = self.ready.pop() else {
                         break;
                     };
-                    let error = too_large(item.estimate.cost(), limit);
+                    let error = too_large(item.charge.estimate.cost(), limit);
                     if !self.finish(item, Err(error), Duration::ZERO).await {
                         return None;
                     }
                 }
             }
         }
-        Some((None, false))
+        self.ready.extend(parked);
+        Some((wake, out_of_permits))
     }
 
     /// Handles a finished attempt: a result, or a retry in the delayed queue. False if the
@@ -327,7 +348,7 @@ impl Scheduler {
         } = f;
         match outcome {
             Attempt::Done(success) => {
-                self.inner.correct(&item.estimate, &success);
+                self.inner.correct(item.charge, &success);
                 self.inner.stats().record_success(success.usage, latency);
                 self.finish(item, Ok(success), latency).await
             }
@@ -337,9 +358,8 @@ impl Scheduler {
                 server_delay,
                 rate_limited,
             } => {
-                let now = Instant::now();
                 let planned = self.inner.plan_retry(
-                    now,
+                    item.charge,
                     &item.request.custom_id,
                     item.attempts,
                     &mut error,

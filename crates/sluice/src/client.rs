@@ -32,6 +32,7 @@ pub struct ClientBuilder {
     retry: RetryPolicy,
     seed: Option<u64>,
     observer: Option<Observer>,
+    model_limits: Vec<(String, Limits)>,
 }
 
 impl std::fmt::Debug for ClientBuilder {
@@ -106,6 +107,13 @@ impl ClientBuilder {
         self
     }
 
+    /// Separate limits for one model: its requests are admitted against these instead of
+    /// the client's (providers limit each model separately).
+    pub fn model_limits(mut self, model: impl Into<String>, limits: Limits) -> Self {
+        self.model_limits.push((model.into(), limits));
+        self
+    }
+
     /// Subscribes to events.
     pub fn observer(mut self, observer: Observer) -> Self {
         self.observer = Some(observer);
@@ -117,7 +125,7 @@ impl ClientBuilder {
         let concurrency = self
             .concurrency
             .unwrap_or(NonZeroUsize::new(64).expect("64 is not zero"));
-        if self.limits.tpm.is_some() {
+        if self.limits.tpm.is_some() || self.model_limits.iter().any(|(_, l)| l.tpm.is_some()) {
             // Estimates need the tokenizers, which take a few hundred ms to build: build
             // them beside the start-up instead of stalling the scheduler on its first request.
             std::thread::spawn(crate::estimate::warm_up);
@@ -136,7 +144,16 @@ impl ClientBuilder {
                 concurrency,
                 retry: self.retry,
                 gate: Mutex::new(Gate {
-                    admission: Admission::new(&self.limits, now),
+                    admissions: std::iter::once(&self.limits)
+                        .chain(self.model_limits.iter().map(|(_, l)| l))
+                        .map(|l| Admission::new(l, now))
+                        .collect(),
+                    models: self
+                        .model_limits
+                        .iter()
+                        .enumerate()
+                        .map(|(i, (m, _))| (m.clone(), i + 1))
+                        .collect(),
                     budget: RetryBudget::new(
                         self.retry.budget_ratio,
                         self.retry.budget_min_per_sec,
@@ -162,7 +179,10 @@ pub struct Client {
 /// The mutable scheduling state, behind one short-held lock.
 #[derive(Debug)]
 pub(crate) struct Gate {
-    pub admission: Admission,
+    /// The client's admission first, then one per model with its own limits.
+    pub admissions: Vec<Admission>,
+    /// Model name to its index in `admissions`.
+    pub models: std::collections::HashMap<String, usize>,
     pub budget: RetryBudget,
     pub rng: SmallRng,
 }
@@ -185,6 +205,13 @@ impl std::fmt::Debug for Inner {
             .field("concurrency", &self.concurrency)
             .finish_non_exhaustive()
     }
+}
+
+/// A request's estimated cost and the admission (by index) it is charged to.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Charge {
+    pub estimate: Estimate,
+    pub gate: usize,
 }
 
 /// What one attempt came to.
@@ -214,13 +241,35 @@ impl Inner {
         }
     }
 
-    /// The cost admission charges for a request: estimated only when tokens are limited,
-    /// since estimating is the one costly thing on the hot path.
-    pub(crate) fn estimate(&self, request: &Request) -> Estimate {
-        if self.gate().admission.limits_tokens() {
+    /// What admission charges a request, and which admission charges it (its model's, if
+    /// that has limits of its own). Tokens are estimated only where they are limited, since
+    /// estimating is the one costly thing on the hot path.
+    pub(crate) fn charge(&self, request: &Request) -> Charge {
+        let gate = self.gate();
+        let index = if gate.models.is_empty() {
+            0
+        } else {
+            #[derive(serde::Deserialize)]
+            struct ModelOnly<'a> {
+                #[serde(borrow)]
+                model: Option<std::borrow::Cow<'a, str>>,
+            }
+            serde_json::from_slice::<ModelOnly>(&request.body)
+                .ok()
+                .and_then(|m| m.model)
+                .and_then(|m| gate.models.get(m.as_ref()).copied())
+                .unwrap_or(0)
+        };
+        let limits_tokens = gate.admissions[index].limits_tokens();
+        drop(gate);
+        let estimate = if limits_tokens {
             estimate(request.endpoint, &request.body)
         } else {
             Estimate::default()
+        };
+        Charge {
+            estimate,
+            gate: index,
         }
     }
 
@@ -233,7 +282,7 @@ impl Inner {
     }
 
     /// Sends one attempt and classifies it.
-    pub(crate) async fn attempt(&self, request: &Request, attempt: u32) -> Attempt {
+    pub(crate) async fn attempt(&self, request: &Request, attempt: u32, charge: Charge) -> Attempt {
         self.emit(Event::Sent {
             custom_id: &request.custom_id,
             tag: request.tag,
@@ -253,9 +302,7 @@ impl Inner {
         };
         {
             let in_flight = (self.concurrency.get() - self.permits.available_permits()) as u64;
-            self.gate()
-                .admission
-                .observe(Instant::now(), &reply.rate, in_flight);
+            self.gate().admissions[charge.gate].observe(Instant::now(), &reply.rate, in_flight);
         }
         let body = self.redact(reply.body);
         let error = |kind: ErrorKind, message: String| {
@@ -296,13 +343,14 @@ impl Inner {
     /// rate limit; draws on the retry budget otherwise.
     pub(crate) fn plan_retry(
         &self,
-        now: Instant,
+        charge: Charge,
         custom_id: &str,
         attempts: u32,
         error: &mut RequestError,
         server_delay: Option<Duration>,
         rate_limited: bool,
     ) -> Option<Instant> {
+        let now = Instant::now();
         let policy = &self.retry;
         if rate_limited {
             self.stats().rate_limited += 1;
@@ -310,7 +358,7 @@ impl Inner {
         // A 429 or a 529 (overloaded) means the rate is too high for the server now.
         let overloaded = rate_limited || error.status == Some(529);
         if overloaded {
-            self.gate().admission.on_limited(now);
+            self.gate().admissions[charge.gate].on_limited(now);
         }
         if attempts >= policy.max_attempts.get() {
             error.message = format!("{}; gave up after {attempts} attempts", error.message);
@@ -334,7 +382,7 @@ impl Inner {
             // Everyone waits what the server asked, or one base backoff; this request alone
             // also waits its own, growing, backoff.
             let pause = server_delay.unwrap_or_else(|| policy.backoff.ceiling(1));
-            gate.admission.pause_until(now + pause);
+            gate.admissions[charge.gate].pause_until(now + pause);
             drop(gate);
             self.emit(Event::Paused { duration: pause });
         } else {
@@ -352,9 +400,10 @@ impl Inner {
     }
 
     /// Waits until admission lets a request of `cost` tokens through, then takes the cost.
-    pub(crate) async fn admit(&self, cost: u64) -> Result<(), RequestError> {
+    pub(crate) async fn admit(&self, charge: Charge) -> Result<(), RequestError> {
+        let cost = charge.estimate.cost();
         loop {
-            let decision = self.gate().admission.try_admit(Instant::now(), cost);
+            let decision = self.gate().admissions[charge.gate].try_admit(Instant::now(), cost);
             match decision {
                 AdmitDecision::Now => return Ok(()),
                 AdmitDecision::Wait(at) => tokio::time::sleep_until(at).await,
@@ -365,13 +414,15 @@ impl Inner {
 
     /// After a success: corrects the token budget with the prompt tokens the server
     /// counted, and lets adaptive rates grow.
-    pub(crate) fn correct(&self, estimate: &Estimate, success: &Success) {
+    pub(crate) fn correct(&self, charge: Charge, success: &Success) {
         let mut gate = self.gate();
+        let admission = &mut gate.admissions[charge.gate];
+        let estimate = charge.estimate;
         if estimate.prompt > 0 || estimate.reserved_output > 0 {
             let delta = success.usage.prompt_tokens as i64 - estimate.prompt as i64;
-            gate.admission.correct_tokens(delta);
+            admission.correct_tokens(delta);
         }
-        gate.admission.on_success(Instant::now());
+        admission.on_success(Instant::now());
     }
 }
 
@@ -395,10 +446,10 @@ impl Client {
     /// Sends one request, waiting for admission and retrying as the policy says.
     pub async fn send(&self, request: &Request) -> Result<Success, RequestError> {
         let inner = &self.inner;
-        let estimate = inner.estimate(request);
+        let charge = inner.charge(request);
         let mut attempts = 0;
         loop {
-            inner.admit(estimate.cost()).await?;
+            inner.admit(charge).await?;
             let permit =
                 inner.permits.acquire().await.map_err(|_| {
                     RequestError::new(ErrorKind::Cancelled, "the client was closed")
@@ -409,11 +460,11 @@ impl Client {
             }
             inner.stats().attempts += 1;
             let started = Instant::now();
-            let outcome = inner.attempt(request, attempts).await;
+            let outcome = inner.attempt(request, attempts, charge).await;
             drop(permit);
             match outcome {
                 Attempt::Done(success) => {
-                    inner.correct(&estimate, &success);
+                    inner.correct(charge, &success);
                     inner
                         .stats()
                         .record_success(success.usage, started.elapsed());
@@ -428,9 +479,8 @@ impl Client {
                     server_delay,
                     rate_limited,
                 } => {
-                    let now = Instant::now();
                     match inner.plan_retry(
-                        now,
+                        charge,
                         &request.custom_id,
                         attempts,
                         &mut error,

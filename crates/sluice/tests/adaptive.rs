@@ -217,3 +217,63 @@ async fn the_sliding_window_limiter_keeps_every_second_within_its_share() {
     );
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_model_budgets_admit_each_model_against_its_own_limit() {
+    let sim = spawn(Sim::builder()).await;
+    // gpt-4o: 600 rpm (10 a second after a burst of 5); everything else: unlimited.
+    let client = Client::builder()
+        .base_url(sim.base_url())
+        .retry(policy())
+        .concurrency(NonZeroUsize::new(16).unwrap())
+        .model_limits(
+            "gpt-4o",
+            Limits {
+                rpm: nz(600),
+                ..Limits::default()
+            },
+        )
+        .build()
+        .unwrap();
+    let mut reqs = Vec::new();
+    for i in 0..25 {
+        reqs.push(Request::chat(
+            format!("slow-{i}"),
+            &json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}]}),
+        ));
+    }
+    for i in 0..300 {
+        reqs.push(Request::chat(
+            format!("fast-{i}"),
+            &json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]}),
+        ));
+    }
+    let results = run(&client, reqs).await;
+    assert!(results.iter().all(|r| r.outcome.is_ok()));
+    let slow = arrivals_of(&sim, "slow-");
+    let fast = arrivals_of(&sim, "fast-");
+    // 25 gpt-4o requests at 10 a second after a burst of 5: about 2 s.
+    let slow_span = slow.last().unwrap() - slow[0];
+    assert!(
+        slow_span >= 1.8,
+        "gpt-4o took {slow_span:.2} s: its budget was not applied"
+    );
+    // The other model is not held behind gpt-4o's budget, though it came later in the input.
+    assert!(
+        fast.last().unwrap() < &(slow[0] + 1.0),
+        "gpt-4o-mini waited behind gpt-4o"
+    );
+    sim.shutdown().await;
+}
+
+fn arrivals_of(sim: &SimHandle, prefix: &str) -> Vec<f64> {
+    let mut t: Vec<f64> = sim
+        .stats()
+        .attempts
+        .iter()
+        .filter(|(id, _)| id.starts_with(prefix))
+        .flat_map(|(_, a)| a.iter().map(|us| *us as f64 / 1e6))
+        .collect();
+    t.sort_by(f64::total_cmp);
+    t
+}

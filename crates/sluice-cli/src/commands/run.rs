@@ -95,6 +95,10 @@ pub struct RunArgs {
     /// Tokens per minute (prompt plus max_tokens times n): a number, `auto` or `auto:N`.
     #[arg(long, value_parser = parse_rate)]
     pub tpm: Option<RateArg>,
+    /// Limits for one model, admitted apart from the rest (repeatable):
+    /// `MODEL=rpm:N,tpm:M`, each `N`/`M` a number or `auto`.
+    #[arg(long = "limit", value_name = "MODEL=rpm:N,tpm:M", value_parser = parse_model_limit)]
+    model_limits: Vec<ModelLimitArg>,
     /// Admission algorithm: a token bucket with a small burst (OpenAI), or shares of 1 s,
     /// 10 s and 60 s windows with no burst (Azure).
     #[arg(long, value_enum, default_value_t = LimiterArg::TokenBucket)]
@@ -141,6 +145,34 @@ pub struct RunArgs {
     /// Seconds to let requests in flight finish after Ctrl-C or SIGTERM.
     #[arg(long, default_value_t = 30.0)]
     drain_timeout: f64,
+}
+
+/// `--limit MODEL=rpm:N,tpm:M`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelLimitArg {
+    model: String,
+    rpm: Option<RateArg>,
+    tpm: Option<RateArg>,
+}
+
+fn parse_model_limit(s: &str) -> Result<ModelLimitArg, String> {
+    let (model, spec) = s
+        .split_once('=')
+        .filter(|(m, _)| !m.is_empty())
+        .ok_or_else(|| format!("`{s}`: expected MODEL=rpm:N,tpm:M"))?;
+    let mut limit = ModelLimitArg {
+        model: model.to_owned(),
+        rpm: None,
+        tpm: None,
+    };
+    for part in spec.split(',') {
+        match part.split_once(':') {
+            Some(("rpm", v)) => limit.rpm = Some(parse_rate(v)?),
+            Some(("tpm", v)) => limit.tpm = Some(parse_rate(v)?),
+            _ => return Err(format!("`{part}` in `{s}`: expected rpm:N or tpm:N")),
+        }
+    }
+    Ok(limit)
 }
 
 /// `--rpm`/`--tpm`: a fixed limit, `auto`, or `auto:CEILING`.
@@ -238,10 +270,7 @@ impl RunArgs {
                 burst: secs(self.burst_secs, "--burst-secs")?,
                 rpm_auto: self.rpm.is_some_and(|r| r.auto),
                 tpm_auto: self.tpm.is_some_and(|r| r.auto),
-                algorithm: match self.limiter {
-                    LimiterArg::TokenBucket => Algorithm::TokenBucket,
-                    LimiterArg::SlidingWindow => Algorithm::SlidingWindow,
-                },
+                algorithm: self.algorithm(),
             })
             .retry(RetryPolicy {
                 max_attempts: self.max_attempts,
@@ -272,6 +301,19 @@ impl RunArgs {
         if let Some(seed) = self.seed {
             builder = builder.seed(seed);
         }
+        for m in &self.model_limits {
+            builder = builder.model_limits(
+                m.model.clone(),
+                Limits {
+                    rpm: m.rpm.and_then(|r| r.limit),
+                    tpm: m.tpm.and_then(|r| r.limit),
+                    rpm_auto: m.rpm.is_some_and(|r| r.auto),
+                    tpm_auto: m.tpm.is_some_and(|r| r.auto),
+                    burst: secs(self.burst_secs, "--burst-secs")?,
+                    algorithm: self.algorithm(),
+                },
+            );
+        }
         match builder.build() {
             Ok(client) => Ok(client),
             Err(e) => usage!("{e}"),
@@ -299,6 +341,13 @@ impl RunArgs {
             max_line_bytes: self.max_line_bytes,
             skip: Default::default(),
         })
+    }
+
+    fn algorithm(&self) -> Algorithm {
+        match self.limiter {
+            LimiterArg::TokenBucket => Algorithm::TokenBucket,
+            LimiterArg::SlidingWindow => Algorithm::SlidingWindow,
+        }
     }
 
     /// The files of this run.
