@@ -349,6 +349,7 @@ impl Scheduler {
         match outcome {
             Attempt::Done(success) => {
                 self.inner.correct(item.charge, &success);
+                self.inner.concurrency_sample(latency);
                 self.inner.stats().record_success(success.usage, latency);
                 self.finish(item, Ok(success), latency).await
             }

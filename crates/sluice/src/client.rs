@@ -16,7 +16,7 @@ use crate::batch::{BatchRun, spawn_batch};
 use crate::error::{ConfigError, ErrorKind, RequestError};
 use crate::estimate::{Estimate, estimate};
 use crate::events::{Event, Observer};
-use crate::limits::{Admission, AdmitDecision, Limits};
+use crate::limits::{Admission, AdmitDecision, ConcurrencyController, Limits};
 use crate::outcome::{Success, parse_usage};
 use crate::request::Request;
 use crate::retry::{RetryBudget, RetryPolicy, Verdict, classify};
@@ -29,6 +29,7 @@ pub struct ClientBuilder {
     transport: TransportConfig,
     limits: Limits,
     concurrency: Option<NonZeroUsize>,
+    adaptive_concurrency: bool,
     retry: RetryPolicy,
     seed: Option<u64>,
     observer: Option<Observer>,
@@ -80,6 +81,15 @@ impl ClientBuilder {
     /// Requests in flight at most (default 64).
     pub fn concurrency(mut self, n: NonZeroUsize) -> Self {
         self.concurrency = Some(n);
+        self.adaptive_concurrency = false;
+        self
+    }
+
+    /// Finds the concurrency instead (for servers that queue rather than refuse): starts at
+    /// 8, follows latency (see [`crate::limits::ConcurrencyController`]), never above `max`.
+    pub fn concurrency_auto(mut self, max: NonZeroUsize) -> Self {
+        self.concurrency = Some(max);
+        self.adaptive_concurrency = true;
         self
     }
 
@@ -132,6 +142,16 @@ impl ClientBuilder {
         }
         let mut transport = self.transport;
         transport.pool_size = concurrency.get();
+        let permits = Semaphore::new(concurrency.get());
+        let adaptive = self.adaptive_concurrency.then(|| {
+            let controller = ConcurrencyController::new(8, 1, concurrency.get());
+            let current = controller.limit();
+            permits.forget_permits(concurrency.get() - current);
+            AdaptiveConcurrency {
+                controller,
+                current,
+            }
+        });
         let now = Instant::now();
         let rng = match self.seed {
             Some(seed) => SmallRng::seed_from_u64(seed),
@@ -140,8 +160,9 @@ impl ClientBuilder {
         Ok(Client {
             inner: Arc::new(Inner {
                 transport: Transport::new(&transport)?,
-                permits: Arc::new(Semaphore::new(concurrency.get())),
+                permits: Arc::new(permits),
                 concurrency,
+                adaptive: adaptive.map(Mutex::new),
                 retry: self.retry,
                 gate: Mutex::new(Gate {
                     admissions: std::iter::once(&self.limits)
@@ -190,7 +211,10 @@ pub(crate) struct Gate {
 pub(crate) struct Inner {
     pub transport: Transport,
     pub permits: Arc<Semaphore>,
+    /// The most permits there can be.
     pub concurrency: NonZeroUsize,
+    /// When the concurrency is found rather than fixed.
+    pub adaptive: Option<Mutex<AdaptiveConcurrency>>,
     pub retry: RetryPolicy,
     pub gate: Mutex<Gate>,
     pub stats: Mutex<Stats>,
@@ -205,6 +229,13 @@ impl std::fmt::Debug for Inner {
             .field("concurrency", &self.concurrency)
             .finish_non_exhaustive()
     }
+}
+
+/// The concurrency controller and the permits it has granted.
+#[derive(Debug)]
+pub(crate) struct AdaptiveConcurrency {
+    controller: ConcurrencyController,
+    current: usize,
 }
 
 /// A request's estimated cost and the admission (by index) it is charged to.
@@ -229,6 +260,34 @@ impl Inner {
     pub(crate) fn gate(&self) -> MutexGuard<'_, Gate> {
         // The gate's state stays usable after a panic elsewhere; there is nothing to repair.
         self.gate.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Requests holding a permit now.
+    pub(crate) fn in_flight(&self) -> usize {
+        let granted = match &self.adaptive {
+            Some(a) => a.lock().unwrap_or_else(|e| e.into_inner()).current,
+            None => self.concurrency.get(),
+        };
+        granted.saturating_sub(self.permits.available_permits())
+    }
+
+    /// Feeds a successful request's latency to the concurrency controller, if there is one,
+    /// and grants or withdraws permits to follow it.
+    pub(crate) fn concurrency_sample(&self, latency: Duration) {
+        let Some(adaptive) = &self.adaptive else {
+            return;
+        };
+        let mut a = adaptive.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(limit) = a.controller.on_sample(latency) {
+            if limit > a.current {
+                self.permits.add_permits(limit - a.current);
+                a.current = limit;
+            } else {
+                // Only free permits can be withdrawn now; the rest follow at the next change.
+                let withdrawn = self.permits.forget_permits(a.current - limit);
+                a.current -= withdrawn;
+            }
+        }
     }
 
     pub(crate) fn stats(&self) -> MutexGuard<'_, Stats> {
@@ -301,7 +360,7 @@ impl Inner {
             }
         };
         {
-            let in_flight = (self.concurrency.get() - self.permits.available_permits()) as u64;
+            let in_flight = self.in_flight() as u64;
             self.gate().admissions[charge.gate].observe(Instant::now(), &reply.rate, in_flight);
         }
         let body = self.redact(reply.body);
@@ -465,6 +524,7 @@ impl Client {
             match outcome {
                 Attempt::Done(success) => {
                     inner.correct(charge, &success);
+                    inner.concurrency_sample(started.elapsed());
                     inner
                         .stats()
                         .record_success(success.usage, started.elapsed());

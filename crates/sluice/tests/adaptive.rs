@@ -277,3 +277,50 @@ fn arrivals_of(sim: &SimHandle, prefix: &str) -> Vec<f64> {
     t.sort_by(f64::total_cmp);
     t
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adaptive_concurrency_fills_a_queueing_server_without_letting_latency_run_away() {
+    // A self-hosted server: 32 at once, 20 ms each, the rest queue; no 429s.
+    let sim = spawn(Sim::builder().max_concurrency(Some(32)).latency(Latency {
+        ttft: Duration::from_millis(20),
+        per_token: Duration::ZERO,
+        jitter: 0.1,
+    }))
+    .await;
+    let throughput = |client: Client, n: usize| async move {
+        let started = std::time::Instant::now();
+        let results = run(&client, requests("c", n)).await;
+        assert!(results.iter().all(|r| r.outcome.is_ok()));
+        (n as f64 / started.elapsed().as_secs_f64(), client.stats())
+    };
+    let mut best: f64 = 0.0;
+    let mut no_load = Duration::MAX;
+    for c in [8, 16, 32, 64, 128] {
+        let client = Client::builder()
+            .base_url(sim.base_url())
+            .concurrency(NonZeroUsize::new(c).unwrap())
+            .build()
+            .unwrap();
+        let (rps, stats) = throughput(client, 640).await;
+        best = best.max(rps);
+        if c == 8 {
+            no_load = stats.latency(0.5);
+        }
+    }
+    let client = Client::builder()
+        .base_url(sim.base_url())
+        .concurrency_auto(NonZeroUsize::new(512).unwrap())
+        .build()
+        .unwrap();
+    let (rps, stats) = throughput(client, 4000).await;
+    assert!(
+        rps >= 0.9 * best,
+        "auto: {rps:.0} requests/s; best fixed: {best:.0}"
+    );
+    let p99 = stats.latency(0.99);
+    assert!(
+        p99 <= no_load * 2,
+        "p99 {p99:?} against no-load {no_load:?}"
+    );
+    sim.shutdown().await;
+}

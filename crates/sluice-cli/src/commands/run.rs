@@ -85,9 +85,10 @@ pub struct RunArgs {
     #[arg(long = "header", value_name = "NAME: VALUE")]
     headers: Vec<String>,
 
-    /// Requests in flight at most.
-    #[arg(long, default_value_t = NonZeroUsize::new(64).expect("64 > 0"))]
-    pub concurrency: NonZeroUsize,
+    /// Requests in flight at most: a number, or `auto` (`auto:N` for a ceiling; 512 by
+    /// default) to follow latency, for servers that queue instead of refusing.
+    #[arg(long, default_value = "64", value_parser = parse_concurrency)]
+    pub concurrency: ConcurrencyArg,
     /// Requests per minute to keep within: a number, `auto` to find it, or `auto:N` to
     /// find it below N.
     #[arg(long, value_parser = parse_rate)]
@@ -145,6 +146,41 @@ pub struct RunArgs {
     /// Seconds to let requests in flight finish after Ctrl-C or SIGTERM.
     #[arg(long, default_value_t = 30.0)]
     drain_timeout: f64,
+}
+
+/// `--concurrency N | auto | auto:N`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConcurrencyArg {
+    /// The limit, or the ceiling of the search.
+    pub max: NonZeroUsize,
+    /// Follow latency.
+    pub auto: bool,
+}
+
+fn parse_concurrency(s: &str) -> Result<ConcurrencyArg, String> {
+    let number = |n: &str| {
+        n.parse::<NonZeroUsize>()
+            .map_err(|_| format!("`{s}`: expected a positive number, auto, or auto:N"))
+    };
+    match s.strip_prefix("auto") {
+        Some("") => Ok(ConcurrencyArg {
+            max: NonZeroUsize::new(512).expect("512 > 0"),
+            auto: true,
+        }),
+        Some(rest) => match rest.strip_prefix(':') {
+            Some(n) => Ok(ConcurrencyArg {
+                max: number(n)?,
+                auto: true,
+            }),
+            None => Err(format!(
+                "`{s}`: expected a positive number, auto, or auto:N"
+            )),
+        },
+        None => Ok(ConcurrencyArg {
+            max: number(s)?,
+            auto: false,
+        }),
+    }
 }
 
 /// `--limit MODEL=rpm:N,tpm:M`.
@@ -263,7 +299,6 @@ impl RunArgs {
                 _ => {}
             }))
             .base_url(&self.base_url)
-            .concurrency(self.concurrency)
             .limits(Limits {
                 rpm: self.rpm.and_then(|r| r.limit),
                 tpm: self.tpm.and_then(|r| r.limit),
@@ -301,6 +336,11 @@ impl RunArgs {
         if let Some(seed) = self.seed {
             builder = builder.seed(seed);
         }
+        builder = if self.concurrency.auto {
+            builder.concurrency_auto(self.concurrency.max)
+        } else {
+            builder.concurrency(self.concurrency.max)
+        };
         for m in &self.model_limits {
             builder = builder.model_limits(
                 m.model.clone(),

@@ -4,6 +4,7 @@
 mod adaptive;
 mod admission;
 mod bucket;
+mod concurrency;
 mod headers;
 mod window;
 
@@ -15,6 +16,7 @@ use tokio::time::Instant;
 pub use adaptive::RateController;
 pub use admission::{Admission, AdmitDecision, Limits};
 pub use bucket::TokenBucket;
+pub use concurrency::ConcurrencyController;
 pub use headers::{BudgetHeaders, RateHeaders, parse_go_duration, until_rfc3339};
 pub use window::SlidingWindow;
 
