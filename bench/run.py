@@ -4,7 +4,7 @@
     cargo build --release
     cargo install oha --locked                                  # for sim / overhead
     python3 -m venv bench/.venv && bench/.venv/bin/pip install openai   # for peer
-    python3 bench/run.py [sim] [overhead] [peer] [utilization] [memory] [durability] [rss] [resume] [adaptive] [--runs 3]
+    python3 bench/run.py [sim] [overhead] [peer] [utilization] [memory] [durability] [rss] [resume] [adaptive] [sweep] [--runs 3]
 
 Every figure is the median of --runs runs, measured in the same invocation so the
 machine's noise hits all contenders alike. CPU seconds and peak RSS come from wait4() of
@@ -338,6 +338,22 @@ def bench_adaptive(args):
           f"429s: {st['by_status'].get('429', 0)} of {st['received']:,} requests; busiest 60 s: {st['peak']['requests_60s']}.")
 
 
+def bench_sweep(args):
+    n = 4000
+    print(f"\n### Concurrency sweep: simulator --max-concurrency 32, 20 ms a request, {n:,} requests\n")
+    tmp = tempfile.mkdtemp(prefix="sluice-bench-")
+    inp = os.path.join(tmp, "requests.jsonl")
+    write_batch(inp, n)
+    print("| --concurrency | requests/s | p50 ms | p99 ms |\n|---|---|---|---|")
+    for c in ["8", "16", "32", "64", "128", "auto"]:
+        sim = Sim("--max-concurrency", "32", "--ttft-ms", "20", "--jitter", "0.1")
+        r = sluice_run(sim.base, inp, tmp, "--concurrency", c)
+        sim.stop()
+        m = re.search(r"p50 ([\d.]+) ms\s+p90 [\d.]+ ms\s+p99 ([\d.]+) ms", r["text"])
+        p50, p99 = (float(m.group(1)), float(m.group(2))) if m else (float("nan"), float("nan"))
+        print(f"| {c} | {r['rps']:,.0f} | {p50:.1f} | {p99:.1f} |")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("which", nargs="*", default=["sim", "overhead", "peer", "utilization", "memory"])
@@ -365,6 +381,8 @@ def main():
         bench_resume(args)
     if "adaptive" in args.which:
         bench_adaptive(args)
+    if "sweep" in args.which:
+        bench_sweep(args)
 
 
 if __name__ == "__main__":

@@ -3,8 +3,8 @@
 //!
 //! It keeps the least latency seen (the no-load latency) and, every batch of samples,
 //! compares it with the batch's median: while latency stays near the minimum the limit
-//! grows by a small queue allowance (√limit), and when requests start to queue the ratio
-//! falls below one and pulls the limit down in proportion. The new limit is smoothed so
+//! grows by a fifth a batch, and once requests start to queue the ratio falls below one
+//! and pulls the limit down in proportion, plus a queue allowance of √limit. The new limit is smoothed so
 //! one noisy batch cannot swing it.
 
 use std::time::Duration;
@@ -60,7 +60,13 @@ impl ConcurrencyController {
         self.min_latency = Some(min_latency);
         let gradient = (TOLERANCE * min_latency.as_secs_f64() / median.as_secs_f64().max(1e-9))
             .clamp(0.5, 1.0);
-        let estimate = self.limit * gradient + self.limit.sqrt();
+        // No queueing at all: search upwards fast (the smoothing makes it +20 % a batch);
+        // otherwise follow the gradient, with a queue allowance of √limit.
+        let estimate = if gradient >= 1.0 {
+            self.limit * 2.0
+        } else {
+            self.limit * gradient + self.limit.sqrt()
+        };
         let before = self.limit();
         self.limit = ((1.0 - SMOOTHING) * self.limit + SMOOTHING * estimate)
             .clamp(self.min as f64, self.max as f64);
