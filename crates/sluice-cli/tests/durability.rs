@@ -679,3 +679,78 @@ async fn the_api_key_never_appears_anywhere_even_when_the_server_echoes_it() {
     sim.shutdown().await;
     sim2.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn priority_holds_across_the_whole_file_fifo_within_a_class() {
+    let sim = spawn(Sim::builder().latency(Latency {
+        ttft: Duration::from_millis(2),
+        per_token: Duration::ZERO,
+        jitter: 0.0,
+    }))
+    .await;
+    let dir = Dir::new("priority");
+    let line = |id: &str, priority: Option<&str>| {
+        let mut v: Value = serde_json::from_str(&batch_line(id)).unwrap();
+        if let Some(p) = priority {
+            v["priority"] = json!(p);
+        }
+        v.to_string() + "\n"
+    };
+    let mut text = String::new();
+    for i in 0..10 {
+        text.push_str(&line(&format!("low-{i:02}"), Some("low")));
+    }
+    for i in 0..200 {
+        text.push_str(&line(&format!("normal-{i:03}"), None));
+    }
+    for i in 0..20 {
+        text.push_str(&line(&format!("high-{i:02}"), Some("high")));
+    }
+    std::fs::write(dir.path("in.jsonl"), text).unwrap();
+    // One at a time, so arrival order is dispatch order.
+    let mut cmd = Command::new(SLUICE);
+    cmd.arg("run")
+        .arg(dir.path("in.jsonl"))
+        .arg("-o")
+        .arg(dir.path("out.jsonl"))
+        .args(["--base-url", &sim.base_url(), "--concurrency", "1"])
+        .env("OPENAI_API_KEY", "sk-test")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let out = run_to_end(cmd).await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut order: Vec<(u64, String)> = sim
+        .stats()
+        .attempts
+        .into_iter()
+        .map(|(id, t)| (t[0], id))
+        .collect();
+    order.sort();
+    let ids: Vec<&str> = order.iter().map(|(_, id)| id.as_str()).collect();
+    let expected_high: Vec<String> = (0..20).map(|i| format!("high-{i:02}")).collect();
+    assert_eq!(
+        ids[..20],
+        expected_high.iter().map(String::as_str).collect::<Vec<_>>()[..],
+        "high first, in file order"
+    );
+    assert!(ids[20..220].iter().all(|id| id.starts_with("normal-")));
+    assert!(
+        ids[20..220].windows(2).all(|w| w[0] < w[1]),
+        "normal lines in file order"
+    );
+    assert!(
+        ids[220..].iter().all(|id| id.starts_with("low-")),
+        "low last"
+    );
+    assert_exactly_once(
+        &dir,
+        &order.iter().map(|(_, id)| id.clone()).collect::<Vec<_>>(),
+    );
+    sim.shutdown().await;
+}

@@ -404,3 +404,38 @@ impl Scheduler {
         self.results.send(result).await.is_ok()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::request::Endpoint;
+
+    fn item(priority: i32, seq: u64, attempts: u32) -> Item {
+        let request = Request::new(
+            format!("r{seq}"),
+            Endpoint::ChatCompletions,
+            &serde_json::json!({}),
+        )
+        .with_priority(priority);
+        Item {
+            request,
+            seq,
+            charge: Charge::default(),
+            attempts,
+            not_before: Instant::now(),
+        }
+    }
+
+    #[test]
+    fn ready_queue_orders_by_priority_then_input_order_and_retries_keep_theirs() {
+        let mut ready = BinaryHeap::new();
+        ready.push(Ready(item(0, 1, 0)));
+        ready.push(Ready(item(0, 2, 0)));
+        ready.push(Ready(item(10, 5, 0)));
+        // A retry of an early high-priority request comes back after later ones arrived.
+        ready.push(Ready(item(10, 3, 2)));
+        ready.push(Ready(item(-10, 0, 0)));
+        let order: Vec<u64> = std::iter::from_fn(|| ready.pop().map(|r| r.0.seq)).collect();
+        assert_eq!(order, vec![3, 5, 1, 2, 0]);
+    }
+}

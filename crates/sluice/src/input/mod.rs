@@ -3,6 +3,7 @@
 
 mod lines;
 mod parse;
+mod priority;
 
 use std::path::Path;
 use std::pin::Pin;
@@ -79,10 +80,20 @@ pub async fn open(path: &Path, options: InputOptions) -> std::io::Result<InputSt
         ))
     } else {
         let file = tokio::fs::File::open(path).await?;
-        Ok(read(
+        // Priority across the whole file: a first pass spools the lines that have one.
+        let plan = if options.format == Format::Prompts {
+            None
+        } else {
+            let owned = path.to_owned();
+            tokio::task::spawn_blocking(move || priority::PriorityPlan::scan(&owned))
+                .await
+                .map_err(std::io::Error::other)??
+        };
+        Ok(read_planned(
             path.display().to_string(),
             BufReader::with_capacity(256 * 1024, file),
             options,
+            plan,
         ))
     }
 }
@@ -93,11 +104,37 @@ struct State<R> {
     options: InputOptions,
     format: Format,
     done: bool,
+    /// Whole-file priority: spooled lines served before (and after) the in-order read.
+    plan: Option<priority::PriorityPlan>,
+    phase: Phase,
+}
+
+/// Where the reader is in a file with priorities.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Serving lines of positive priority from their spools.
+    High,
+    /// Reading the file in order, passing over spooled lines.
+    InOrder,
+    /// Serving lines of negative priority; the in-order read ended after this many lines.
+    Low(u64),
 }
 
 /// Reads items from any buffered reader. Nothing is read before the stream is polled, and
 /// only one line at a time after.
 pub fn read<R>(name: String, reader: R, options: InputOptions) -> InputStream
+where
+    R: AsyncBufRead + Unpin + Send + 'static,
+{
+    read_planned(name, reader, options, None)
+}
+
+fn read_planned<R>(
+    name: String,
+    reader: R,
+    options: InputOptions,
+    plan: Option<priority::PriorityPlan>,
+) -> InputStream
 where
     R: AsyncBufRead + Unpin + Send + 'static,
 {
@@ -107,6 +144,12 @@ where
         format: options.format,
         options,
         done: false,
+        phase: if plan.is_some() {
+            Phase::High
+        } else {
+            Phase::InOrder
+        },
+        plan,
     };
     Box::pin(futures::stream::unfold(state, |mut s| async move {
         if s.done {
@@ -120,18 +163,49 @@ where
     }))
 }
 
+/// The next spooled line of the current phase that has no record yet.
+fn next_spooled<R>(s: &mut State<R>, positive: bool) -> Option<std::io::Result<(u64, Vec<u8>)>> {
+    let plan = s.plan.as_mut()?;
+    loop {
+        match plan.next(positive) {
+            Ok(Some((line, _))) if s.options.skip.contains(line) => {}
+            Ok(Some(x)) => return Some(Ok(x)),
+            Ok(None) => return None,
+            Err(e) => return Some(Err(e)),
+        }
+    }
+}
+
 async fn next_item<R: AsyncBufRead + Unpin>(s: &mut State<R>) -> InputItem {
-    // Lines a previous run recorded are passed over without being copied or parsed.
-    while s.options.skip.contains(s.lines.lines_read() + 1) {
+    if s.phase == Phase::High {
+        match next_spooled(s, true) {
+            Some(Ok((number, bytes))) => return spooled_item(s, number, &bytes),
+            Some(Err(e)) => return InputItem::Failed(e),
+            None => s.phase = Phase::InOrder,
+        }
+    }
+    if let Phase::Low(total) = s.phase {
+        return match next_spooled(s, false) {
+            Some(Ok((number, bytes))) => spooled_item(s, number, &bytes),
+            Some(Err(e)) => InputItem::Failed(e),
+            None => InputItem::End(total),
+        };
+    }
+    // Lines a previous run recorded, and lines served from a priority spool, are passed
+    // over without being copied or parsed.
+    let passed_over = |s: &State<R>, n: u64| {
+        s.options.skip.contains(n) || s.plan.as_ref().is_some_and(|p| p.spooled.contains(n))
+    };
+    while passed_over(s, s.lines.lines_read() + 1) {
         match s.lines.skip_line().await {
             Ok(true) => {}
-            Ok(false) => return InputItem::End(s.lines.lines_read()),
+            Ok(false) => return end_of_file(s),
             Err(e) => return InputItem::Failed(e),
         }
     }
     let (number, line) = match s.lines.next_line().await {
         Ok(Some(x)) => x,
-        Ok(None) => return InputItem::End(s.lines.lines_read()),
+        Ok(None) => return end_of_file(s),
         Err(e) => return InputItem::Failed(e),
     };
     let error = |kind, custom_id, message| {
@@ -181,6 +255,57 @@ async fn next_item<R: AsyncBufRead + Unpin>(s: &mut State<R>) -> InputItem {
         _ => parse::parse_batch_line(bytes),
     };
     match parsed {
+        Ok(request) => InputItem::Request(number, request.with_tag(number)),
+        Err((kind, custom_id, message)) => error(kind, custom_id, message),
+    }
+}
+
+/// The in-order read reached the end: the negative classes follow, if any.
+fn end_of_file<R: AsyncBufRead + Unpin>(s: &mut State<R>) -> InputItem {
+    let total = s.lines.lines_read();
+    if s.plan.as_ref().is_some_and(|p| p.has_negative()) {
+        s.phase = Phase::Low(total);
+        // Served on the next poll; a request-less item is not needed here, so recurse once.
+        match next_spooled(s, false) {
+            Some(Ok((number, bytes))) => spooled_item(s, number, &bytes),
+            Some(Err(e)) => InputItem::Failed(e),
+            None => InputItem::End(total),
+        }
+    } else {
+        InputItem::End(total)
+    }
+}
+
+/// A line read back from a priority spool: a Batch line by construction of the spool.
+fn spooled_item<R>(s: &State<R>, number: u64, bytes: &[u8]) -> InputItem {
+    let mut bytes = bytes;
+    while let Some(rest) = bytes
+        .strip_suffix(b"\n")
+        .or_else(|| bytes.strip_suffix(b"\r"))
+    {
+        bytes = rest;
+    }
+    if number == 1 {
+        bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    }
+    let error = |kind, custom_id, message| {
+        InputItem::Invalid(LineError {
+            file: s.name.clone(),
+            line: number,
+            custom_id,
+            kind,
+            message,
+        })
+    };
+    if bytes.len() > s.options.max_line_bytes {
+        let message = format!(
+            "line of {} bytes is longer than the limit of {} (--max-line-bytes)",
+            bytes.len(),
+            s.options.max_line_bytes
+        );
+        return error(LineErrorKind::TooLong, None, message);
+    }
+    match parse::parse_batch_line(bytes) {
         Ok(request) => InputItem::Request(number, request.with_tag(number)),
         Err((kind, custom_id, message)) => error(kind, custom_id, message),
     }
