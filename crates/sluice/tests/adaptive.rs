@@ -8,6 +8,10 @@ use serde_json::json;
 use sluice::{Backoff, BatchResult, Client, Limits, Request, RetryPolicy};
 use sluice_sim::{Latency, Sim, SimBuilder, SimHandle};
 
+/// These tests measure rates and latencies: run them one at a time, so that they do not
+/// slow each other down on a small machine.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn nz(n: u64) -> Option<NonZeroU64> {
     NonZeroU64::new(n)
 }
@@ -63,6 +67,7 @@ fn rate_between(times: &[f64], from: f64, to: f64) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn told_twice_the_limit_it_follows_the_headers_with_no_429_after_the_first_responses() {
+    let _serial = SERIAL.lock().await;
     // Real: 12,000 rpm (200/s). Told: 24,000.
     let sim = spawn(Sim::builder().rpm(nz(12_000)).latency(Latency {
         ttft: Duration::from_millis(10),
@@ -93,6 +98,7 @@ async fn told_twice_the_limit_it_follows_the_headers_with_no_429_after_the_first
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_limit_without_headers_is_found_by_aimd() {
+    let _serial = SERIAL.lock().await;
     // Hidden: 3,000 rpm (50/s), no headers.
     let sim = spawn(
         Sim::builder()
@@ -139,6 +145,7 @@ async fn an_unknown_limit_without_headers_is_found_by_aimd() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_jobs_on_one_key_stay_within_the_limit_and_neither_starves() {
+    let _serial = SERIAL.lock().await;
     // 6,000 rpm (100/s) shared; each job believes it has all of it.
     let sim = spawn(Sim::builder().rpm(nz(6000)).latency(Latency {
         ttft: Duration::from_millis(10),
@@ -184,6 +191,7 @@ async fn two_jobs_on_one_key_stay_within_the_limit_and_neither_starves() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sliding_window_limiter_keeps_every_second_within_its_share() {
+    let _serial = SERIAL.lock().await;
     // 30,000 rpm = 500 a second, and no burst on top with the sliding window.
     let sim = spawn(Sim::builder().rpm(nz(30_000)).latency(Latency {
         ttft: Duration::from_millis(5),
@@ -220,6 +228,7 @@ async fn the_sliding_window_limiter_keeps_every_second_within_its_share() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn per_model_budgets_admit_each_model_against_its_own_limit() {
+    let _serial = SERIAL.lock().await;
     let sim = spawn(Sim::builder()).await;
     // gpt-4o: 600 rpm (10 a second after a burst of 5); everything else: unlimited.
     let client = Client::builder()
@@ -280,6 +289,7 @@ fn arrivals_of(sim: &SimHandle, prefix: &str) -> Vec<f64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn adaptive_concurrency_fills_a_queueing_server_without_letting_latency_run_away() {
+    let _serial = SERIAL.lock().await;
     // A self-hosted server: 32 at once, 20 ms each, the rest queue; no 429s.
     let sim = spawn(Sim::builder().max_concurrency(Some(32)).latency(Latency {
         ttft: Duration::from_millis(20),
