@@ -334,3 +334,55 @@ async fn adaptive_concurrency_fills_a_queueing_server_without_letting_latency_ru
     );
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn library_submissions_with_priority_go_ahead_of_a_running_batch() {
+    let _serial = SERIAL.lock().await;
+    let sim = spawn(Sim::builder().latency(Latency {
+        ttft: Duration::from_millis(3),
+        per_token: Duration::ZERO,
+        jitter: 0.0,
+    }))
+    .await;
+    let client = Client::builder()
+        .base_url(sim.base_url())
+        .concurrency(NonZeroUsize::new(1).unwrap())
+        .build()
+        .unwrap();
+    // A batch of 300 normal requests, and a channel for urgent calls made while it runs.
+    let (urgent_tx, urgent_rx) = tokio::sync::mpsc::unbounded_channel::<Request>();
+    let urgent = futures::stream::unfold(urgent_rx, |mut rx| async move {
+        rx.recv().await.map(|r| (r, rx))
+    });
+    let batch = futures::stream::iter(requests("bulk", 300));
+    let mut results = client.run(Box::pin(futures::stream::select(batch, urgent)));
+    let mut done = 0;
+    let mut urgent_done_at = Vec::new();
+    while let Some(r) = results.next().await {
+        done += 1;
+        if done == 50 {
+            for i in 0..5 {
+                let body = json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "now"}]});
+                urgent_tx
+                    .send(Request::chat(format!("urgent-{i}"), &body).with_priority(10))
+                    .unwrap();
+            }
+        }
+        if r.custom_id.starts_with("urgent-") {
+            urgent_done_at.push(done);
+        }
+        if done == 305 {
+            break;
+        }
+    }
+    drop(urgent_tx);
+    assert_eq!(urgent_done_at.len(), 5);
+    // Submitted after 50 results, they finish among the next dozen, not after the other
+    // 250: each goes ahead of everything queued as soon as it is pulled in (the merged
+    // stream hands out urgent and bulk requests in turn, one per free slot in the queue).
+    assert!(
+        urgent_done_at.iter().all(|&n| n <= 50 + 2 * 5 + 3),
+        "{urgent_done_at:?}"
+    );
+    sim.shutdown().await;
+}
