@@ -78,12 +78,24 @@ struct Item {
     request: Request,
     /// Input order, for FIFO within a priority.
     seq: u64,
+    /// Dispatch rank: higher first. Priority, then input order; with aging, a request
+    /// gains one priority level for every `aging` requests that arrive after it.
+    rank: i128,
     charge: Charge,
     attempts: u32,
     not_before: Instant,
 }
 
-/// Orders the ready queue: higher priority first, then earlier input.
+/// The rank of a request of `priority` that arrived `seq`-th: `priority × span − seq`, with
+/// `span` the aging step (requests per level) or, without aging, more requests than can
+/// ever arrive, which makes it plain "priority, then input order". The rank is fixed when
+/// the request arrives, so the heap never needs reordering, and a retry keeps it.
+pub(crate) fn rank(priority: i32, seq: u64, aging: Option<u64>) -> i128 {
+    let span = aging.map_or(1i128 << 64, |a| i128::from(a.max(1)));
+    i128::from(priority) * span - i128::from(seq)
+}
+
+/// Orders the ready queue: higher rank first (see [`rank`]).
 struct Ready(Item);
 
 impl PartialEq for Ready {
@@ -99,8 +111,7 @@ impl PartialOrd for Ready {
 }
 impl Ord for Ready {
     fn cmp(&self, other: &Self) -> Ordering {
-        (self.0.request.priority, Reverse(self.0.seq))
-            .cmp(&(other.0.request.priority, Reverse(other.0.seq)))
+        (self.0.rank, Reverse(self.0.seq)).cmp(&(other.0.rank, Reverse(other.0.seq)))
     }
 }
 
@@ -176,9 +187,11 @@ impl Scheduler {
         let charge = self.inner.charge(&request);
         let seq = self.next_seq;
         self.next_seq += 1;
+        let rank = rank(request.priority, seq, self.inner.priority_aging);
         self.ready.push(Ready(Item {
             request,
             seq,
+            rank,
             charge,
             attempts: 0,
             not_before: Instant::now(),
@@ -417,9 +430,11 @@ mod tests {
             &serde_json::json!({}),
         )
         .with_priority(priority);
+        let rank = rank(priority, seq, None);
         Item {
             request,
             seq,
+            rank,
             charge: Charge::default(),
             attempts,
             not_before: Instant::now(),
@@ -437,5 +452,17 @@ mod tests {
         ready.push(Ready(item(-10, 0, 0)));
         let order: Vec<u64> = std::iter::from_fn(|| ready.pop().map(|r| r.0.seq)).collect();
         assert_eq!(order, vec![3, 5, 1, 2, 0]);
+    }
+
+    #[test]
+    fn aging_lets_an_old_low_request_pass_a_stream_of_newer_high_ones() {
+        // One level per 10 requests: a low request (-10) is overtaken by high ones (+10)
+        // arriving within 200 requests after it, and goes first after that.
+        let low = rank(-10, 0, Some(10));
+        assert!(rank(10, 150, Some(10)) > low);
+        assert!(rank(10, 250, Some(10)) < low);
+        // Without aging, high always goes first.
+        assert!(rank(10, u64::MAX / 2, None) > rank(-10, 0, None));
+        assert!(rank(0, 1, None) > rank(0, 2, None), "FIFO within a class");
     }
 }

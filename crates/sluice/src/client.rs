@@ -34,6 +34,7 @@ pub struct ClientBuilder {
     seed: Option<u64>,
     observer: Option<Observer>,
     model_limits: Vec<(String, Limits)>,
+    priority_aging: Option<u64>,
 }
 
 impl std::fmt::Debug for ClientBuilder {
@@ -124,6 +125,13 @@ impl ClientBuilder {
         self
     }
 
+    /// Lets waiting requests gain one priority level for every `requests` that arrive after
+    /// them, so a steady stream of high-priority calls cannot starve low-priority work.
+    pub fn priority_aging(mut self, requests: u64) -> Self {
+        self.priority_aging = Some(requests.max(1));
+        self
+    }
+
     /// Subscribes to events.
     pub fn observer(mut self, observer: Observer) -> Self {
         self.observer = Some(observer);
@@ -163,6 +171,7 @@ impl ClientBuilder {
                 permits: Arc::new(permits),
                 concurrency,
                 adaptive: adaptive.map(Mutex::new),
+                priority_aging: self.priority_aging,
                 retry: self.retry,
                 gate: Mutex::new(Gate {
                     admissions: std::iter::once(&self.limits)
@@ -215,6 +224,8 @@ pub(crate) struct Inner {
     pub concurrency: NonZeroUsize,
     /// When the concurrency is found rather than fixed.
     pub adaptive: Option<Mutex<AdaptiveConcurrency>>,
+    /// Requests per priority level gained while waiting, if aging is on.
+    pub priority_aging: Option<u64>,
     pub retry: RetryPolicy,
     pub gate: Mutex<Gate>,
     pub stats: Mutex<Stats>,

@@ -314,7 +314,9 @@ async fn adaptive_concurrency_fills_a_queueing_server_without_letting_latency_ru
         let (rps, stats) = throughput(client, 640).await;
         best = best.max(rps);
         if c == 8 {
-            no_load = stats.latency(0.5);
+            // The same percentile at a load the server serves without queueing, measured on
+            // the same noisy machine.
+            no_load = stats.latency(0.99);
         }
     }
     let client = Client::builder()

@@ -46,7 +46,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Send a file of requests within rate limits and write every result.
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
     /// Run a 2,000-request batch against the built-in simulator and show the summary.
     Demo(demo::DemoArgs),
     /// Serve an OpenAI-compatible API simulator with rate limits, latency and faults.
@@ -61,7 +61,7 @@ impl Cli {
     /// Runs the chosen subcommand and returns the process exit code.
     pub async fn run(self) -> anyhow::Result<ExitCode> {
         match self.command {
-            Command::Run(args) => run::run(args).await,
+            Command::Run(args) => run::run(*args).await,
             Command::Demo(args) => demo::run(args).await,
             Command::Sim(args) => sim::run(args).await,
             Command::Status(args) => status::run(args).await,

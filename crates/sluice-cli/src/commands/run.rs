@@ -100,6 +100,10 @@ pub struct RunArgs {
     /// `MODEL=rpm:N,tpm:M`, each `N`/`M` a number or `auto`.
     #[arg(long = "limit", value_name = "MODEL=rpm:N,tpm:M", value_parser = parse_model_limit)]
     model_limits: Vec<ModelLimitArg>,
+    /// Let a waiting request gain one priority level for every N requests that arrive
+    /// after it (keeps low priority from starving).
+    #[arg(long, value_name = "N")]
+    priority_aging: Option<u64>,
     /// Admission algorithm: a token bucket with a small burst (OpenAI), or shares of 1 s,
     /// 10 s and 60 s windows with no burst (Azure).
     #[arg(long, value_enum, default_value_t = LimiterArg::TokenBucket)]
@@ -335,6 +339,9 @@ impl RunArgs {
         }
         if let Some(seed) = self.seed {
             builder = builder.seed(seed);
+        }
+        if let Some(n) = self.priority_aging {
+            builder = builder.priority_aging(n);
         }
         builder = if self.concurrency.auto {
             builder.concurrency_auto(self.concurrency.max)
