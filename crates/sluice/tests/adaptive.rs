@@ -388,3 +388,76 @@ async fn library_submissions_with_priority_go_ahead_of_a_running_batch() {
     );
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_30_second_pause_no_herd_reaches_the_server() {
+    let _serial = SERIAL.lock().await;
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    use std::sync::{Arc, Mutex};
+    // The first request is told to come back in 30 s; every other one succeeds.
+    let times: Arc<Mutex<Vec<std::time::Instant>>> = Arc::default();
+    let recorded = times.clone();
+    let app = axum::Router::new().route(
+        "/v1/chat/completions",
+        axum::routing::post(move || {
+            let times = recorded.clone();
+            async move {
+                let n = {
+                    let mut t = times.lock().unwrap();
+                    t.push(std::time::Instant::now());
+                    t.len()
+                };
+                if n == 1 {
+                    (
+                        StatusCode::TOO_MANY_REQUESTS,
+                        [("retry-after", "30")],
+                        r#"{"error":{"code":"rate_limit_exceeded"}}"#,
+                    )
+                        .into_response()
+                } else {
+                    (
+                        StatusCode::OK,
+                        r#"{"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1}}"#,
+                    )
+                        .into_response()
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    // 6,000 rpm: 100 a second, with a burst of half a second (50).
+    let client = Client::builder()
+        .base_url(format!("http://{addr}/v1"))
+        .retry(policy())
+        .concurrency(NonZeroUsize::new(64).unwrap())
+        .limits(Limits {
+            rpm: nz(6000),
+            ..Limits::default()
+        })
+        .build()
+        .unwrap();
+    let results = run(&client, requests("p", 600)).await;
+    assert!(results.iter().all(|r| r.outcome.is_ok()));
+    let t = times.lock().unwrap().clone();
+    let refused_at = t[0];
+    let after: Vec<f64> = t
+        .iter()
+        .map(|x| x.saturating_duration_since(refused_at).as_secs_f64())
+        .filter(|s| *s >= 29.0)
+        .collect();
+    assert!(
+        !after.is_empty() && after[0] >= 30.0,
+        "nothing may arrive before the 30 s are up"
+    );
+    // In every second after the pause: at most 100 plus the burst of 50 (5 % for arrival jitter).
+    for (i, start) in after.iter().enumerate() {
+        let in_second = after[i..].iter().take_while(|s| **s - start < 1.0).count();
+        assert!(
+            in_second as f64 <= (100.0 + 50.0) * 1.05,
+            "{in_second} requests in the second from {start:.2} s"
+        );
+    }
+}
