@@ -109,6 +109,30 @@ struct State<R> {
     phase: Phase,
 }
 
+/// The item for a line of `file` that cannot be sent.
+fn invalid(
+    file: &str,
+    line: u64,
+    kind: LineErrorKind,
+    custom_id: Option<String>,
+    message: String,
+) -> InputItem {
+    InputItem::Invalid(LineError {
+        file: file.to_owned(),
+        line,
+        custom_id,
+        kind,
+        message,
+    })
+}
+
+/// The item for a line of `file` longer than `limit`.
+fn too_long(file: &str, line: u64, len: usize, limit: usize) -> InputItem {
+    let message =
+        format!("line of {len} bytes is longer than the limit of {limit} (--max-line-bytes)");
+    invalid(file, line, LineErrorKind::TooLong, None, message)
+}
+
 /// Where the reader is in a file with priorities.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -208,27 +232,11 @@ async fn next_item<R: AsyncBufRead + Unpin>(s: &mut State<R>) -> InputItem {
         Ok(None) => return end_of_file(s),
         Err(e) => return InputItem::Failed(e),
     };
-    let error = |kind, custom_id, message| {
-        InputItem::Invalid(LineError {
-            file: s.name.clone(),
-            line: number,
-            custom_id,
-            kind,
-            message,
-        })
-    };
+    let name = &s.name;
+    let error = |kind, custom_id, message| invalid(name, number, kind, custom_id, message);
     let bytes = match line {
         Line::Text(t) => t,
-        Line::TooLong(len) => {
-            return error(
-                LineErrorKind::TooLong,
-                None,
-                format!(
-                    "line of {len} bytes is longer than the limit of {} (--max-line-bytes)",
-                    s.options.max_line_bytes
-                ),
-            );
-        }
+        Line::TooLong(len) => return too_long(name, number, len, s.options.max_line_bytes),
     };
     // A UTF-8 byte order mark on the first line is not part of the content.
     let bytes = if number == 1 {
@@ -288,26 +296,12 @@ fn spooled_item<R>(s: &State<R>, number: u64, bytes: &[u8]) -> InputItem {
     if number == 1 {
         bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     }
-    let error = |kind, custom_id, message| {
-        InputItem::Invalid(LineError {
-            file: s.name.clone(),
-            line: number,
-            custom_id,
-            kind,
-            message,
-        })
-    };
     if bytes.len() > s.options.max_line_bytes {
-        let message = format!(
-            "line of {} bytes is longer than the limit of {} (--max-line-bytes)",
-            bytes.len(),
-            s.options.max_line_bytes
-        );
-        return error(LineErrorKind::TooLong, None, message);
+        return too_long(&s.name, number, bytes.len(), s.options.max_line_bytes);
     }
     match parse::parse_batch_line(bytes) {
         Ok(request) => InputItem::Request(number, request.with_tag(number)),
-        Err((kind, custom_id, message)) => error(kind, custom_id, message),
+        Err((kind, custom_id, message)) => invalid(&s.name, number, kind, custom_id, message),
     }
 }
 
