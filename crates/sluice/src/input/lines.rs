@@ -32,41 +32,9 @@ impl<R: AsyncBufRead + Unpin> LineReader<R> {
         }
     }
 
-    /// Passes over the next line without copying it; false at the end of the input.
-    pub async fn skip_line(&mut self) -> std::io::Result<bool> {
-        let mut any = false;
-        loop {
-            let chunk = self.reader.fill_buf().await?;
-            if chunk.is_empty() {
-                break;
-            }
-            any = true;
-            match memchr::memchr(b'\n', chunk) {
-                Some(i) => {
-                    self.reader.consume(i + 1);
-                    break;
-                }
-                None => {
-                    let n = chunk.len();
-                    self.reader.consume(n);
-                }
-            }
-        }
-        if any {
-            self.number += 1;
-        }
-        Ok(any)
-    }
-
-    /// Lines read so far.
-    pub fn lines_read(&self) -> u64 {
-        self.number
-    }
-
-    /// The next line and its number, or `None` at the end. A last line without a newline
-    /// is still a line.
-    pub async fn next_line(&mut self) -> std::io::Result<Option<(u64, Line<'_>)>> {
-        self.buf.clear();
+    /// Consumes the next line through its newline, copying it into `buf` (up to just past
+    /// the limit) when `keep`. Returns the bytes it had, or `None` at the end.
+    async fn consume_line(&mut self, keep: bool) -> std::io::Result<Option<usize>> {
         let mut seen = 0usize;
         let mut any = false;
         loop {
@@ -80,7 +48,7 @@ impl<R: AsyncBufRead + Unpin> LineReader<R> {
                 None => (chunk.len(), false),
             };
             seen += take;
-            if seen <= self.max_bytes + 2 {
+            if keep && seen <= self.max_bytes + 2 {
                 self.buf.extend_from_slice(&chunk[..take]);
             }
             self.reader.consume(take);
@@ -88,10 +56,29 @@ impl<R: AsyncBufRead + Unpin> LineReader<R> {
                 break;
             }
         }
-        if !any {
-            return Ok(None);
+        if any {
+            self.number += 1;
         }
-        self.number += 1;
+        Ok(any.then_some(seen))
+    }
+
+    /// Passes over the next line without copying it; false at the end of the input.
+    pub async fn skip_line(&mut self) -> std::io::Result<bool> {
+        Ok(self.consume_line(false).await?.is_some())
+    }
+
+    /// Lines read so far.
+    pub fn lines_read(&self) -> u64 {
+        self.number
+    }
+
+    /// The next line and its number, or `None` at the end. A last line without a newline
+    /// is still a line.
+    pub async fn next_line(&mut self) -> std::io::Result<Option<(u64, Line<'_>)>> {
+        self.buf.clear();
+        let Some(seen) = self.consume_line(true).await? else {
+            return Ok(None);
+        };
         if self.buf.last() == Some(&b'\n') {
             self.buf.pop();
         }
