@@ -3,6 +3,9 @@
 use std::num::{NonZeroU32, NonZeroU64, NonZeroUsize};
 use std::time::Duration;
 
+mod common;
+
+use common::retry_after_server;
 use futures::StreamExt;
 use serde_json::json;
 use sluice::{Backoff, BatchResult, Client, Limits, Request, RetryPolicy};
@@ -392,45 +395,11 @@ async fn library_submissions_with_priority_go_ahead_of_a_running_batch() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_30_second_pause_no_herd_reaches_the_server() {
     let _serial = SERIAL.lock().await;
-    use axum::http::StatusCode;
-    use axum::response::IntoResponse;
-    use std::sync::{Arc, Mutex};
     // The first request is told to come back in 30 s; every other one succeeds.
-    let times: Arc<Mutex<Vec<std::time::Instant>>> = Arc::default();
-    let recorded = times.clone();
-    let app = axum::Router::new().route(
-        "/v1/chat/completions",
-        axum::routing::post(move || {
-            let times = recorded.clone();
-            async move {
-                let n = {
-                    let mut t = times.lock().unwrap();
-                    t.push(std::time::Instant::now());
-                    t.len()
-                };
-                if n == 1 {
-                    (
-                        StatusCode::TOO_MANY_REQUESTS,
-                        [("retry-after", "30")],
-                        r#"{"error":{"code":"rate_limit_exceeded"}}"#,
-                    )
-                        .into_response()
-                } else {
-                    (
-                        StatusCode::OK,
-                        r#"{"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1}}"#,
-                    )
-                        .into_response()
-                }
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let (url, times) = retry_after_server("retry-after", || "30".to_owned()).await;
     // 6,000 rpm: 100 a second, with a burst of half a second (50).
     let client = Client::builder()
-        .base_url(format!("http://{addr}/v1"))
+        .base_url(url)
         .retry(policy())
         .concurrency(NonZeroUsize::new(64).unwrap())
         .limits(Limits {

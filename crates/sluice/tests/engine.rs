@@ -2,9 +2,11 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::num::{NonZeroU32, NonZeroU64, NonZeroUsize};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::retry_after_server;
 use futures::StreamExt;
 use serde_json::{Value, json};
 use sluice::estimate::estimate;
@@ -418,49 +420,6 @@ async fn the_tpm_estimate_is_within_5_percent_of_the_servers_count_on_a_mixed_co
         off * 100.0
     );
     sim.shutdown().await;
-}
-
-/// A server that answers 429 with the given header once per request id, then 200, and
-/// records when each attempt arrived.
-async fn retry_after_server(
-    header: &'static str,
-    value: fn() -> String,
-) -> (String, Arc<Mutex<Vec<Instant>>>) {
-    use axum::http::StatusCode;
-    use axum::response::IntoResponse;
-    let times = Arc::new(Mutex::new(Vec::new()));
-    let recorded = times.clone();
-    let app = axum::Router::new().route(
-        "/v1/chat/completions",
-        axum::routing::post(move || {
-            let times = recorded.clone();
-            async move {
-                let n = {
-                    let mut t = times.lock().unwrap();
-                    t.push(Instant::now());
-                    t.len()
-                };
-                if n == 1 {
-                    (
-                        StatusCode::TOO_MANY_REQUESTS,
-                        [(header, value())],
-                        r#"{"error":{"code":"rate_limit_exceeded"}}"#,
-                    )
-                        .into_response()
-                } else {
-                    (
-                        StatusCode::OK,
-                        r#"{"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1}}"#,
-                    )
-                        .into_response()
-                }
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (format!("http://{addr}/v1"), times)
 }
 
 /// A header name, a function making its value, and the least wait it asks for.
