@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 /// Latency above the minimum that still counts as unloaded (jitter, small batches).
-const TOLERANCE: f64 = 1.5;
+const TOLERANCE: f64 = 1.25;
 /// Weight of the newest estimate in the smoothed limit.
 const SMOOTHING: f64 = 0.2;
 
