@@ -132,8 +132,17 @@ async fn bad_lines_are_reported_with_their_number_and_the_run_goes_on() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_input_line_yields_exactly_one_record_and_files_are_private() {
+    exactly_once_with_threads("1").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_threads_give_the_same_records() {
+    exactly_once_with_threads("3").await;
+}
+
+async fn exactly_once_with_threads(threads: &str) {
     let sim = sim().await;
-    let dir = temp_dir("exactly-once");
+    let dir = temp_dir(&format!("exactly-once-{threads}"));
     let input = dir.join("requests.jsonl");
     let ids: Vec<String> = (0..200).map(|i| format!("r{i}")).collect();
     std::fs::write(
@@ -154,6 +163,8 @@ async fn every_input_line_yields_exactly_one_record_and_files_are_private() {
             &sim.base_url(),
             "--concurrency",
             "16",
+            "--threads",
+            threads,
         ]),
         None,
     )

@@ -164,6 +164,9 @@ impl Transport {
         let http = builder
             .default_headers(headers)
             .redirect(reqwest::redirect::Policy::none())
+            // sluice decides every retry itself (classified, budgeted, paced); reqwest's own
+            // layer would also copy every request's headers in case it retries one.
+            .retry(reqwest::retry::never().max_retries_per_request(0))
             .connect_timeout(config.connect_timeout)
             .timeout(config.timeout)
             .pool_max_idle_per_host(config.pool_size)

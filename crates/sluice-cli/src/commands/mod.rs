@@ -58,6 +58,17 @@ enum Command {
 }
 
 impl Cli {
+    /// Worker threads for the async runtime: `None` for one per core.
+    pub fn threads(&self) -> Option<std::num::NonZeroUsize> {
+        match &self.command {
+            Command::Run(args) => Some(args.threads),
+            // The simulator serves as fast as the machine allows; the demo runs it
+            // in-process beside the engine.
+            Command::Sim(_) | Command::Demo(_) => None,
+            Command::Status(_) | Command::Validate(_) => std::num::NonZeroUsize::new(1),
+        }
+    }
+
     /// Runs the chosen subcommand and returns the process exit code.
     pub async fn run(self) -> anyhow::Result<ExitCode> {
         match self.command {

@@ -150,6 +150,11 @@ pub struct RunArgs {
     /// Seconds to let requests in flight finish after Ctrl-C or SIGTERM.
     #[arg(long, default_value_t = 30.0)]
     drain_timeout: f64,
+    /// Threads that send and receive. One sends tens of thousands of requests a second,
+    /// far above any provider's limits, and costs the least CPU a request; more help only
+    /// against a local server with large answers or with TLS at very high rates.
+    #[arg(long, default_value_t = NonZeroUsize::new(1).expect("1 > 0"))]
+    pub threads: NonZeroUsize,
 }
 
 /// `--concurrency N | auto | auto:N`.

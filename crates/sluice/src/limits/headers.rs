@@ -42,34 +42,58 @@ pub struct RateHeaders {
 impl RateHeaders {
     /// Reads whichever provider's headers are present (OpenAI's first).
     pub fn parse(headers: &HeaderMap, now: SystemTime) -> Self {
-        let text = |name: &str| {
-            headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::trim)
-        };
-        let budget = |[limit, remaining, reset]: [&str; 3], anthropic: [&str; 3]| {
+        // One pass over the headers instead of a lookup (and a hash) for each of the twelve
+        // names: most answers carry a dozen headers, and no name needs more than a compare.
+        let mut found: [Option<&str>; 12] = [None; 12];
+        for (name, value) in headers {
+            let name = name.as_str();
+            if !(name.starts_with("x-ratelimit-") || name.starts_with("anthropic-ratelimit-")) {
+                continue;
+            }
+            if let Some(i) = NAMES.iter().position(|n| *n == name)
+                && found[i].is_none()
+            {
+                found[i] = value.to_str().ok().map(str::trim);
+            }
+        }
+        let budget = |at: usize| {
             let openai = BudgetHeaders {
-                limit: text(limit).and_then(positive),
-                remaining: text(remaining).and_then(non_negative),
-                reset: text(reset).and_then(parse_go_duration),
+                limit: found[at].and_then(positive),
+                remaining: found[at + 1].and_then(non_negative),
+                reset: found[at + 2].and_then(parse_go_duration),
             };
             if !openai.is_empty() {
                 return openai;
             }
-            let [limit, remaining, reset] = anthropic;
             BudgetHeaders {
-                limit: text(limit).and_then(positive),
-                remaining: text(remaining).and_then(non_negative),
-                reset: text(reset).and_then(|t| until_rfc3339(t, now)),
+                limit: found[at + 6].and_then(positive),
+                remaining: found[at + 7].and_then(non_negative),
+                reset: found[at + 8].and_then(|t| until_rfc3339(t, now)),
             }
         };
         RateHeaders {
-            requests: budget(OPENAI_REQUESTS, ANTHROPIC_REQUESTS),
-            tokens: budget(OPENAI_TOKENS, ANTHROPIC_TOKENS),
+            requests: budget(0),
+            tokens: budget(3),
         }
     }
 }
+
+/// The names read, in this order: OpenAI's requests and tokens (limit, remaining, reset),
+/// then Anthropic's, six places later.
+const NAMES: [&str; 12] = [
+    OPENAI_REQUESTS[0],
+    OPENAI_REQUESTS[1],
+    OPENAI_REQUESTS[2],
+    OPENAI_TOKENS[0],
+    OPENAI_TOKENS[1],
+    OPENAI_TOKENS[2],
+    ANTHROPIC_REQUESTS[0],
+    ANTHROPIC_REQUESTS[1],
+    ANTHROPIC_REQUESTS[2],
+    ANTHROPIC_TOKENS[0],
+    ANTHROPIC_TOKENS[1],
+    ANTHROPIC_TOKENS[2],
+];
 
 const OPENAI_REQUESTS: [&str; 3] = [
     "x-ratelimit-limit-requests",
@@ -271,6 +295,20 @@ mod tests {
             h.insert(*k, HeaderValue::from_str(v).unwrap());
         }
         h
+    }
+
+    #[test]
+    fn the_first_of_repeated_headers_counts_and_other_headers_are_passed_over() {
+        let now = SystemTime::UNIX_EPOCH;
+        let mut h = headers(&[
+            ("content-type", "application/json"),
+            ("x-ratelimit-limit-requests", " 600 "),
+            ("x-ratelimit-reset-tokens-extra", "1s"),
+        ]);
+        h.append("x-ratelimit-limit-requests", HeaderValue::from_static("7"));
+        let parsed = RateHeaders::parse(&h, now);
+        assert_eq!(parsed.requests.limit, Some(600));
+        assert_eq!(parsed.tokens, BudgetHeaders::default());
     }
 
     #[test]
