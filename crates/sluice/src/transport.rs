@@ -186,9 +186,10 @@ impl Transport {
         let response = builder.send().await.map_err(failure)?;
         let status = response.status().as_u16();
         let headers = response.headers();
-        let retry_after = retry_after(headers, SystemTime::now());
+        let now = SystemTime::now();
+        let retry_after = retry_after(headers, now);
         let should_retry = should_retry(headers);
-        let rate = RateHeaders::parse(headers, SystemTime::now());
+        let rate = RateHeaders::parse(headers, now);
         let request_id = headers
             .get("x-request-id")
             .and_then(|v| v.to_str().ok())

@@ -2,7 +2,7 @@
 //! unusable and duplicate lines into error records), writes every result to the journal,
 //! checkpoints, and handles stop signals.
 
-use std::collections::HashSet;
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -61,7 +61,7 @@ pub async fn execute(
     input: InputStream,
     mut journal: Journal,
     mut ids: IdSet,
-    in_flight: &Arc<Mutex<HashSet<u64>>>,
+    in_flight: &Arc<Mutex<BTreeSet<u64>>>,
     signals: &mut Signals,
     drain_timeout: Duration,
 ) -> anyhow::Result<Outcome> {
@@ -127,14 +127,12 @@ pub async fn execute(
         }
     };
     let snapshot = || -> Vec<u64> {
-        let mut lines: Vec<u64> = in_flight
+        in_flight
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
             .copied()
-            .collect();
-        lines.sort_unstable();
-        lines
+            .collect()
     };
     let files = journal.paths().clone();
     let write_failed = || {

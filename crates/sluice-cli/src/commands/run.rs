@@ -289,7 +289,7 @@ impl RunArgs {
     /// not yet finished.
     pub fn client(
         &self,
-        in_flight: Arc<Mutex<std::collections::HashSet<u64>>>,
+        in_flight: Arc<Mutex<std::collections::BTreeSet<u64>>>,
     ) -> anyhow::Result<Client> {
         let mut builder = Client::builder()
             .observer(Arc::new(move |event: &Event<'_>| match event {
@@ -411,7 +411,8 @@ impl RunArgs {
 /// Runs `args` to the end (or to a signal) and prints the summary.
 pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let mut signals = Signals::install()?;
-    let in_flight = Arc::new(Mutex::new(std::collections::HashSet::new()));
+    // Ordered, so the checkpoint gets the lines sorted; no hashing on the hot path.
+    let in_flight = Arc::new(Mutex::new(std::collections::BTreeSet::new()));
     let client = args.client(in_flight.clone())?;
     let mut options = args.input_options()?;
     let identity = InputIdentity::of(&args.input)
