@@ -135,15 +135,22 @@ def bench_overhead(args, with_peer):
     inp = os.path.join(tmp, "requests.jsonl")
     write_batch(inp, n)
     rows = {"oha": [], "sluice": [], "openai-sdk": []}
-    for run in range(args.runs):
+    def run_oha():
         sim = Sim()
         rows["oha"].append(oha(f"{sim.base}/chat/completions", n, 64))
         sim.stop()
+
+    def run_sluice():
         sim = Sim()
         r = sluice_run(sim.base, inp, tmp, "--concurrency", "64")
         assert r["ok"] == n, r["text"]
         rows["sluice"].append(r)
         sim.stop()
+
+    for run in range(args.runs):
+        # Alternate which goes first, so that neither always gets the quieter moment.
+        for contender in ((run_oha, run_sluice) if run % 2 == 0 else (run_sluice, run_oha)):
+            contender()
         if with_peer and run == 0:
             # The Python client is two orders of magnitude slower: one run of it is enough.
             sim = Sim()

@@ -15,6 +15,7 @@ mod fingerprint;
 mod idset;
 mod lineset;
 mod recover;
+mod syncer;
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -33,13 +34,14 @@ use crate::error::{ErrorKind, RequestError};
 use crate::input::LineError;
 use crate::outcome::BatchResult;
 use crate::output::{write_error, write_result};
+use syncer::Syncer;
 
 pub use recover::identify;
 
 /// When records are forced to disk with fsync.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SyncPolicy {
-    /// After every batch of records: safest, slowest.
+    /// Every batch of records, as soon as the previous fsync is done: safest, slowest.
     Always,
     /// At most this long after a record is written, and at the end (the default: 1 s).
     Every(Duration),
@@ -228,6 +230,8 @@ pub struct Journal {
     run_id: u64,
     counter: u64,
     scratch: Vec<u8>,
+    /// Forces the files to disk and writes the state file, off the caller's thread.
+    syncer: Syncer,
 }
 
 impl Journal {
@@ -295,6 +299,14 @@ impl Journal {
         }
         let output = open_append(&paths.output).map_err(io_at(&paths.output))?;
         let errors = open_append(&paths.errors).map_err(io_at(&paths.errors))?;
+        let syncer = Syncer::start(
+            [
+                output.try_clone().map_err(io_at(&paths.output))?,
+                errors.try_clone().map_err(io_at(&paths.errors))?,
+            ],
+            paths.state.clone(),
+        )
+        .map_err(io_at(&paths.state))?;
         let state = RunState {
             version: 1,
             input,
@@ -317,6 +329,7 @@ impl Journal {
                 .map_or(0, |d| d.as_millis() as u64),
             counter: 0,
             scratch: Vec::with_capacity(4096),
+            syncer,
             paths,
         };
         sync_dir(&journal.paths.output).map_err(io_at(&journal.paths.output))?;
@@ -377,8 +390,8 @@ impl Journal {
 
     /// Hands buffered records to the operating system once they have waited
     /// [`FLUSH_EVERY`] (a `kill -9` loses at most that much; with `SyncPolicy::Always`, at
-    /// once), and to the disk when the sync policy says it is time, recording the lines
-    /// now in flight in the state file.
+    /// once), and asks the syncer to force them to disk when the sync policy says it is
+    /// time, recording the lines now in flight in the state file after them.
     pub fn checkpoint(&mut self, in_flight: impl FnOnce() -> Vec<u64>) -> io::Result<()> {
         let now = Instant::now();
         let always = matches!(self.sync, SyncPolicy::Always);
@@ -400,18 +413,17 @@ impl Journal {
                 self.unflushed = false;
                 self.last_flush = now;
             }
-            self.output.get_ref().sync_data()?;
-            self.errors.get_ref().sync_data()?;
+            // The records are with the OS now; the syncer forces them to disk, then records
+            // the lines in flight in the state file.
             self.state.in_flight = in_flight();
-            self.save_state()?;
-            self.last_sync = Instant::now();
+            self.syncer.request(self.state_bytes()?)?;
+            self.last_sync = now;
             self.unsynced = false;
         }
         Ok(())
     }
 
-    /// Writes and syncs everything, recording whether every line has its record and, when
-    /// the input was read to its end, how many lines it has.
+    /// Writes everything, waits for the syncer, and records how the run ended.
     pub fn finish(
         &mut self,
         complete: bool,
@@ -421,6 +433,7 @@ impl Journal {
         self.output.flush()?;
         self.errors.flush()?;
         self.unflushed = false;
+        self.syncer.drain()?;
         if !matches!(self.sync, SyncPolicy::Never) {
             self.output.get_ref().sync_data()?;
             self.errors.get_ref().sync_data()?;
@@ -433,9 +446,12 @@ impl Journal {
         self.save_state()
     }
 
+    fn state_bytes(&self) -> io::Result<Vec<u8>> {
+        serde_json::to_vec_pretty(&self.state).map_err(io::Error::other)
+    }
+
     fn save_state(&self) -> io::Result<()> {
-        let bytes = serde_json::to_vec_pretty(&self.state).map_err(io::Error::other)?;
-        replace_atomically(&self.paths.state, &bytes)
+        replace_atomically(&self.paths.state, &self.state_bytes()?)
     }
 }
 

@@ -342,16 +342,16 @@ mod tests {
             t0,
         );
         let times = admit_all(&mut gate, 105, 0).await;
-        // 5 at once (half a second of 600 rpm), then 595 a minute.
+        // 5 at once (half a second of 600 rpm), then 595 every 60.5 s.
         assert!(times[..5].iter().all(|t| *t == t0));
-        let expected = Duration::from_secs_f64(100.0 * 60.0 / 595.0);
+        let expected = Duration::from_secs_f64(100.0 * 60.5 / 595.0);
         let took = times[104] - t0;
         assert!(
             took.abs_diff(expected) < Duration::from_millis(20),
             "{took:?} vs {expected:?}"
         );
         // Never two admissions closer than the interval after the burst.
-        let interval = Duration::from_secs_f64(60.0 / 595.0);
+        let interval = Duration::from_secs_f64(60.5 / 595.0);
         for w in times[5..].windows(2) {
             assert!(
                 w[1] - w[0] >= interval - Duration::from_millis(1),
