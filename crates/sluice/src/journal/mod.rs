@@ -394,25 +394,22 @@ impl Journal {
     /// time, recording the lines now in flight in the state file after them.
     pub fn checkpoint(&mut self, in_flight: impl FnOnce() -> Vec<u64>) -> io::Result<()> {
         let now = Instant::now();
-        let always = matches!(self.sync, SyncPolicy::Always);
-        if self.unflushed && (always || now >= self.last_flush + FLUSH_EVERY) {
+        let sync_due = match self.sync {
+            SyncPolicy::Always => self.unsynced,
+            SyncPolicy::Every(d) => self.unsynced && self.last_sync.elapsed() >= d,
+            SyncPolicy::Never => false,
+        };
+        // A sync needs the records with the OS first; so does `always`.
+        let flush_due = sync_due
+            || matches!(self.sync, SyncPolicy::Always)
+            || now >= self.last_flush + FLUSH_EVERY;
+        if self.unflushed && flush_due {
             self.output.flush()?;
             self.errors.flush()?;
             self.unflushed = false;
             self.last_flush = now;
         }
-        let due = match self.sync {
-            SyncPolicy::Always => self.unsynced,
-            SyncPolicy::Every(d) => self.unsynced && self.last_sync.elapsed() >= d,
-            SyncPolicy::Never => false,
-        };
-        if due {
-            if self.unflushed {
-                self.output.flush()?;
-                self.errors.flush()?;
-                self.unflushed = false;
-                self.last_flush = now;
-            }
+        if sync_due {
             // The records are with the OS now; the syncer forces them to disk, then records
             // the lines in flight in the state file.
             self.state.in_flight = in_flight();

@@ -78,39 +78,18 @@ impl RateHeaders {
     }
 }
 
-/// The names read, in this order: OpenAI's requests and tokens (limit, remaining, reset),
-/// then Anthropic's, six places later.
+/// The names read: OpenAI's requests and tokens (limit, remaining, reset), then
+/// Anthropic's in the same order, six places later.
 const NAMES: [&str; 12] = [
-    OPENAI_REQUESTS[0],
-    OPENAI_REQUESTS[1],
-    OPENAI_REQUESTS[2],
-    OPENAI_TOKENS[0],
-    OPENAI_TOKENS[1],
-    OPENAI_TOKENS[2],
-    ANTHROPIC_REQUESTS[0],
-    ANTHROPIC_REQUESTS[1],
-    ANTHROPIC_REQUESTS[2],
-    ANTHROPIC_TOKENS[0],
-    ANTHROPIC_TOKENS[1],
-    ANTHROPIC_TOKENS[2],
-];
-
-const OPENAI_REQUESTS: [&str; 3] = [
     "x-ratelimit-limit-requests",
     "x-ratelimit-remaining-requests",
     "x-ratelimit-reset-requests",
-];
-const OPENAI_TOKENS: [&str; 3] = [
     "x-ratelimit-limit-tokens",
     "x-ratelimit-remaining-tokens",
     "x-ratelimit-reset-tokens",
-];
-const ANTHROPIC_REQUESTS: [&str; 3] = [
     "anthropic-ratelimit-requests-limit",
     "anthropic-ratelimit-requests-remaining",
     "anthropic-ratelimit-requests-reset",
-];
-const ANTHROPIC_TOKENS: [&str; 3] = [
     "anthropic-ratelimit-tokens-limit",
     "anthropic-ratelimit-tokens-remaining",
     "anthropic-ratelimit-tokens-reset",
