@@ -16,7 +16,7 @@
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -30,6 +30,7 @@ use crate::client::{Attempt, Charge, Inner, too_large};
 use crate::error::{ErrorKind, RequestError};
 
 use crate::events::Event;
+use crate::halt::{Halt, Tripwire};
 use crate::limits::AdmitDecision;
 use crate::outcome::BatchResult;
 use crate::request::Request;
@@ -41,10 +42,12 @@ use crate::request::Request;
 /// or waiting to retry) get no result. Dropping it cancels the batch at once: requests in
 /// flight are abandoned and nothing more is read from the input.
 #[derive(Debug)]
+#[must_use = "a batch runs only while its results are read"]
 pub struct BatchRun {
     results: mpsc::Receiver<BatchResult>,
     task: JoinHandle<()>,
     stop: CancellationToken,
+    halt: Arc<Mutex<Option<Halt>>>,
 }
 
 impl BatchRun {
@@ -56,6 +59,12 @@ impl BatchRun {
     /// A token that stops the batch when cancelled, for wiring to a shutdown signal.
     pub fn stop_token(&self) -> CancellationToken {
         self.stop.clone()
+    }
+
+    /// Why the batch stopped by itself, if it did (see [`crate::halt`]): then the stream
+    /// ends early, and the requests without a result stay pending.
+    pub fn halted(&self) -> Option<Halt> {
+        self.halt.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
 
@@ -141,11 +150,13 @@ where
 {
     let (tx, rx) = mpsc::channel(1024);
     let stop = CancellationToken::new();
-    let task = tokio::spawn(Scheduler::new(inner, tx, stop.clone()).run(input));
+    let halt = Arc::new(Mutex::new(None));
+    let task = tokio::spawn(Scheduler::new(inner, tx, stop.clone(), halt.clone()).run(input));
     BatchRun {
         results: rx,
         task,
         stop,
+        halt,
     }
 }
 
@@ -166,12 +177,33 @@ struct Scheduler {
     lookahead: usize,
     next_seq: u64,
     stop: CancellationToken,
+    /// Watches for a cause that dooms the batch.
+    tripwire: Tripwire,
+    /// Where the halt is published for [`BatchRun::halted`].
+    halt: Arc<Mutex<Option<Halt>>>,
+}
+
+/// How the scheduling loop ended.
+enum Ended {
+    /// Every request has its result.
+    Done,
+    /// Stopped (from outside, or by a halt) and drained.
+    Stopped,
+    /// The results stream is gone.
+    Gone,
 }
 
 impl Scheduler {
-    fn new(inner: Arc<Inner>, results: mpsc::Sender<BatchResult>, stop: CancellationToken) -> Self {
+    fn new(
+        inner: Arc<Inner>,
+        results: mpsc::Sender<BatchResult>,
+        stop: CancellationToken,
+        halt: Arc<Mutex<Option<Halt>>>,
+    ) -> Self {
         let lookahead = (inner.concurrency.get() * 2).max(64);
         Scheduler {
+            tripwire: Tripwire::new(inner.stop_early),
+            halt,
             inner,
             results,
             ready: BinaryHeap::new(),
@@ -198,7 +230,29 @@ impl Scheduler {
         }));
     }
 
-    async fn run<S>(mut self, mut input: S)
+    async fn run<S>(mut self, input: S)
+    where
+        S: Stream<Item = Request> + Send + Unpin,
+    {
+        let ended = self.schedule(input).await;
+        if matches!(ended, Ended::Gone) {
+            return;
+        }
+        let (held, halted) = self.tripwire.at_end(matches!(ended, Ended::Stopped));
+        if halted {
+            self.publish_halt();
+        } else if let Some(halt) = self.tripwire.halted() {
+            // The final count of what it dropped.
+            *self.halt.lock().unwrap_or_else(|e| e.into_inner()) = Some(halt.clone());
+        }
+        for result in held {
+            if !self.deliver(result).await {
+                return;
+            }
+        }
+    }
+
+    async fn schedule<S>(&mut self, mut input: S) -> Ended
     where
         S: Stream<Item = Request> + Send + Unpin,
     {
@@ -208,16 +262,16 @@ impl Scheduler {
             if stopping {
                 // Drain: no new input, no new attempts; wait for those in flight.
                 if self.tasks.is_empty() {
-                    return;
+                    return Ended::Stopped;
                 }
                 match self.tasks.join_next().await {
                     Some(Ok(finished)) => {
                         if !self.settle(finished).await {
-                            return;
+                            return Ended::Gone;
                         }
                     }
                     Some(Err(err)) => tracing::error!(%err, "an attempt task failed"),
-                    None => return,
+                    None => return Ended::Stopped,
                 }
                 continue;
             }
@@ -237,14 +291,14 @@ impl Scheduler {
             }
             let (wake_at, need_permit) = match self.dispatch(now).await {
                 Some(x) => x,
-                None => return, // the results stream was dropped
+                None => return Ended::Gone,
             };
             if input_done
                 && self.ready.is_empty()
                 && self.delayed.is_empty()
                 && self.tasks.is_empty()
             {
-                return;
+                return Ended::Done;
             }
             let wake_at = [wake_at, self.delayed.peek().map(|d| d.0.not_before)]
                 .into_iter()
@@ -264,7 +318,7 @@ impl Scheduler {
                         }
                     };
                     if !self.settle(finished).await {
-                        return;
+                        return Ended::Gone;
                     }
                 }
                 // A permit came free (possibly from a call outside this batch).
@@ -312,6 +366,7 @@ impl Scheduler {
                     if item.attempts == 1 {
                         self.inner.gate().budget.deposit();
                     }
+                    self.tripwire.on_attempt(now);
                     self.inner.stats().attempts += 1;
                     let inner = self.inner.clone();
                     self.tasks.spawn(async move {
@@ -359,6 +414,16 @@ impl Scheduler {
             outcome,
             latency,
         } = f;
+        match &outcome {
+            Attempt::Retry { error, .. } if error.status.is_none() => {
+                if error.kind == ErrorKind::Connect
+                    && self.tripwire.on_connect_failure(Instant::now(), error)
+                {
+                    self.publish_halt();
+                }
+            }
+            _ => self.tripwire.on_answer(),
+        }
         match outcome {
             Attempt::Done(success) => {
                 self.inner.correct(item.charge, &success);
@@ -399,9 +464,6 @@ impl Scheduler {
         latency: Duration,
     ) -> bool {
         let error_kind: Option<ErrorKind> = outcome.as_ref().err().map(|e| e.kind);
-        if let Some(kind) = error_kind {
-            self.inner.stats().record_failure(kind);
-        }
         self.inner.emit(Event::Finished {
             custom_id: &item.request.custom_id,
             tag: item.request.tag,
@@ -414,7 +476,36 @@ impl Scheduler {
             attempts: item.attempts,
             latency,
         };
+        let (now, halted) = self.tripwire.on_result(result);
+        if halted {
+            self.publish_halt();
+        }
+        for result in now {
+            if !self.deliver(result).await {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Hands a final result to the results stream; false if the stream is gone.
+    async fn deliver(&mut self, result: BatchResult) -> bool {
+        if let Err(e) = &result.outcome {
+            self.inner.stats().record_failure(e.kind);
+        }
         self.results.send(result).await.is_ok()
+    }
+
+    /// Makes the tripwire's halt visible and stops sending: requests in flight finish,
+    /// the rest stay pending.
+    fn publish_halt(&mut self) {
+        let Some(halt) = self.tripwire.halted().cloned() else {
+            return;
+        };
+        let reason = halt.reason;
+        *self.halt.lock().unwrap_or_else(|e| e.into_inner()) = Some(halt);
+        self.inner.emit(Event::Halted { reason });
+        self.stop.cancel();
     }
 }
 

@@ -13,15 +13,22 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use crate::batch::{BatchRun, spawn_batch};
+use crate::describe::{keep_for_record, server_words};
 use crate::error::{ConfigError, ErrorKind, RequestError};
 use crate::estimate::{Estimate, estimate};
 use crate::events::{Event, Observer};
+use crate::halt::StopEarly;
 use crate::limits::{Admission, AdmitDecision, ConcurrencyController, Limits};
 use crate::outcome::{Success, parse_usage};
+use crate::redact::Redactor;
 use crate::request::Request;
 use crate::retry::{RetryBudget, RetryPolicy, Verdict, classify};
 use crate::stats::Stats;
-use crate::transport::{ApiKey, AuthStyle, Transport, TransportConfig};
+use crate::transport::{ApiKey, AuthStyle, Transport, TransportConfig, is_secret_header};
+
+/// How much of an error answer's body its record keeps: enough for any provider's error
+/// object, not a whole HTML page or a runaway body.
+const ERROR_BODY_KEPT: usize = 64 * 1024;
 
 /// Builds a [`Client`].
 #[derive(Clone, Default)]
@@ -35,6 +42,8 @@ pub struct ClientBuilder {
     observer: Option<Observer>,
     model_limits: Vec<(String, Limits)>,
     priority_aging: Option<u64>,
+    stop_early: StopEarly,
+    secrets: Vec<String>,
 }
 
 impl std::fmt::Debug for ClientBuilder {
@@ -132,6 +141,29 @@ impl ClientBuilder {
         self
     }
 
+    /// The largest response body read (default 256 MiB, see
+    /// [`crate::DEFAULT_MAX_RESPONSE_BYTES`]); a larger answer fails its request as
+    /// [`ErrorKind::ResponseTooLarge`] without being held in memory.
+    pub fn max_response_bytes(mut self, bytes: u64) -> Self {
+        self.transport.max_response_bytes = bytes;
+        self
+    }
+
+    /// When a batch stops by itself because it cannot succeed (default: after 3 failures
+    /// of one such cause before any success, or 30 s without any connection); see
+    /// [`crate::halt`].
+    pub fn stop_early(mut self, policy: StopEarly) -> Self {
+        self.stop_early = policy;
+        self
+    }
+
+    /// One more secret to scrub from everything a server sends back (the API key and the
+    /// values of credential headers are scrubbed already).
+    pub fn secret(mut self, secret: impl Into<String>) -> Self {
+        self.secrets.push(secret.into());
+        self
+    }
+
     /// Subscribes to events.
     pub fn observer(mut self, observer: Observer) -> Self {
         self.observer = Some(observer);
@@ -150,6 +182,18 @@ impl ClientBuilder {
         }
         let mut transport = self.transport;
         transport.pool_size = concurrency.get();
+        let mut redactor = Redactor::default();
+        if let Some(key) = &transport.api_key {
+            redactor.add(key.expose());
+        }
+        for (name, value) in &transport.headers {
+            if is_secret_header(name) {
+                redactor.add(value);
+            }
+        }
+        for secret in &self.secrets {
+            redactor.add(secret);
+        }
         let permits = Semaphore::new(concurrency.get());
         let adaptive = self.adaptive_concurrency.then(|| {
             let controller = ConcurrencyController::new(8, 1, concurrency.get());
@@ -193,7 +237,8 @@ impl ClientBuilder {
                 }),
                 stats: Mutex::new(Stats::default()),
                 observer: self.observer,
-                secret: transport.api_key,
+                redactor,
+                stop_early: self.stop_early,
             }),
         })
     }
@@ -230,8 +275,10 @@ pub(crate) struct Inner {
     pub gate: Mutex<Gate>,
     pub stats: Mutex<Stats>,
     pub observer: Option<Observer>,
-    /// Kept to scrub it from anything a server echoes back.
-    pub secret: Option<ApiKey>,
+    /// Scrubs the key and other secrets from anything a server echoes back.
+    pub redactor: Redactor,
+    /// When a batch halts by itself.
+    pub stop_early: StopEarly,
 }
 
 impl std::fmt::Debug for Inner {
@@ -343,12 +390,9 @@ impl Inner {
         }
     }
 
-    /// Removes the API key from text a server sent back.
+    /// Removes the secrets from bytes a server sent back.
     pub(crate) fn redact(&self, bytes: bytes::Bytes) -> bytes::Bytes {
-        match &self.secret {
-            Some(key) if !key.expose().is_empty() => crate::redact::redact(bytes, key.expose()),
-            _ => bytes,
-        }
+        self.redactor.redact(bytes)
     }
 
     /// Sends one attempt and classifies it.
@@ -361,12 +405,18 @@ impl Inner {
         let reply = match self.transport.send(request).await {
             Ok(reply) => reply,
             Err(e) => {
-                let mut error = RequestError::new(e.kind, e.message);
+                let mut error = RequestError::new(e.kind, self.redactor.redact_str(&e.message));
+                error.status = e.status;
+                error.body = e.prefix.map(|b| self.redact(b));
                 error.attempts = attempt;
-                return Attempt::Retry {
-                    error,
-                    server_delay: None,
-                    rate_limited: false,
+                return if e.kind.is_retryable() {
+                    Attempt::Retry {
+                        error,
+                        server_delay: None,
+                        rate_limited: false,
+                    }
+                } else {
+                    Attempt::Fail(error)
                 };
             }
         };
@@ -375,38 +425,80 @@ impl Inner {
             self.gate().admissions[charge.gate].observe(Instant::now(), &reply.rate, in_flight);
         }
         let body = self.redact(reply.body);
-        let error = |kind: ErrorKind, message: String| {
-            let mut e = RequestError::new(kind, message);
-            e.status = Some(reply.status);
-            e.body = Some(body.clone());
-            e.request_id = reply.request_id.clone();
-            e.attempts = attempt;
-            e
-        };
-        match classify(reply.status, reply.should_retry, &body) {
-            Verdict::Success => match parse_usage(&body) {
+        let verdict = classify(reply.status, reply.should_retry, &body);
+        if verdict == Verdict::Success {
+            return match parse_usage(&body) {
                 Some(usage) => Attempt::Done(Success {
                     status: reply.status,
                     request_id: reply.request_id,
                     body,
                     usage,
                 }),
-                None => Attempt::Retry {
-                    error: error(
+                None => {
+                    let mut e = RequestError::new(
                         ErrorKind::MalformedResponse,
                         format!("HTTP {} with a body that is not JSON", reply.status),
-                    ),
-                    server_delay: None,
-                    rate_limited: false,
-                },
-            },
+                    );
+                    e.status = Some(reply.status);
+                    e.body = Some(keep_for_record(body, ERROR_BODY_KEPT));
+                    e.request_id = reply.request_id;
+                    e.attempts = attempt;
+                    Attempt::Retry {
+                        error: e,
+                        server_delay: None,
+                        rate_limited: false,
+                    }
+                }
+            };
+        }
+        let message = self.describe(request, reply.status, reply.location.as_deref(), &body);
+        let error = move |kind: ErrorKind| {
+            let mut e = RequestError::new(kind, message);
+            e.status = Some(reply.status);
+            e.body = Some(keep_for_record(body, ERROR_BODY_KEPT));
+            e.request_id = reply.request_id;
+            e.attempts = attempt;
+            e
+        };
+        match verdict {
             Verdict::Retry { kind, rate_limited } => Attempt::Retry {
-                error: error(kind, format!("HTTP {}", reply.status)),
+                error: error(kind),
                 server_delay: reply.retry_after,
                 rate_limited,
             },
-            Verdict::Fail(kind) => Attempt::Fail(error(kind, format!("HTTP {}", reply.status))),
+            Verdict::Fail(kind) => Attempt::Fail(error(kind)),
+            Verdict::Success => unreachable!("handled above"),
         }
+    }
+
+    /// What an error answer says: the status, the server's own words, and what the status
+    /// alone would not tell (the URL that was not found, where a redirect points).
+    fn describe(
+        &self,
+        request: &Request,
+        status: u16,
+        location: Option<&str>,
+        body: &[u8],
+    ) -> String {
+        let mut message = format!("HTTP {status}");
+        if status == 404 {
+            message.push_str(&format!(
+                " from POST {}",
+                self.transport.url(request.endpoint)
+            ));
+        }
+        if (300..400).contains(&status) {
+            message.push_str(&format!(
+                " redirect to {}; redirects are not followed (the key must not go to another \
+                 host): use the final URL as the base URL",
+                location.unwrap_or("an unnamed place")
+            ));
+        }
+        if let Some(words) = server_words(body) {
+            message.push_str(": ");
+            message.push_str(&words);
+        }
+        self.redactor.redact_str(&message)
     }
 
     /// Decides when a failed attempt goes again, or that it does not. Pauses everyone on a

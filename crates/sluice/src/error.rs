@@ -19,6 +19,16 @@ pub enum ErrorKind {
     InvalidRequest,
     /// 401 or 403: the key is wrong or lacks access (permanent).
     Auth,
+    /// 402: the account must pay first (permanent).
+    PaymentRequired,
+    /// 404: the URL (or the model) does not exist (permanent).
+    NotFound,
+    /// 3xx: the server redirects, and redirects are not followed (permanent), so that a
+    /// key is never sent to another host.
+    Redirect,
+    /// The answer was larger than the response size limit (permanent: the same request
+    /// would get the same answer).
+    ResponseTooLarge,
     /// The connection could not be made (retryable).
     Connect,
     /// The request took longer than the timeout (retryable).
@@ -46,6 +56,10 @@ impl ErrorKind {
             ErrorKind::Server => "server_error",
             ErrorKind::InvalidRequest => "invalid_request",
             ErrorKind::Auth => "authentication_error",
+            ErrorKind::PaymentRequired => "payment_required",
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::Redirect => "redirect",
+            ErrorKind::ResponseTooLarge => "response_too_large",
             ErrorKind::Connect => "connection_error",
             ErrorKind::Timeout => "timeout",
             ErrorKind::Transport => "transport_error",

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::ErrorKind;
+use crate::halt::HaltReason;
 
 /// Something the engine did.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,6 +43,12 @@ pub enum Event<'a> {
         tag: u64,
         /// `None` on success.
         error: Option<ErrorKind>,
+    },
+    /// The batch stopped by itself: it cannot succeed as configured (see
+    /// [`crate::halt`]). Requests not finished stay pending.
+    Halted {
+        /// Why.
+        reason: HaltReason,
     },
 }
 

@@ -29,9 +29,11 @@
 
 mod batch;
 mod client;
+mod describe;
 pub mod error;
 pub mod estimate;
 pub mod events;
+pub mod halt;
 pub mod input;
 pub mod journal;
 pub mod limits;
@@ -47,9 +49,13 @@ pub use batch::BatchRun;
 pub use client::{Client, ClientBuilder};
 pub use error::{ConfigError, ErrorKind, RequestError};
 pub use events::{Event, Observer};
+pub use halt::{Halt, HaltReason, StopEarly};
 pub use limits::Limits;
 pub use outcome::{BatchResult, Success, Usage};
 pub use request::{Endpoint, Request};
 pub use retry::{Backoff, RetryPolicy};
 pub use stats::Stats;
-pub use transport::{ApiKey, AuthStyle, CLIENT_REQUEST_ID, TransportConfig};
+pub use transport::{
+    ApiKey, AuthStyle, CLIENT_REQUEST_ID, DEFAULT_MAX_RESPONSE_BYTES, TransportConfig,
+    is_secret_header,
+};

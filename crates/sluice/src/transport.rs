@@ -18,9 +18,16 @@ use crate::retry::{retry_after, should_retry};
 pub struct ApiKey(String);
 
 impl ApiKey {
-    /// Wraps a key.
+    /// Wraps a key. White space around it (a stray space or newline from a copy and
+    /// paste) is not part of it: it is neither sent nor looked for when redacting.
     pub fn new(key: impl Into<String>) -> Self {
-        ApiKey(key.into())
+        let key: String = key.into();
+        let trimmed = key.trim();
+        ApiKey(if trimmed.len() == key.len() {
+            key
+        } else {
+            trimmed.to_owned()
+        })
     }
 
     /// The key itself, for the one place that sends it and the places that redact it.
@@ -48,6 +55,30 @@ pub enum AuthStyle {
 /// The header a request's `custom_id` travels in.
 pub const CLIENT_REQUEST_ID: &str = "x-client-request-id";
 
+/// The default cap on a response body: a batch of 2,048 embeddings of 3,072 dimensions,
+/// pretty-printed with full precision as OpenAI sends them, is about 190 MB.
+pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 256 * 1024 * 1024;
+
+/// How much of an over-long body an error keeps, for people to see what it was.
+pub const TOO_LARGE_PREFIX: usize = 1024;
+
+/// Whether a header's value is a credential: sent marked sensitive, and redacted from
+/// everything a server sends back.
+pub fn is_secret_header(name: &str) -> bool {
+    let name = name.trim().to_ascii_lowercase();
+    [
+        "authorization",
+        "cookie",
+        "key",
+        "token",
+        "secret",
+        "password",
+        "credential",
+    ]
+    .iter()
+    .any(|word| name.contains(word))
+}
+
 /// What came back from one attempt.
 #[derive(Debug, Clone)]
 pub struct Reply {
@@ -63,15 +94,21 @@ pub struct Reply {
     pub body: Bytes,
     /// The rate-limit headers.
     pub rate: RateHeaders,
+    /// Where a redirect points (3xx only).
+    pub location: Option<String>,
 }
 
 /// A failure before a whole answer arrived.
 #[derive(Debug, Clone)]
 pub struct TransportError {
-    /// Connect, timeout or transport.
+    /// Connect, timeout, transport, or a body over the size limit.
     pub kind: ErrorKind,
     /// What happened.
     pub message: String,
+    /// The HTTP status, when the headers arrived.
+    pub status: Option<u16>,
+    /// The start of the body, for a body over the size limit.
+    pub prefix: Option<Bytes>,
 }
 
 /// Settings of the HTTP layer.
@@ -91,6 +128,8 @@ pub struct TransportConfig {
     pub timeout: Duration,
     /// Idle connections kept per host.
     pub pool_size: usize,
+    /// The largest response body read; a larger one fails the attempt unread.
+    pub max_response_bytes: u64,
 }
 
 impl Default for TransportConfig {
@@ -103,6 +142,7 @@ impl Default for TransportConfig {
             connect_timeout: Duration::from_secs(10),
             timeout: Duration::from_secs(600),
             pool_size: 64,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
         }
     }
 }
@@ -112,6 +152,7 @@ impl Default for TransportConfig {
 pub(crate) struct Transport {
     http: reqwest::Client,
     urls: [reqwest::Url; 4],
+    max_response_bytes: u64,
 }
 
 impl Transport {
@@ -136,7 +177,8 @@ impl Transport {
         for (name, value) in &config.headers {
             let bad = || ConfigError::BadHeader(name.clone());
             let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| bad())?;
-            let value = HeaderValue::from_str(value).map_err(|_| bad())?;
+            let mut value = HeaderValue::from_str(value.trim()).map_err(|_| bad())?;
+            value.set_sensitive(is_secret_header(name.as_str()));
             headers.insert(name, value);
         }
         if let Some(key) = &config.api_key {
@@ -173,7 +215,16 @@ impl Transport {
             .tcp_nodelay(true)
             .build()
             .map_err(|e| ConfigError::Http(e.to_string()))?;
-        Ok(Transport { http, urls })
+        Ok(Transport {
+            http,
+            urls,
+            max_response_bytes: config.max_response_bytes,
+        })
+    }
+
+    /// The URL requests to `endpoint` go to.
+    pub(crate) fn url(&self, endpoint: Endpoint) -> &reqwest::Url {
+        &self.urls[endpoint.index()]
     }
 
     /// One attempt: the whole answer, or what stopped it.
@@ -183,7 +234,7 @@ impl Transport {
         if let Ok(id) = HeaderValue::from_str(&request.custom_id) {
             builder = builder.header(CLIENT_REQUEST_ID, id);
         }
-        let response = builder.send().await.map_err(failure)?;
+        let mut response = builder.send().await.map_err(failure)?;
         let status = response.status().as_u16();
         let headers = response.headers();
         let now = SystemTime::now();
@@ -194,7 +245,69 @@ impl Transport {
             .get("x-request-id")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let body = response.bytes().await.map_err(failure)?;
+        let location = (300..400)
+            .contains(&status)
+            .then(|| headers.get(reqwest::header::LOCATION))
+            .flatten()
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let limit = self.max_response_bytes;
+        let too_large = |prefix: Bytes, seen: String| TransportError {
+            kind: ErrorKind::ResponseTooLarge,
+            message: format!(
+                "HTTP {status} with a body of {seen}, over the limit of {limit} bytes; \
+                 the body was not read"
+            ),
+            status: Some(status),
+            prefix: Some(prefix),
+        };
+        if let Some(length) = response.content_length()
+            && length > limit
+        {
+            return Err(too_large(Bytes::new(), format!("{length} bytes")));
+        }
+        // Read chunk by chunk so a body without a length (chunked, or endless) is cut off at
+        // the limit instead of filling memory. One chunk, the usual case, is not copied.
+        let mut first: Option<Bytes> = None;
+        let mut more: Vec<u8> = Vec::new();
+        let mut held: u64 = 0;
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| with_status(failure(e), status))?
+        {
+            held += chunk.len() as u64;
+            if held > limit {
+                let mut prefix = if more.is_empty() {
+                    first.map(|f| f.to_vec()).unwrap_or_default()
+                } else {
+                    more
+                };
+                prefix.truncate(TOO_LARGE_PREFIX);
+                if prefix.len() < TOO_LARGE_PREFIX {
+                    let room = TOO_LARGE_PREFIX - prefix.len();
+                    prefix.extend_from_slice(&chunk[..room.min(chunk.len())]);
+                }
+                return Err(too_large(
+                    Bytes::from(prefix),
+                    "more than that (no length given)".to_owned(),
+                ));
+            }
+            match &first {
+                None => first = Some(chunk),
+                Some(f) => {
+                    if more.is_empty() {
+                        more.extend_from_slice(f);
+                    }
+                    more.extend_from_slice(&chunk);
+                }
+            }
+        }
+        let body = if more.is_empty() {
+            first.unwrap_or_default()
+        } else {
+            Bytes::from(more)
+        };
         Ok(Reply {
             status,
             retry_after,
@@ -202,8 +315,14 @@ impl Transport {
             request_id,
             body,
             rate,
+            location,
         })
     }
+}
+
+fn with_status(mut e: TransportError, status: u16) -> TransportError {
+    e.status = Some(status);
+    e
 }
 
 /// Whether the environment names a proxy reqwest would use.
@@ -235,5 +354,10 @@ fn failure(err: reqwest::Error) -> TransportError {
         }
         next = cause.source();
     }
-    TransportError { kind, message }
+    TransportError {
+        kind,
+        message,
+        status: None,
+        prefix: None,
+    }
 }

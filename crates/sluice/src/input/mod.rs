@@ -85,7 +85,8 @@ pub async fn open(path: &Path, options: InputOptions) -> std::io::Result<InputSt
             None
         } else {
             let owned = path.to_owned();
-            tokio::task::spawn_blocking(move || priority::PriorityPlan::scan(&owned))
+            let max = options.max_line_bytes;
+            tokio::task::spawn_blocking(move || priority::PriorityPlan::scan(&owned, max))
                 .await
                 .map_err(std::io::Error::other)??
         };

@@ -85,7 +85,7 @@ fn anonymous_file() -> io::Result<File> {
 impl PriorityPlan {
     /// Scans `path`; `None` when no line has a non-zero priority (or there are too many
     /// distinct ones).
-    pub(crate) fn scan(path: &Path) -> io::Result<Option<Self>> {
+    pub(crate) fn scan(path: &Path, max_line_bytes: usize) -> io::Result<Option<Self>> {
         let input = File::open(path)?;
         let mut reader = BufReader::with_capacity(1 << 20, input.try_clone()?);
         let mut classes: Vec<Class> = Vec::new();
@@ -96,22 +96,49 @@ impl PriorityPlan {
         let (mut lines_before, mut consumed) = (0u64, 0u64);
         let mut carry: Vec<u8> = Vec::new();
         let mut found: Vec<(u64, u64, Vec<u8>)> = Vec::new();
+        // Inside a line longer than the limit: its bytes are passed over, not kept (the
+        // reader reports it as too long), so memory stays bounded by the limit.
+        let mut skipping = false;
+        let mut read_pos = 0u64;
         loop {
             let chunk = reader.fill_buf()?;
             if chunk.is_empty() {
                 break;
             }
             let len = chunk.len();
+            let mut from = 0;
+            if skipping {
+                match memchr::memchr(b'\n', chunk) {
+                    None => {
+                        reader.consume(len);
+                        read_pos += len as u64;
+                        continue;
+                    }
+                    Some(i) => {
+                        skipping = false;
+                        lines_before += 1;
+                        from = i + 1;
+                        consumed = read_pos + from as u64;
+                    }
+                }
+            }
+            let rest = &chunk[from..];
             // Work on whole lines: keep the tail after the last newline for the next round.
-            let Some(last_nl) = memchr::memrchr(b'\n', chunk) else {
-                carry.extend_from_slice(chunk);
+            let Some(last_nl) = memchr::memrchr(b'\n', rest) else {
+                carry.extend_from_slice(rest);
+                if carry.len() > max_line_bytes {
+                    carry = Vec::new();
+                    skipping = true;
+                }
                 reader.consume(len);
+                read_pos += len as u64;
                 continue;
             };
             let mut block = std::mem::take(&mut carry);
-            block.extend_from_slice(&chunk[..=last_nl]);
-            carry.extend_from_slice(&chunk[last_nl + 1..]);
+            block.extend_from_slice(&rest[..=last_nl]);
+            carry.extend_from_slice(&rest[last_nl + 1..]);
             reader.consume(len);
+            read_pos += len as u64;
             let block_start = consumed;
             let mut counted_to = 0usize;
             let mut line_at = lines_before;
@@ -133,12 +160,16 @@ impl PriorityPlan {
             lines_before =
                 line_at + memchr::memchr_iter(b'\n', &block[counted_to..]).count() as u64;
             consumed += block.len() as u64;
+            if carry.len() > max_line_bytes {
+                carry = Vec::new();
+                skipping = true;
+            }
             Self::spool(&mut found, &mut classes, &mut spooled)?;
             if classes.len() > MAX_CLASSES {
                 return Ok(None);
             }
         }
-        if !carry.is_empty() {
+        if !carry.is_empty() && !skipping {
             if finder.find(&carry).is_some() {
                 found.push((lines_before + 1, consumed, carry.clone()));
             }
@@ -257,7 +288,7 @@ mod tests {
             r#"{"custom_id":"n2","priority":0}"#,
         ];
         std::fs::write(&p, lines.join("\n") + "\n").unwrap();
-        let mut plan = PriorityPlan::scan(&p).unwrap().unwrap();
+        let mut plan = PriorityPlan::scan(&p, 1 << 20).unwrap().unwrap();
         let mut high = Vec::new();
         while let Some((line, bytes)) = plan.next(true).unwrap() {
             high.push((line, String::from_utf8(bytes).unwrap().trim().to_owned()));
@@ -274,7 +305,29 @@ mod tests {
         assert!(plan.spooled.contains(3) && !plan.spooled.contains(1) && !plan.spooled.contains(6));
         let plain = dir.join("plain.jsonl");
         std::fs::write(&plain, "{\"custom_id\":\"a\"}\n").unwrap();
-        assert!(PriorityPlan::scan(&plain).unwrap().is_none());
+        assert!(PriorityPlan::scan(&plain, 1 << 20).unwrap().is_none());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_line_over_the_limit_is_passed_over_and_later_lines_keep_their_numbers() {
+        let dir = std::env::temp_dir().join(format!("sluice-prio-long-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("in.jsonl");
+        let mut content = b"{\"custom_id\":\"a\",\"priority\":5}\n".to_vec();
+        // Longer than the limit and than one read buffer, with a priority in it.
+        content.extend_from_slice(b"{\"priority\":9,\"x\":\"");
+        content.extend(std::iter::repeat_n(b'x', 3 << 20));
+        content.extend_from_slice(b"\"}\n");
+        content.extend_from_slice(b"{\"custom_id\":\"c\",\"priority\":5}\n");
+        std::fs::write(&p, &content).unwrap();
+        let mut plan = PriorityPlan::scan(&p, 1024).unwrap().unwrap();
+        let mut lines = Vec::new();
+        while let Some((line, bytes)) = plan.next(true).unwrap() {
+            assert!(bytes.len() < 100);
+            lines.push(line);
+        }
+        assert_eq!(lines, vec![1, 3]);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

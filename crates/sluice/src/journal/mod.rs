@@ -12,6 +12,7 @@
 
 mod files;
 mod fingerprint;
+mod guard;
 mod idset;
 mod lineset;
 mod recover;
@@ -26,9 +27,10 @@ use serde::{Deserialize, Serialize};
 
 pub use files::{open_append, replace_atomically, sync_dir};
 pub use fingerprint::Fingerprint;
+pub use guard::{GuardError, Role, RunLock, running};
 pub use idset::IdSet;
 pub use lineset::LineSet;
-pub use recover::{RecordId, ScanReport, repair_torn_tail, scan};
+pub use recover::{RecordId, ScanReport, repair, repair_torn_tail, scan};
 
 use crate::error::{ErrorKind, RequestError};
 use crate::input::LineError;
@@ -65,6 +67,8 @@ pub struct JournalPaths {
     pub errors: PathBuf,
     /// The run's state.
     pub state: PathBuf,
+    /// The lock that keeps a second run off the same output.
+    pub lock: PathBuf,
 }
 
 impl JournalPaths {
@@ -81,6 +85,7 @@ impl JournalPaths {
                 Path::to_owned,
             ),
             state: output.with_file_name(format!("{stem}.sluice-state.json")),
+            lock: output.with_file_name(format!("{stem}.sluice-lock")),
         }
     }
 }
@@ -156,12 +161,16 @@ pub enum JournalError {
         /// The missing state file.
         state: String,
     },
+    /// Another run holds the output, two roles share a file, or a path is a directory.
+    #[error(transparent)]
+    Guard(#[from] GuardError),
     /// A file could not be read or written.
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         /// The file.
         path: String,
         /// What happened.
+        #[source]
         source: io::Error,
     },
 }
@@ -201,6 +210,11 @@ pub struct Recovered {
     pub retrying: u64,
     /// Bytes of torn records cut off.
     pub repaired_bytes: u64,
+    /// Lines of the output or errors file that were not whole records (corruption after a
+    /// power loss, say) and were removed; their input lines are sent again.
+    pub unreadable: u64,
+    /// Second records for one input line that were removed (the first is kept).
+    pub duplicates: u64,
     /// Whether there was a previous run at all.
     pub resumed: bool,
 }
@@ -209,11 +223,11 @@ pub struct Recovered {
 /// system. Writing every record at once costs a system call each; this batches them.
 pub const FLUSH_EVERY: Duration = Duration::from_millis(10);
 
-/// Error codes that sending again cannot fix: `retry_failed` keeps these.
-const NOT_RETRYABLE: [&str; 2] = [
-    ErrorKind::InvalidInput.code(),
-    ErrorKind::DuplicateId.code(),
-];
+/// Failure records that `retry_failed` keeps: reading a duplicate line again gives the
+/// same answer. Every other failure is taken out, and its line read (and, if it is usable
+/// now, sent) again: an invalid line is re-read at no cost, so a run that failed for want
+/// of a flag (`--model`) recovers by being run again with it and `--retry-failed`.
+const KEPT_BY_RETRY_FAILED: [&str; 1] = [ErrorKind::DuplicateId.code()];
 
 /// The writer of a durable run.
 pub struct Journal {
@@ -232,6 +246,8 @@ pub struct Journal {
     scratch: Vec<u8>,
     /// Forces the files to disk and writes the state file, off the caller's thread.
     syncer: Syncer,
+    /// Held for the whole run: no second run writes these files meanwhile.
+    _lock: RunLock,
 }
 
 impl Journal {
@@ -243,6 +259,16 @@ impl Journal {
         input: InputIdentity,
         options: OpenOptions,
     ) -> Result<(Journal, Recovered), JournalError> {
+        guard::distinct(&[
+            (Role::Input, Path::new(&input.path)),
+            (Role::Output, &paths.output),
+            (Role::Errors, &paths.errors),
+            (Role::State, &paths.state),
+        ])?;
+        let lock = guard::lock(&paths.lock, &paths.output)?;
+        for p in [&paths.state, &paths.output, &paths.errors] {
+            guard::remove_leftover_temps(p).map_err(io_at(p))?;
+        }
         if options.restart {
             for p in [&paths.output, &paths.errors, &paths.state] {
                 match std::fs::remove_file(p) {
@@ -274,7 +300,11 @@ impl Journal {
                 if let Some(what) = difference(&state.input, &input) {
                     let mut records = 0;
                     for p in [&paths.output, &paths.errors] {
-                        scan(p, |_| records += 1).map_err(io_at(p))?;
+                        scan(p, |_| {
+                            records += 1;
+                            true
+                        })
+                        .map_err(io_at(p))?;
                     }
                     return Err(JournalError::InputChanged {
                         input: input.path.clone(),
@@ -285,12 +315,12 @@ impl Journal {
                 }
                 recovered.resumed = true;
                 recovered.previously_in_flight = state.in_flight.clone();
-                if options.retry_failed {
-                    recovered.retrying = drop_retryable_failures(&paths.errors)?;
-                }
                 for (p, is_errors) in [(&paths.output, false), (&paths.errors, true)] {
-                    let (_, report) = scan_into(p, is_errors, &mut recovered)?;
-                    recovered.repaired_bytes += report.repaired_bytes;
+                    let retry_failed = is_errors && options.retry_failed;
+                    let report = scan_into(p, is_errors, retry_failed, &mut recovered)?;
+                    recovered.repaired_bytes += report.torn_bytes;
+                    recovered.unreadable += report.unreadable;
+                    repair(p, &report).map_err(io_at(p))?;
                 }
                 recovered
                     .previously_in_flight
@@ -299,6 +329,9 @@ impl Journal {
         }
         let output = open_append(&paths.output).map_err(io_at(&paths.output))?;
         let errors = open_append(&paths.errors).map_err(io_at(&paths.errors))?;
+        for p in [&paths.output, &paths.errors] {
+            guard::make_private(p).map_err(io_at(p))?;
+        }
         let syncer = Syncer::start(
             [
                 output.try_clone().map_err(io_at(&paths.output))?,
@@ -331,6 +364,7 @@ impl Journal {
             scratch: Vec::with_capacity(4096),
             syncer,
             paths,
+            _lock: lock,
         };
         sync_dir(&journal.paths.output).map_err(io_at(&journal.paths.output))?;
         journal.save_state().map_err(io_at(&journal.paths.state))?;
@@ -476,16 +510,29 @@ fn difference(before: &InputIdentity, now: &InputIdentity) -> Option<String> {
     }
 }
 
-/// Scans one file into `recovered`; returns the records read and the report.
+/// Scans one file into `recovered`: every record's line becomes done and its id taken,
+/// except a second record for a line already done (rejected, and removed by the repair)
+/// and, with `retry_failed`, the failures that reading the line again could change.
 fn scan_into(
     path: &Path,
     is_errors: bool,
+    retry_failed: bool,
     recovered: &mut Recovered,
-) -> Result<(u64, ScanReport), JournalError> {
-    let mut n = 0;
+) -> Result<ScanReport, JournalError> {
     let report = scan(path, |r| {
-        n += 1;
         if let Some(line) = r.line {
+            if recovered.done.contains(line) {
+                recovered.duplicates += 1;
+                return false;
+            }
+            if retry_failed
+                && r.error_code
+                    .as_deref()
+                    .is_none_or(|code| !KEPT_BY_RETRY_FAILED.contains(&code))
+            {
+                recovered.retrying += 1;
+                return false;
+            }
             recovered.done.insert(line);
         }
         // A duplicate's id belongs to the earlier line that has it.
@@ -499,34 +546,8 @@ fn scan_into(
         } else {
             recovered.ok += 1;
         }
+        true
     })
     .map_err(io_at(path))?;
-    Ok((n, report))
-}
-
-/// Rewrites the errors file without the failures that sending again could fix; returns how
-/// many were taken out.
-fn drop_retryable_failures(path: &Path) -> Result<u64, JournalError> {
-    let content = match std::fs::read(path) {
-        Ok(c) => c,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
-        Err(e) => return Err(io_at(path)(e)),
-    };
-    let mut kept = Vec::with_capacity(content.len());
-    let mut dropped = 0;
-    for line in content.split_inclusive(|&b| b == b'\n') {
-        if !line.ends_with(b"\n") {
-            continue; // a torn tail: dropped with the rest of the repair
-        }
-        let keep = recover::identify(line)
-            .and_then(|r| r.error_code)
-            .is_none_or(|code| NOT_RETRYABLE.contains(&code.as_str()));
-        if keep {
-            kept.extend_from_slice(line);
-        } else {
-            dropped += 1;
-        }
-    }
-    replace_atomically(path, &kept).map_err(io_at(path))?;
-    Ok(dropped)
+    Ok(report)
 }

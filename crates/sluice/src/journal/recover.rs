@@ -5,7 +5,8 @@
 //! only that prefix of each line; other lines fall back to a full parse.
 
 use std::fs::OpenOptions;
-use std::io::{self, BufRead, BufReader, Seek, SeekFrom};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use serde::Deserialize;
@@ -22,12 +23,24 @@ pub struct RecordId {
 }
 
 /// What a scan found besides the records.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ScanReport {
-    /// Bytes cut off the end because the last line had no newline (a torn write).
-    pub repaired_bytes: u64,
-    /// Lines that could not be read as records.
+    /// Bytes at the end after the last newline: a record torn by a crash mid-write.
+    pub torn_bytes: u64,
+    /// Lines that are not whole records (a block of NUL bytes after a power loss, a line
+    /// cut short inside the file, anything not one JSON object): never trusted.
     pub unreadable: u64,
+    /// Records the caller turned down (a second record for one input line, say).
+    pub rejected: u64,
+    /// Byte ranges of the lines to remove, in file order.
+    drop: Vec<(u64, u64)>,
+}
+
+impl ScanReport {
+    /// Whether [`repair`] would change the file.
+    pub fn needs_repair(&self) -> bool {
+        self.torn_bytes > 0 || !self.drop.is_empty()
+    }
 }
 
 /// Truncates `path` after its last newline, so a record torn by a crash disappears.
@@ -45,7 +58,7 @@ pub fn repair_torn_tail(path: &Path) -> io::Result<u64> {
         let start = keep.saturating_sub(buf.len() as u64);
         let chunk = &mut buf[..(keep - start) as usize];
         file.seek(SeekFrom::Start(start))?;
-        io::Read::read_exact(&mut file, chunk)?;
+        file.read_exact(chunk)?;
         if let Some(i) = chunk.iter().rposition(|&b| b == b'\n') {
             keep = start + i as u64 + 1;
             break;
@@ -59,9 +72,10 @@ pub fn repair_torn_tail(path: &Path) -> io::Result<u64> {
     Ok(len - keep)
 }
 
-/// Reads every record of `path` (after repairing its tail), calling `each` with its identity.
-pub fn scan(path: &Path, mut each: impl FnMut(RecordId)) -> io::Result<ScanReport> {
-    let repaired_bytes = repair_torn_tail(path)?;
+/// Reads every whole line of `path` without changing it. Each line that is a record is
+/// passed to `each`, which returns whether to keep it; lines that are not records are
+/// counted as unreadable. Both kinds are noted for [`repair`], as is a torn tail.
+pub fn scan(path: &Path, mut each: impl FnMut(RecordId) -> bool) -> io::Result<ScanReport> {
     let file = match std::fs::File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(ScanReport::default()),
@@ -71,10 +85,28 @@ pub fn scan(path: &Path, mut each: impl FnMut(RecordId)) -> io::Result<ScanRepor
     // copied (into `carry`). A resume reads hundreds of MB here before its first request.
     let mut reader = BufReader::with_capacity(1 << 20, file);
     let mut carry: Vec<u8> = Vec::new();
-    let mut unreadable = 0;
-    let mut handle = |line: &[u8]| match identify(line) {
-        Some(id) => each(id),
-        None => unreadable += 1,
+    let mut report = ScanReport::default();
+    // Offset of the first byte of the current buffer, and of the line in `carry`.
+    let mut pos: u64 = 0;
+    let mut handle = |line: &[u8], at: u64, report: &mut ScanReport| {
+        let keep = match checked(line) {
+            Some(id) => {
+                let keep = each(id);
+                report.rejected += u64::from(!keep);
+                keep
+            }
+            None => {
+                report.unreadable += 1;
+                false
+            }
+        };
+        if !keep {
+            let end = at + line.len() as u64;
+            match report.drop.last_mut() {
+                Some(last) if last.1 == at => last.1 = end,
+                _ => report.drop.push((at, end)),
+            }
+        }
     };
     loop {
         let buf = reader.fill_buf()?;
@@ -87,29 +119,76 @@ pub fn scan(path: &Path, mut each: impl FnMut(RecordId)) -> io::Result<ScanRepor
             match memchr::memchr(b'\n', buf) {
                 Some(i) => {
                     carry.extend_from_slice(&buf[..=i]);
-                    handle(&carry);
+                    let at = pos - (carry.len() - (i + 1)) as u64;
+                    handle(&carry, at, &mut report);
                     carry.clear();
                     start = i + 1;
                 }
                 None => {
                     carry.extend_from_slice(buf);
                     reader.consume(len);
+                    pos += len as u64;
                     continue;
                 }
             }
         }
         let base = start;
         for end in memchr::memchr_iter(b'\n', &buf[base..]).map(|i| base + i) {
-            handle(&buf[start..=end]);
+            handle(&buf[start..=end], pos + start as u64, &mut report);
             start = end + 1;
         }
         carry.extend_from_slice(&buf[start..]);
         reader.consume(len);
+        pos += len as u64;
     }
-    Ok(ScanReport {
-        repaired_bytes,
-        unreadable,
-    })
+    report.torn_bytes = carry.len() as u64;
+    Ok(report)
+}
+
+/// Makes `path` hold only what [`scan`] kept: cuts a torn tail in place, and rewrites the
+/// file without dropped lines (write a copy, fsync, rename over, fsync the directory), so
+/// a crash during the repair leaves the old file or the new one.
+pub fn repair(path: &Path, report: &ScanReport) -> io::Result<()> {
+    if report.drop.is_empty() {
+        if report.torn_bytes > 0 {
+            repair_torn_tail(path)?;
+        }
+        return Ok(());
+    }
+    let mut input = BufReader::with_capacity(1 << 20, std::fs::File::open(path)?);
+    let end = input.get_ref().metadata()?.len() - report.torn_bytes;
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+    {
+        let out = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        let mut out = io::BufWriter::with_capacity(1 << 20, out);
+        let mut at = 0u64;
+        for &(from, to) in report.drop.iter().chain(std::iter::once(&(end, end))) {
+            io::copy(&mut (&mut input).take(from - at), &mut out)?;
+            io::copy(&mut (&mut input).take(to - from), &mut io::sink())?;
+            at = to;
+        }
+        out.into_inner()
+            .map_err(io::IntoInnerError::into_error)?
+            .sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    super::sync_dir(path)
+}
+
+/// The identity of a line if it is a whole record: one JSON object on one line, with no
+/// NUL byte (a power loss leaves blocks of them; JSON writes NUL escaped).
+fn checked(line: &[u8]) -> Option<RecordId> {
+    let trimmed = line.trim_ascii();
+    if !trimmed.starts_with(b"{") || !trimmed.ends_with(b"}") || memchr::memchr(0, line).is_some() {
+        return None;
+    }
+    identify(trimmed)
 }
 
 /// The identity of one record line, from its prefix when sluice wrote it, else from a
@@ -211,7 +290,11 @@ mod tests {
         );
         let p = temp("prefix", content.as_bytes());
         let mut got = Vec::new();
-        let report = scan(&p, |r| got.push(r)).unwrap();
+        let report = scan(&p, |r| {
+            got.push(r);
+            true
+        })
+        .unwrap();
         assert_eq!(report, ScanReport::default());
         assert_eq!(
             got[0],
@@ -242,7 +325,11 @@ mod tests {
             .collect();
         let p = temp("straddle", content.as_bytes());
         let mut lines = Vec::new();
-        scan(&p, |r| lines.push(r.line.unwrap())).unwrap();
+        scan(&p, |r| {
+            lines.push(r.line.unwrap());
+            true
+        })
+        .unwrap();
         assert_eq!(lines, (0..3000).collect::<Vec<u64>>());
     }
 
@@ -250,10 +337,55 @@ mod tests {
     fn a_torn_last_line_is_cut_off() {
         let p = temp("torn", b"{\"id\":\"b\",\"custom_id\":\"a\",\"line\":1,\"error\":null}\n{\"id\":\"b\",\"custom_id\":\"b\",\"li");
         let mut n = 0;
-        let report = scan(&p, |_| n += 1).unwrap();
+        let report = scan(&p, |_| {
+            n += 1;
+            true
+        })
+        .unwrap();
         assert_eq!(n, 1);
-        assert_eq!(report.repaired_bytes, 29);
+        assert_eq!(report.torn_bytes, 29);
+        repair(&p, &report).unwrap();
         assert!(std::fs::read(&p).unwrap().ends_with(b"}\n"));
         assert_eq!(repair_torn_tail(&p.with_file_name("absent")).unwrap(), 0);
+    }
+
+    fn record(line: u64) -> String {
+        format!(
+            "{{\"id\":\"b\",\"custom_id\":\"c{line}\",\"line\":{line},\"response\":{{\"body\":\"{}\"}},\"error\":null}}\n",
+            "x".repeat(50)
+        )
+    }
+
+    #[test]
+    fn nul_blocks_cut_records_and_rejected_duplicates_are_removed_by_repair() {
+        let mut content = Vec::new();
+        content.extend_from_slice(record(1).as_bytes());
+        // A power loss: a block of NULs where records were, running into the next one.
+        content.extend_from_slice(&[0u8; 300]);
+        content.extend_from_slice(&record(2).as_bytes()[20..]);
+        content.extend_from_slice(record(3).as_bytes());
+        // A record cut short inside the file (no closing brace) and a NUL inside a body.
+        content.extend_from_slice(&record(4).as_bytes()[..40]);
+        content.push(b'\n');
+        let mut with_nul = record(5).into_bytes();
+        with_nul[60] = 0;
+        content.extend_from_slice(&with_nul);
+        content.extend_from_slice(record(3).as_bytes()); // a second record for line 3
+        content.extend_from_slice(record(6).as_bytes());
+        let torn = b"{\"id\":\"b\",\"cus";
+        content.extend_from_slice(torn); // torn tail
+        let p = temp("nul", &content);
+        let mut seen = std::collections::BTreeSet::new();
+        let report = scan(&p, |r| seen.insert(r.line.unwrap())).unwrap();
+        assert_eq!(report.unreadable, 3);
+        assert_eq!(report.rejected, 1);
+        assert_eq!(report.torn_bytes, torn.len() as u64);
+        let before = std::fs::read(&p).unwrap();
+        assert_eq!(before, content, "a scan changes nothing");
+        repair(&p, &report).unwrap();
+        let after = std::fs::read_to_string(&p).unwrap();
+        assert_eq!(after, [1, 3, 6].map(record).concat());
+        let again = scan(&p, |_| true).unwrap();
+        assert!(!again.needs_repair());
     }
 }

@@ -60,11 +60,15 @@ pub fn classify(status: u16, should_retry: Option<bool>, body: &[u8]) -> Verdict
         429 if is_quota_error(body) => (ErrorKind::InsufficientQuota, false),
         429 => (ErrorKind::RateLimited, true),
         401 | 403 => (ErrorKind::Auth, false),
+        402 => (ErrorKind::PaymentRequired, false),
+        404 => (ErrorKind::NotFound, false),
+        300..=399 => (ErrorKind::Redirect, false),
         408 | 409 => (ErrorKind::Server, true),
         400..=499 => (ErrorKind::InvalidRequest, false),
         _ => (ErrorKind::Server, true),
     };
-    let retryable = should_retry.unwrap_or(retryable);
+    // Sending a redirected request again only meets the same redirect.
+    let retryable = kind != ErrorKind::Redirect && should_retry.unwrap_or(retryable);
     if retryable {
         Verdict::Retry {
             kind,
@@ -101,7 +105,7 @@ mod tests {
 
     #[test]
     fn never_retries_other_client_errors_or_quota() {
-        for status in [400, 404, 413, 422] {
+        for status in [400, 413, 422] {
             assert_eq!(
                 classify(status, None, b""),
                 Verdict::Fail(ErrorKind::InvalidRequest),
@@ -110,6 +114,18 @@ mod tests {
         }
         for status in [401, 403] {
             assert_eq!(classify(status, None, b""), Verdict::Fail(ErrorKind::Auth));
+        }
+        assert_eq!(
+            classify(402, None, b""),
+            Verdict::Fail(ErrorKind::PaymentRequired)
+        );
+        assert_eq!(classify(404, None, b""), Verdict::Fail(ErrorKind::NotFound));
+        for status in [301, 302, 307, 308] {
+            assert_eq!(
+                classify(status, None, b""),
+                Verdict::Fail(ErrorKind::Redirect),
+                "a redirect is never retried: {status}"
+            );
         }
         let quota = br#"{"error":{"code":"insufficient_quota","type":"insufficient_quota"}}"#;
         assert_eq!(
