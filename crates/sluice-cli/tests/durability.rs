@@ -271,8 +271,8 @@ async fn sigint_drains_in_flight_work_exits_130_and_resume_sends_only_the_rest()
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{stderr}");
     assert!(
-        stderr.contains("To resume, run:") && stderr.contains("run "),
-        "{stderr}"
+        stderr.contains(&format!("run {} -o", dir.path("in.jsonl").display())),
+        "the command that resumes is printed: {stderr}"
     );
     // The drain finished what was in flight: everything the server saw has its record.
     let sent: BTreeSet<String> = attempts(&sim).keys().cloned().collect();
@@ -410,12 +410,8 @@ async fn retry_failed_sends_the_permanent_failures_again() {
     let healthy = spawn(Sim::builder()).await;
     let out = run_to_end(command(&dir, &healthy.base_url(), &["--retry-failed"])).await;
     let stderr = String::from_utf8_lossy(&out.stderr);
-    // The invalid line stays failed; the 400s are sent again and succeed.
+    // The invalid line is read again and stays failed; the 400s are sent again and succeed.
     assert_eq!(out.status.code(), Some(3), "{stderr}");
-    assert!(
-        stderr.contains(&format!("sending {} failures again", failed_before - 1)),
-        "{stderr}"
-    );
     assert_eq!(healthy.stats().received as usize, failed_before - 1);
     let errors = records(&dir.path("out.errors.jsonl"));
     assert_eq!(errors.len(), 1);
@@ -632,13 +628,9 @@ async fn the_api_key_never_appears_anywhere_even_when_the_server_echoes_it() {
     let mut cmd = command(&dir, &sim.base_url(), &[]);
     cmd.env("OPENAI_API_KEY", CANARY).env("RUST_LOG", "trace");
     let out = run_to_end(cmd).await;
-    assert_eq!(out.status.code(), Some(3));
-    let errors = records(&dir.path("out.errors.jsonl"));
-    assert_eq!(errors.len(), 5);
-    let echoed = errors[0]["response"]["body"]["error"]["message"]
-        .as_str()
-        .unwrap();
-    assert!(echoed.contains("[REDACTED]"), "{echoed}");
+    // Every request refused: the run stops early and prints what the server said.
+    assert_eq!(out.status.code(), Some(4));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("[REDACTED]"));
     // Faults and retries with the right key, at trace level too.
     let sim2 = spawn(
         Sim::builder()

@@ -676,6 +676,12 @@ impl Client {
         self.inner.stats().clone()
     }
 
+    /// What scrubs this client's secrets from text (for callers that print what a server
+    /// said, or a command line).
+    pub fn redactor(&self) -> &Redactor {
+        &self.inner.redactor
+    }
+
     /// The concurrency limit.
     pub fn concurrency(&self) -> NonZeroUsize {
         self.inner.concurrency

@@ -118,6 +118,18 @@ impl StopEarly {
             ..StopEarly::default()
         }
     }
+
+    /// Halts after `n` failures of one cause before any success.
+    pub fn after(mut self, n: NonZeroU32) -> Self {
+        self.after = n;
+        self
+    }
+
+    /// Halts as unreachable after `d` without any connection.
+    pub fn unreachable_after(mut self, d: Duration) -> Self {
+        self.unreachable_after = d;
+        self
+    }
 }
 
 /// The batch's watch for a cause that dooms it. Owned by the scheduler task.

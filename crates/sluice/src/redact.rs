@@ -15,6 +15,11 @@ pub const REDACTED: &str = "[REDACTED]";
 /// short to tell from chance.
 const MIN_BASE64_SECRET: usize = 12;
 
+/// Shorter values are not treated as secrets: a placeholder key for a local server (`x`,
+/// `EMPTY`, `none`) would otherwise be cut out of every word of every answer that holds it.
+/// Real API keys are dozens of characters.
+pub const MIN_SECRET_LEN: usize = 8;
+
 /// One secret and the base64 runs that can only come from it.
 #[derive(Clone)]
 struct Secret {
@@ -68,10 +73,12 @@ impl Redactor {
         out
     }
 
-    /// Adds a secret.
+    /// Adds a secret (ignored when shorter than [`MIN_SECRET_LEN`]).
     pub fn add(&mut self, secret: &str) {
         let secret = secret.trim();
-        if !secret.is_empty() && !self.secrets.iter().any(|s| s.raw == secret.as_bytes()) {
+        if secret.len() >= MIN_SECRET_LEN
+            && !self.secrets.iter().any(|s| s.raw == secret.as_bytes())
+        {
             self.secrets.push(Secret::new(secret));
         }
     }
@@ -196,8 +203,9 @@ mod tests {
 
     #[test]
     fn replaces_every_literal_occurrence() {
-        let r = Redactor::new(["sk-abc"]);
-        let body = Bytes::from_static(br#"{"error":"Incorrect API key provided: sk-abc. sk-abc"}"#);
+        let r = Redactor::new(["sk-abc123"]);
+        let body =
+            Bytes::from_static(br#"{"error":"Incorrect API key provided: sk-abc123. sk-abc123"}"#);
         assert_eq!(
             &r.redact(body)[..],
             br#"{"error":"Incorrect API key provided: [REDACTED]. [REDACTED]"}"#
@@ -246,5 +254,9 @@ mod tests {
             "echo: [REDACTED]."
         );
         assert!(Redactor::new(["  "]).is_empty());
+        assert!(
+            Redactor::new(["x", "EMPTY"]).is_empty(),
+            "placeholders are not secrets"
+        );
     }
 }

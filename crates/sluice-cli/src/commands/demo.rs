@@ -118,7 +118,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
 
     eprint!(
         "{}",
-        summary::render(&client.stats(), report.invalid_lines, report.wall)
+        summary::render(
+            &client.stats(),
+            report.invalid_lines,
+            report.wall,
+            &report.messages
+        )
     );
     eprintln!(
         "  output       {}\n  errors       {}",

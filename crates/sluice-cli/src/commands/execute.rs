@@ -2,7 +2,7 @@
 //! unusable and duplicate lines into error records), writes every result to the journal,
 //! checkpoints, and handles stop signals.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -10,12 +10,12 @@ use anyhow::Context;
 use futures::{FutureExt, StreamExt};
 use sluice::input::{InputItem, InputStream, LineError};
 use sluice::journal::{IdSet, Journal};
-use sluice::{Client, ErrorKind, RequestError};
+use sluice::{Client, ErrorKind, Halt, RequestError};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::signals::{Signals, StopSignal};
-use super::{EXIT_FAILURES, EXIT_OK};
+use super::{EXIT_FAILURES, EXIT_HALTED, EXIT_OK};
 
 /// What a run came to.
 #[derive(Debug)]
@@ -28,6 +28,53 @@ pub struct Outcome {
     pub wall: Duration,
     /// The signal that stopped the run, if one did.
     pub interrupted: Option<StopSignal>,
+    /// Why the run stopped by itself, if it did.
+    pub halt: Option<Halt>,
+    /// How often each failure message was seen.
+    pub messages: Messages,
+}
+
+/// Failure messages with their counts, for the summary's most common ones. Bounded: past
+/// [`Messages::MAX`] distinct messages, new ones are only counted as "other".
+#[derive(Debug, Default)]
+pub struct Messages {
+    counts: HashMap<(&'static str, String), u64>,
+    /// Failures whose message was not kept.
+    pub other: u64,
+}
+
+impl Messages {
+    const MAX: usize = 10_000;
+
+    fn add(&mut self, code: &'static str, message: &str) {
+        if let Some(n) = self.counts.get_mut(&(code, message.to_owned())) {
+            *n += 1;
+        } else if self.counts.len() < Self::MAX {
+            self.counts.insert((code, message.to_owned()), 1);
+        } else {
+            self.other += 1;
+        }
+    }
+
+    fn merged(mut self, other: Messages) -> Messages {
+        for ((code, message), n) in other.counts {
+            *self.counts.entry((code, message)).or_default() += n;
+        }
+        self.other += other.other;
+        self
+    }
+
+    /// The `n` most common, most frequent first: count, error code, message.
+    pub fn top(&self, n: usize) -> Vec<(u64, &'static str, &str)> {
+        let mut all: Vec<_> = self
+            .counts
+            .iter()
+            .map(|((code, message), count)| (*count, *code, message.as_str()))
+            .collect();
+        all.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.2.cmp(b.2)));
+        all.truncate(n);
+        all
+    }
 }
 
 impl Outcome {
@@ -36,6 +83,7 @@ impl Outcome {
     pub fn exit_code(&self, earlier_failures: u64) -> u8 {
         match self.interrupted {
             Some(signal) => signal.exit_code(),
+            None if self.halt.is_some() => EXIT_HALTED,
             None if self.invalid_lines + self.failed + earlier_failures > 0 => EXIT_FAILURES,
             None => EXIT_OK,
         }
@@ -100,10 +148,13 @@ pub async fn execute(
     let mut interrupted = None;
     let mut deadline: Option<Instant> = None;
     let mut finished_normally = false;
+    let mut line_messages = Messages::default();
+    let mut failure_messages = Messages::default();
     let mut on_note = |note: Note, journal: &mut Journal| -> std::io::Result<()> {
         match note {
             Note::Invalid(e) => {
                 invalid_lines += 1;
+                line_messages.add(ErrorKind::InvalidInput.code(), &e.message);
                 journal.write_line_error(&e)
             }
             Note::Duplicate(line, id) => {
@@ -114,6 +165,7 @@ pub async fn execute(
                         "line {line}: custom_id `{id}` already appears earlier in the input; each line needs its own"
                     ),
                 );
+                line_messages.add(e.kind.code(), &e.message);
                 journal.write_failure(line, Some(&id), &e)
             }
             Note::ReadFailed(e) => {
@@ -164,8 +216,9 @@ pub async fn execute(
                     let mut next = Some(result);
                     let mut written = 0;
                     while let Some(r) = next.take() {
-                        if r.outcome.is_err() {
+                        if let Err(e) = &r.outcome {
                             failed += 1;
+                            failure_messages.add(e.kind.code(), &e.message);
                         }
                         journal.write_result(r.tag, &r).with_context(write_failed)?;
                         written += 1;
@@ -182,13 +235,17 @@ pub async fn execute(
             },
         }
     }
+    let halt = results.halted();
     // Abandon anything still in flight (after a second signal or the drain deadline).
     drop(results);
     while let Ok(note) = notes.try_recv() {
         on_note(note, &mut journal).with_context(write_failed)?;
     }
-    let complete =
-        finished_normally && interrupted.is_none() && read_error.is_none() && total_lines.is_some();
+    let complete = finished_normally
+        && interrupted.is_none()
+        && halt.is_none()
+        && read_error.is_none()
+        && total_lines.is_some();
     journal
         .finish(complete, total_lines, snapshot())
         .with_context(write_failed)?;
@@ -202,5 +259,7 @@ pub async fn execute(
         failed,
         wall: started.elapsed(),
         interrupted,
+        halt,
+        messages: failure_messages.merged(line_messages),
     })
 }

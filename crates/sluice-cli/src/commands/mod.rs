@@ -2,12 +2,15 @@
 
 mod demo;
 mod execute;
+mod input_args;
+mod resume_hint;
 mod run;
 mod signals;
 mod sim;
 mod status;
 mod summary;
 mod validate;
+mod values;
 
 use std::process::ExitCode;
 
@@ -21,6 +24,14 @@ pub const EXIT_INTERNAL: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 /// Some requests failed for good; they are in the errors file.
 pub const EXIT_FAILURES: u8 = 3;
+/// The run stopped early because its requests cannot succeed as configured (a refused
+/// key, a wrong URL, no quota, nothing listening). Nothing is lost: fix the cause and run
+/// the same command again.
+pub const EXIT_HALTED: u8 = 4;
+/// Another run is writing the same output.
+pub const EXIT_LOCKED: u8 = 5;
+/// `sluice status`: the run is not complete (lines pending, or a run in progress).
+pub const EXIT_INCOMPLETE: u8 = 6;
 
 /// A mistake in what the user asked for, as opposed to a failure while doing it.
 #[derive(Debug, thiserror::Error)]

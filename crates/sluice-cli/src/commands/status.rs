@@ -1,11 +1,15 @@
-//! `sluice status OUT`: how far a run got, from its files alone.
+//! `sluice status OUT`: how far a run got, from its files alone. It only reads: a run in
+//! progress may be writing them, and damage is repaired by the next run, not here.
 
+use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use sluice::journal::{JournalPaths, read_state, scan};
+use sluice::journal::{JournalPaths, LineSet, read_state, running, scan};
+
+use super::{EXIT_FAILURES, EXIT_INCOMPLETE, EXIT_OK};
 
 /// Flags of `sluice status`.
 #[derive(Debug, Args)]
@@ -17,6 +21,8 @@ pub struct StatusArgs {
     errors: Option<PathBuf>,
 }
 
+/// Exit 0 when the run is complete and every line succeeded, 3 when it is complete with
+/// failures, 6 while it is incomplete (lines pending, or a run in progress).
 pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
     let paths = JournalPaths::for_output(&args.output, args.errors.as_deref());
     let state = read_state(&paths.state).with_context(|| {
@@ -31,18 +37,33 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
     } else {
         state.errors.clone()
     };
-    let mut ok = 0u64;
-    let mut failed = 0u64;
+    let holder =
+        running(&paths.lock).with_context(|| format!("cannot read {}", paths.lock.display()))?;
+    let mut done = LineSet::default();
+    let (mut ok, mut failed, mut duplicates) = (0u64, 0u64, 0u64);
     let mut by_code = std::collections::BTreeMap::<String, u64>::new();
-    scan(&paths.output, |_| ok += 1)
-        .with_context(|| format!("cannot read {}", paths.output.display()))?;
-    scan(&errors, |r| {
-        failed += 1;
-        *by_code
-            .entry(r.error_code.unwrap_or_else(|| "unknown".into()))
-            .or_default() += 1;
-    })
-    .with_context(|| format!("cannot read {}", errors.display()))?;
+    let mut damaged = 0;
+    for (path, is_errors) in [(&paths.output, false), (&errors, true)] {
+        let report = scan(path, |r| {
+            if let Some(line) = r.line
+                && !done.insert(line)
+            {
+                duplicates += 1;
+                return false;
+            }
+            if is_errors {
+                failed += 1;
+                *by_code
+                    .entry(r.error_code.unwrap_or_else(|| "unknown".into()))
+                    .or_default() += 1;
+            } else {
+                ok += 1;
+            }
+            true
+        })
+        .with_context(|| format!("cannot read {}", path.display()))?;
+        damaged += report.unreadable;
+    }
     let total = match state.total_lines {
         Some(t) => Some(t),
         None => count_lines(&state.input.path),
@@ -52,28 +73,55 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
     for (code, n) in &by_code {
         println!("           {code}: {n}");
     }
-    match total {
-        Some(t) => println!("pending  {}", t.saturating_sub(ok + failed)),
+    let pending = total.map(|t| t.saturating_sub(ok + failed));
+    match pending {
+        Some(p) => println!("pending  {p}"),
         None => println!("pending  unknown (the input cannot be read)"),
     }
-    println!(
-        "state    {}",
-        if state.complete {
-            "complete"
-        } else {
-            "incomplete: run the same command again to resume"
-        }
-    );
-    Ok(ExitCode::SUCCESS)
+    if damaged + duplicates > 0 {
+        println!(
+            "damaged  {damaged} lines that are not whole records and {duplicates} second records of one line; \
+             the next run of the same command removes them (and sends those lines again)"
+        );
+    }
+    let state_line = match holder {
+        Some(pid) => format!(
+            "running{}: a run is writing these files now",
+            pid.map(|p| format!(" (process {p})")).unwrap_or_default()
+        ),
+        None if state.complete && damaged + duplicates == 0 => "complete".to_owned(),
+        None => "incomplete: run the same command again to resume".to_owned(),
+    };
+    println!("state    {state_line}");
+    let incomplete = holder.is_some()
+        || !state.complete
+        || damaged + duplicates > 0
+        || pending.is_none_or(|p| p > 0);
+    Ok(ExitCode::from(if incomplete {
+        EXIT_INCOMPLETE
+    } else if failed > 0 {
+        EXIT_FAILURES
+    } else {
+        EXIT_OK
+    }))
 }
 
 /// Lines in a file (a last line without a newline counts), or `None` for stdin or an
-/// unreadable file.
+/// unreadable file. Reads in blocks: the input may be gigabytes.
 fn count_lines(path: &str) -> Option<u64> {
     if path == "-" {
         return None;
     }
-    let bytes = std::fs::read(path).ok()?;
-    let newlines = memchr::memchr_iter(b'\n', &bytes).count() as u64;
-    Some(newlines + u64::from(!bytes.is_empty() && !bytes.ends_with(b"\n")))
+    let mut file = std::fs::File::open(path).ok()?;
+    let mut buf = vec![0u8; 1 << 20];
+    let (mut newlines, mut last) = (0u64, b'\n');
+    loop {
+        let n = file.read(&mut buf).ok()?;
+        if n == 0 {
+            break;
+        }
+        newlines += memchr::memchr_iter(b'\n', &buf[..n]).count() as u64;
+        last = buf[n - 1];
+    }
+    Some(newlines + u64::from(last != b'\n'))
 }

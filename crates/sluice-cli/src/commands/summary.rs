@@ -5,8 +5,10 @@ use std::time::Duration;
 
 use sluice::Stats;
 
-/// Formats the summary of a run.
-pub fn render(stats: &Stats, invalid_lines: u64, wall: Duration) -> String {
+use super::execute::Messages;
+
+/// Formats the summary of a run, with the three most common failure messages.
+pub fn render(stats: &Stats, invalid_lines: u64, wall: Duration, messages: &Messages) -> String {
     let secs = wall.as_secs_f64().max(1e-9);
     let mut out = String::new();
     let _ = writeln!(out, "── sluice summary ──");
@@ -25,6 +27,10 @@ pub fn render(stats: &Stats, invalid_lines: u64, wall: Duration) -> String {
         let _ = write!(out, "  ({})", kinds.join(", "));
     }
     out.push('\n');
+    for (i, (count, code, message)) in messages.top(3).into_iter().enumerate() {
+        let label = if i == 0 { "most common" } else { "" };
+        let _ = writeln!(out, "  {label:<12} {count}× {code}: {message}");
+    }
     let _ = writeln!(
         out,
         "  attempts     {} ({} retries, {} rate-limited 429s)",

@@ -7,47 +7,29 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 use futures::StreamExt;
-use sluice::input::{self, Format, InputItem, InputOptions, PromptOptions};
+use sluice::input::{self, InputItem};
 use sluice::journal::IdSet;
 
+use super::input_args::InputArgs;
 use super::{EXIT_FAILURES, EXIT_OK};
 
-/// Flags of `sluice validate`.
+/// Flags of `sluice validate`: the same input flags as `sluice run`, so that the two read
+/// every file alike.
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
-    /// The input to check; `-` for stdin.
-    input: PathBuf,
-    /// Check as plain prompts for this model (otherwise the Batch API format is expected
-    /// unless the first line is not JSON).
-    #[arg(long)]
-    model: Option<String>,
-    /// Longer lines are errors.
-    #[arg(long, default_value_t = 16 * 1024 * 1024)]
-    max_line_bytes: usize,
+    #[command(flatten)]
+    input: InputArgs,
     /// Errors to print before the summary (all are counted).
     #[arg(long, default_value_t = 20)]
     show: usize,
 }
 
 pub async fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
-    let options = InputOptions {
-        format: if args.model.is_some() {
-            Format::Auto
-        } else {
-            Format::Batch
-        },
-        prompts: args.model.map(|model| PromptOptions {
-            model,
-            system: None,
-            max_tokens: None,
-            temperature: None,
-        }),
-        max_line_bytes: args.max_line_bytes,
-        ..InputOptions::default()
-    };
-    let mut items = input::open(&args.input, options)
+    let options = args.input.options()?;
+    let path: &PathBuf = &args.input.input;
+    let mut items = input::open(path, options)
         .await
-        .with_context(|| format!("cannot open {}", args.input.display()))?;
+        .with_context(|| format!("cannot open {}", path.display()))?;
     let mut ids = IdSet::default();
     let mut ok = 0u64;
     let mut by_kind: BTreeMap<&'static str, u64> = BTreeMap::new();
@@ -67,7 +49,7 @@ pub async fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
                     *by_kind.entry("duplicate_custom_id").or_default() += 1;
                     show(format!(
                         "{}:{line}: custom_id `{}` already appears earlier",
-                        args.input.display(),
+                        path.display(),
                         request.custom_id
                     ));
                 }
@@ -76,7 +58,7 @@ pub async fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
                 *by_kind.entry(e.kind.name()).or_default() += 1;
                 show(e.to_string());
             }
-            InputItem::Failed(e) => anyhow::bail!("cannot read {}: {e}", args.input.display()),
+            InputItem::Failed(e) => anyhow::bail!("cannot read {}: {e}", path.display()),
             InputItem::End(_) => break,
         }
     }

@@ -20,8 +20,9 @@ use crate::request::Request;
 /// The input's format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Format {
-    /// Batch lines if the first non-blank line is a JSON object with a `custom_id`,
-    /// prompts otherwise.
+    /// Decided by the first line that tells: a usable Batch line means Batch lines, a line
+    /// that does not start a JSON object means prompts. Bad Batch lines before it are
+    /// reported and decide nothing.
     #[default]
     Auto,
     /// OpenAI Batch API lines.
@@ -245,14 +246,19 @@ async fn next_item<R: AsyncBufRead + Unpin>(s: &mut State<R>) -> InputItem {
     } else {
         bytes
     };
-    if s.format == Format::Auto && !bytes.trim_ascii().is_empty() {
-        s.format = if parse::looks_like_batch(bytes) {
+    // Auto-detection decides on the first line that tells: a usable Batch line, or a line
+    // that is not JSON at all. A bad Batch line (invalid JSON, no custom_id, too deeply
+    // nested) is reported and decides nothing, so one bad first line cannot turn a whole
+    // valid file into errors.
+    let mut format = s.format;
+    if format == Format::Auto && !bytes.trim_ascii().is_empty() {
+        format = if parse::looks_like_batch(bytes) {
             Format::Batch
         } else {
             Format::Prompts
         };
     }
-    let parsed = match (s.format, &s.options.prompts) {
+    let parsed = match (format, &s.options.prompts) {
         (Format::Prompts, Some(options)) => parse::parse_prompt_line(bytes, number, options),
         (Format::Prompts, None) => Err((
             LineErrorKind::InvalidJson,
@@ -263,6 +269,9 @@ async fn next_item<R: AsyncBufRead + Unpin>(s: &mut State<R>) -> InputItem {
         )),
         _ => parse::parse_batch_line(bytes),
     };
+    if s.format == Format::Auto && (parsed.is_ok() || format == Format::Prompts) {
+        s.format = format;
+    }
     match parsed {
         Ok(request) => InputItem::Request(number, request.with_tag(number)),
         Err((kind, custom_id, message)) => error(kind, custom_id, message),
@@ -325,6 +334,36 @@ mod tests {
         };
         assert_eq!(e.line, 2);
         assert!(e.to_string().starts_with("in.jsonl:2: invalid JSON"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn auto_looks_past_bad_first_lines() {
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        let good = "{\"custom_id\":\"a\",\"url\":\"/v1/embeddings\",\"body\":{\"model\":\"m\",\"input\":\"x\"}}";
+        for bad in [
+            "{oops".to_owned(),
+            "{\"no_id\":1}".to_owned(),
+            format!("{{\"d\":{deep}}}"),
+        ] {
+            let input = format!("{bad}\n{good}\n{}\n", good.replace("\"a\"", "\"b\""));
+            let items: Vec<InputItem> = read(
+                "in.jsonl".into(),
+                std::io::Cursor::new(input.into_bytes()),
+                InputOptions::default(),
+            )
+            .collect()
+            .await;
+            assert!(
+                matches!(&items[0], InputItem::Invalid(e) if e.line == 1),
+                "{bad}"
+            );
+            assert!(
+                matches!(&items[1], InputItem::Request(2, _)),
+                "{bad}: {:?}",
+                items[1]
+            );
+            assert!(matches!(&items[2], InputItem::Request(3, _)), "{bad}");
+        }
     }
 
     #[tokio::test]

@@ -30,6 +30,8 @@ pub enum LineErrorKind {
     BadBody,
     /// `priority` not an integer or `high`/`normal`/`low`.
     BadPriority,
+    /// `"stream": true` in the body: a batch reads whole answers, not streams.
+    Streaming,
 }
 
 impl LineErrorKind {
@@ -45,6 +47,7 @@ impl LineErrorKind {
             LineErrorKind::BadUrl => "bad_url",
             LineErrorKind::BadBody => "bad_body",
             LineErrorKind::BadPriority => "bad_priority",
+            LineErrorKind::Streaming => "stream_not_supported",
         }
     }
 }
@@ -156,12 +159,25 @@ pub(crate) fn parse_batch_line(bytes: &[u8]) -> Parsed {
         .map(|raw| serde_json::from_str::<Value>(raw.get()))
     {
         Some(Ok(Value::String(s))) if !s.is_empty() => s,
-        _ => {
+        other => {
+            let what = match other {
+                // serde reads `null` as absent.
+                None if text.contains("\"custom_id\"") => "`custom_id` is null".to_owned(),
+                None => "missing `custom_id`".to_owned(),
+                Some(Ok(Value::String(_))) => "`custom_id` is empty".to_owned(),
+                Some(Ok(Value::Number(n))) => {
+                    format!("`custom_id` is a number ({n}), not a string; write it as \"{n}\"")
+                }
+                Some(Ok(Value::Null)) => "`custom_id` is null".to_owned(),
+                Some(Ok(Value::Bool(b))) => format!("`custom_id` is a boolean ({b})"),
+                Some(Ok(Value::Array(_))) => "`custom_id` is an array".to_owned(),
+                Some(Ok(Value::Object(_))) => "`custom_id` is an object".to_owned(),
+                Some(Err(_)) => "`custom_id` cannot be read".to_owned(),
+            };
             return Err((
                 LineErrorKind::MissingCustomId,
                 None,
-                "missing `custom_id`; every line needs a unique, non-empty string custom_id"
-                    .to_owned(),
+                format!("{what}; every line needs a unique, non-empty string custom_id"),
             ));
         }
     };
@@ -195,6 +211,14 @@ pub(crate) fn parse_batch_line(bytes: &[u8]) -> Parsed {
         }
         None => return fail(LineErrorKind::BadBody, "missing `body`".to_owned()),
     };
+    if streams(&body) {
+        return fail(
+            LineErrorKind::Streaming,
+            "`\"stream\": true` is not supported in a batch (each answer is written whole); \
+             remove it from the body"
+                .to_owned(),
+        );
+    }
     let priority = match &line.priority {
         None | Some(Value::Null) => 0,
         Some(v) => match parse_priority(v) {
@@ -214,6 +238,17 @@ pub(crate) fn parse_batch_line(bytes: &[u8]) -> Parsed {
         priority,
         tag: 0,
     })
+}
+
+/// Whether a body asks for a streamed answer.
+fn streams(body: &[u8]) -> bool {
+    #[derive(Deserialize)]
+    struct StreamOnly {
+        stream: Option<Value>,
+    }
+    memchr::memmem::find(body, b"\"stream\"").is_some()
+        && serde_json::from_slice::<StreamOnly>(body)
+            .is_ok_and(|b| b.stream == Some(Value::Bool(true)))
 }
 
 /// Makes a chat request from a plain prompt; its id is its line number.
@@ -241,11 +276,10 @@ pub(crate) fn parse_prompt_line(bytes: &[u8], line: u64, options: &PromptOptions
     Ok(Request::chat(line.to_string(), &body))
 }
 
-/// Whether a first line looks like the Batch API format.
+/// Whether a line is meant as a Batch API line: it starts a JSON object. Plain prompts
+/// do not (a prompt file whose lines start with `{` needs `--format prompts`).
 pub(crate) fn looks_like_batch(bytes: &[u8]) -> bool {
-    let trimmed = bytes.trim_ascii_start();
-    trimmed.starts_with(b"{")
-        && serde_json::from_slice::<Value>(trimmed).is_ok_and(|v| v.get("custom_id").is_some())
+    bytes.trim_ascii_start().starts_with(b"{")
 }
 
 #[cfg(test)]
@@ -328,7 +362,26 @@ mod tests {
     #[test]
     fn detects_the_format() {
         assert!(looks_like_batch(br#"{"custom_id":"a"}"#));
+        assert!(looks_like_batch(b"  {oops"));
         assert!(!looks_like_batch(b"tell me a joke"));
-        assert!(!looks_like_batch(br#"{"prompt":"json but not batch"}"#));
+    }
+
+    #[test]
+    fn streaming_bodies_and_odd_custom_ids_are_named() {
+        let streamed = parse_batch_line(
+            br#"{"custom_id":"a","url":"/v1/chat/completions","body":{"model":"m","stream":true}}"#,
+        )
+        .unwrap_err();
+        assert_eq!(streamed.0, LineErrorKind::Streaming);
+        assert!(parse_batch_line(
+            br#"{"custom_id":"a","url":"/v1/chat/completions","body":{"model":"m","stream":false}}"#
+        )
+        .is_ok());
+        for (id, kind) in [("5", "number"), ("null", "null"), ("\"\"", "empty")] {
+            let line = format!(r#"{{"custom_id":{id},"url":"/v1/embeddings","body":{{}}}}"#);
+            let (k, _, message) = parse_batch_line(line.as_bytes()).unwrap_err();
+            assert_eq!(k, LineErrorKind::MissingCustomId);
+            assert!(message.contains(kind), "{message}");
+        }
     }
 }
