@@ -65,24 +65,25 @@ fn write_input(path: &Path, ids: &[String]) {
     std::fs::write(path, text).unwrap();
 }
 
-/// `sluice run in.jsonl -o out.jsonl` against `base_url`, quick backoff, a test key.
+/// `sluice run in.jsonl -o out.jsonl` against `base_url` with a test key and, unless
+/// `extra` sets them, concurrency 8 and a quick backoff.
 fn run_cmd(dir: &Dir, base_url: &str, extra: &[&str]) -> Command {
     let mut cmd = Command::new(SLUICE);
     cmd.arg("run")
         .arg(dir.path("in.jsonl"))
         .arg("-o")
         .arg(dir.path("out.jsonl"))
-        .args([
-            "--base-url",
-            base_url,
-            "--concurrency",
-            "8",
-            "--backoff-base",
-            "0.01",
-            "--backoff-max",
-            "0.05",
-        ])
-        .args(extra)
+        .args(["--base-url", base_url]);
+    for (flag, value) in [
+        ("--concurrency", "8"),
+        ("--backoff-base", "0.01"),
+        ("--backoff-max", "0.05"),
+    ] {
+        if !extra.contains(&flag) {
+            cmd.args([flag, value]);
+        }
+    }
+    cmd.args(extra)
         .env("OPENAI_API_KEY", "sk-test")
         .env_remove("OPENAI_BASE_URL")
         .stdin(Stdio::null())
@@ -872,4 +873,66 @@ async fn status_exits_non_zero_while_incomplete_or_with_failures() {
     assert_eq!(output(status()).await.status.code(), Some(EXIT_INCOMPLETE));
     let seen: BTreeSet<String> = attempts(&sim).into_keys().collect();
     assert!(seen.contains("a"));
+}
+
+/// The numbers on the summary's `attempts N (R retries` line.
+fn attempts_and_retries(stderr: &str) -> (u64, u64) {
+    let line = stderr
+        .lines()
+        .find(|l| l.trim_start().starts_with("attempts"))
+        .expect("a summary");
+    let numbers: Vec<u64> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    (numbers[0], numbers[1])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_run_counts_as_retries_only_the_retries_it_sent() {
+    // Every answer is a 503 and the backoff is long: when the signal comes, every request
+    // has failed once and waits for a retry that is never sent.
+    let sim = spawn(Sim::builder().fault(sluice_sim::Fault::Status(503), 1.0)).await;
+    let dir = Dir::new("interrupted-retries");
+    write_input(&dir.path("in.jsonl"), &ids(20));
+    let cmd = run_cmd(
+        &dir,
+        &sim.base_url(),
+        &["--backoff-base", "30", "--backoff-max", "60"],
+    );
+    let mut cmd = cmd;
+    let child = cmd.spawn().unwrap();
+    let started = Instant::now();
+    while sim.stats().received < 8 {
+        assert!(started.elapsed() < Duration::from_secs(20));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let pid = child.id().to_string();
+    output({
+        let mut k = Command::new("kill");
+        k.args(["-INT", &pid]);
+        k
+    })
+    .await;
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    let (attempts, retries) = attempts_and_retries(&stderr(&out));
+    let stats = sim.stats();
+    assert_eq!(
+        attempts, stats.received,
+        "every attempt the server saw is counted"
+    );
+    let distinct = stats.attempts.len() as u64;
+    assert_eq!(
+        retries,
+        stats.received - distinct,
+        "retries are attempts after the first"
+    );
+    assert!(
+        records(&dir.path("out.errors.jsonl")).is_empty(),
+        "all pending, none failed"
+    );
 }

@@ -367,7 +367,7 @@ impl Scheduler {
                         self.inner.gate().budget.deposit();
                     }
                     self.tripwire.on_attempt(now);
-                    self.inner.stats().attempts += 1;
+                    self.inner.stats().record_attempt(item.attempts);
                     let inner = self.inner.clone();
                     self.tasks.spawn(async move {
                         let started = Instant::now();
@@ -432,6 +432,9 @@ impl Scheduler {
                 self.finish(item, Ok(success), latency).await
             }
             Attempt::Fail(error) => self.finish(item, Err(error), latency).await,
+            // Stopping (from outside or by a halt): no retry is planned or counted; the
+            // request stays pending, without a result, for the next run.
+            Attempt::Retry { .. } if self.stop.is_cancelled() => true,
             Attempt::Retry {
                 mut error,
                 server_delay,

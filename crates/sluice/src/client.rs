@@ -551,7 +551,6 @@ impl Inner {
             delay = delay.max(gate.budget.take(now));
             drop(gate);
         }
-        self.stats().retries += 1;
         self.emit(Event::Retrying {
             custom_id,
             attempt: attempts,
@@ -620,7 +619,7 @@ impl Client {
             if attempts == 1 {
                 inner.gate().budget.deposit();
             }
-            inner.stats().attempts += 1;
+            inner.stats().record_attempt(attempts);
             let started = Instant::now();
             let outcome = inner.attempt(request, attempts, charge).await;
             drop(permit);

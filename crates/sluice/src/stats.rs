@@ -18,7 +18,8 @@ pub struct Stats {
     pub failed: BTreeMap<ErrorKind, u64>,
     /// Attempts sent.
     pub attempts: u64,
-    /// Retries scheduled.
+    /// Attempts after a request's first: counted when sent, so a retry that was planned
+    /// and never sent (the run stopped first) is not one.
     pub retries: u64,
     /// 429 rate-limit answers received.
     pub rate_limited: u64,
@@ -48,6 +49,12 @@ impl Default for Stats {
 }
 
 impl Stats {
+    /// An attempt went out; `attempt` is 1 for a request's first.
+    pub(crate) fn record_attempt(&mut self, attempt: u32) {
+        self.attempts += 1;
+        self.retries += u64::from(attempt > 1);
+    }
+
     pub(crate) fn record_success(&mut self, usage: Usage, latency: Duration) {
         self.ok += 1;
         self.prompt_tokens += usage.prompt_tokens;

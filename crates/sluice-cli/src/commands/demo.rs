@@ -105,6 +105,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let drain = Duration::from_secs(30);
     let report = execute(
         &client,
+        &input_path.display().to_string(),
         input,
         journal,
         recovered.ids,

@@ -106,6 +106,7 @@ const BATCH: usize = 256;
 #[allow(clippy::too_many_arguments)]
 pub async fn execute(
     client: &Client,
+    input_name: &str,
     input: InputStream,
     mut journal: Journal,
     mut ids: IdSet,
@@ -162,7 +163,7 @@ pub async fn execute(
                 let e = RequestError::new(
                     ErrorKind::DuplicateId,
                     format!(
-                        "line {line}: custom_id `{id}` already appears earlier in the input; each line needs its own"
+                        "{input_name}:{line}: custom_id `{id}` already appears earlier in the input; each line needs its own"
                     ),
                 );
                 line_messages.add(e.kind.code(), &e.message);

@@ -309,8 +309,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let input = input::open(input_path, options)
         .await
         .with_context(|| format!("cannot open {}", input_path.display()))?;
+    let input_name = if input_path.as_os_str() == "-" {
+        "<stdin>".to_owned()
+    } else {
+        input_path.display().to_string()
+    };
     let outcome = execute(
         &client,
+        &input_name,
         input,
         journal,
         recovered.ids,

@@ -90,8 +90,9 @@ pub enum GuardError {
         /// A path that would work.
         example: String,
     },
-    /// A file could not be read or written.
-    #[error("{path}: {source}")]
+    /// A file could not be read or written (the cause is the error's source, not repeated
+    /// in its message).
+    #[error("{path}")]
     Io {
         /// The file.
         path: String,

@@ -551,3 +551,30 @@ fn scan_into(
     .map_err(io_at(path))?;
     Ok(report)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_io_error_is_said_once_not_in_the_message_and_again_as_its_cause() {
+        let e = JournalError::Io {
+            path: "out.jsonl".into(),
+            source: io::Error::from_raw_os_error(28),
+        };
+        let cause = std::error::Error::source(&e)
+            .expect("the cause is kept")
+            .to_string();
+        assert!(!e.to_string().contains(&cause), "{e}");
+        let guard = JournalError::from(GuardError::Io {
+            path: "out.sluice-lock".into(),
+            source: io::Error::from_raw_os_error(28),
+        });
+        let chain: Vec<String> =
+            std::iter::successors(Some(&guard as &dyn std::error::Error), |e| e.source())
+                .map(ToString::to_string)
+                .collect();
+        let os = chain.iter().filter(|m| m.contains("os error 28")).count();
+        assert_eq!(os, 1, "{chain:?}");
+    }
+}
