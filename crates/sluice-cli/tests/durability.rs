@@ -542,7 +542,8 @@ async fn hostile_duplicate_custom_id() {
         errors[0]["error"]["message"]
             .as_str()
             .unwrap()
-            .contains("line 2")
+            .contains("in.jsonl:2:"),
+        "the message names the file and the line"
     );
 }
 
