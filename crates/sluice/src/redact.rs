@@ -20,11 +20,12 @@ const MIN_BASE64_SECRET: usize = 12;
 /// Real API keys are dozens of characters.
 pub const MIN_SECRET_LEN: usize = 8;
 
-/// One secret and the base64 runs that can only come from it.
+/// One secret and the base64 runs that can only come from it, each with a searcher built
+/// once (every answer a server sends is searched).
 #[derive(Clone)]
 struct Secret {
     raw: Vec<u8>,
-    base64: Vec<Vec<u8>>,
+    finders: Vec<memchr::memmem::Finder<'static>>,
 }
 
 impl Secret {
@@ -46,7 +47,11 @@ impl Secret {
                 }
             }
         }
-        Secret { raw, base64 }
+        let finders = std::iter::once(&raw)
+            .chain(&base64)
+            .map(|form| memchr::memmem::Finder::new(form).into_owned())
+            .collect();
+        Secret { raw, finders }
     }
 }
 
@@ -115,13 +120,9 @@ impl Redactor {
         }
         let escaped = memchr::memchr2(b'\\', b'%', hay).is_some();
         for secret in &self.secrets {
-            for at in memchr::memmem::find_iter(hay, &secret.raw) {
-                spans.push((at, at + secret.raw.len()));
-            }
-            for form in &secret.base64 {
-                for at in memchr::memmem::find_iter(hay, form) {
-                    spans.push((at, at + form.len()));
-                }
+            for finder in &secret.finders {
+                let len = finder.needle().len();
+                spans.extend(finder.find_iter(hay).map(|at| (at, at + len)));
             }
             if escaped {
                 escaped_matches(hay, &secret.raw, &mut spans);

@@ -267,9 +267,12 @@ impl Transport {
             return Err(too_large(Bytes::new(), format!("{length} bytes")));
         }
         // Read chunk by chunk so a body without a length (chunked, or endless) is cut off at
-        // the limit instead of filling memory. One chunk, the usual case, is not copied.
+        // the limit instead of filling memory. One chunk, the usual case, is kept as it
+        // came. More are copied into segments of fixed size and joined once at the end:
+        // memory while reading is the body itself, with no doubling buffer and none of the
+        // slack each chunk's read buffer carries.
         let mut first: Option<Bytes> = None;
-        let mut more: Vec<u8> = Vec::new();
+        let mut segments = Segments::default();
         let mut held: u64 = 0;
         while let Some(chunk) = response
             .chunk()
@@ -277,36 +280,25 @@ impl Transport {
             .map_err(|e| with_status(failure(e), status))?
         {
             held += chunk.len() as u64;
+            if let Some(f) = first.take() {
+                segments.push(&f);
+            }
             if held > limit {
-                let mut prefix = if more.is_empty() {
-                    first.map(|f| f.to_vec()).unwrap_or_default()
-                } else {
-                    more
-                };
-                prefix.truncate(TOO_LARGE_PREFIX);
-                if prefix.len() < TOO_LARGE_PREFIX {
-                    let room = TOO_LARGE_PREFIX - prefix.len();
-                    prefix.extend_from_slice(&chunk[..room.min(chunk.len())]);
-                }
+                segments.push(&chunk);
                 return Err(too_large(
-                    Bytes::from(prefix),
+                    segments.prefix(TOO_LARGE_PREFIX),
                     "more than that (no length given)".to_owned(),
                 ));
             }
-            match &first {
-                None => first = Some(chunk),
-                Some(f) => {
-                    if more.is_empty() {
-                        more.extend_from_slice(f);
-                    }
-                    more.extend_from_slice(&chunk);
-                }
+            if segments.is_empty() {
+                first = Some(chunk);
+            } else {
+                segments.push(&chunk);
             }
         }
-        let body = if more.is_empty() {
-            first.unwrap_or_default()
-        } else {
-            Bytes::from(more)
+        let body = match first {
+            Some(f) => f,
+            None => segments.join(),
         };
         Ok(Reply {
             status,
@@ -317,6 +309,54 @@ impl Transport {
             rate,
             location,
         })
+    }
+}
+
+/// A body received in several chunks, copied into fixed-size segments.
+#[derive(Default)]
+struct Segments {
+    full: Vec<Vec<u8>>,
+    len: usize,
+}
+
+impl Segments {
+    const SIZE: usize = 1 << 20;
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn push(&mut self, mut bytes: &[u8]) {
+        self.len += bytes.len();
+        while !bytes.is_empty() {
+            match self.full.last_mut() {
+                Some(last) if last.len() < last.capacity() => {
+                    let n = (last.capacity() - last.len()).min(bytes.len());
+                    last.extend_from_slice(&bytes[..n]);
+                    bytes = &bytes[n..];
+                }
+                _ => self.full.push(Vec::with_capacity(Self::SIZE)),
+            }
+        }
+    }
+
+    fn prefix(&self, n: usize) -> Bytes {
+        let mut out = Vec::with_capacity(n);
+        for s in &self.full {
+            out.extend_from_slice(&s[..(n - out.len()).min(s.len())]);
+            if out.len() == n {
+                break;
+            }
+        }
+        Bytes::from(out)
+    }
+
+    fn join(self) -> Bytes {
+        let mut out = Vec::with_capacity(self.len);
+        for s in self.full {
+            out.extend_from_slice(&s);
+        }
+        Bytes::from(out)
     }
 }
 
@@ -359,5 +399,41 @@ fn failure(err: reqwest::Error) -> TransportError {
         message,
         status: None,
         prefix: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments_join_to_what_was_pushed_and_give_a_prefix() {
+        let mut s = Segments::default();
+        let mut want = Vec::new();
+        for i in 0..300u32 {
+            let chunk = vec![(i % 251) as u8; 1 + (i as usize * 7919) % 20_000];
+            s.push(&chunk);
+            want.extend_from_slice(&chunk);
+        }
+        assert!(s.full.iter().all(|seg| seg.capacity() == Segments::SIZE));
+        assert_eq!(&s.prefix(5000)[..], &want[..5000]);
+        assert_eq!(&s.join()[..], &want[..]);
+    }
+
+    #[test]
+    fn keys_are_trimmed_and_credential_headers_recognised() {
+        assert_eq!(ApiKey::new(" \tsk-abc\n").expose(), "sk-abc");
+        for name in [
+            "Authorization",
+            "x-api-key",
+            "X-Auth-Token",
+            "Cookie",
+            "client_secret",
+        ] {
+            assert!(is_secret_header(name), "{name}");
+        }
+        for name in ["OpenAI-Organization", "X-Trace", "anthropic-version"] {
+            assert!(!is_secret_header(name), "{name}");
+        }
     }
 }

@@ -387,13 +387,13 @@ fn report_resume(args: &RunArgs, recovered: &Recovered) {
     }
     if recovered.unreadable > 0 {
         extra.push_str(&format!(
-            "; removed {} damaged records (not whole JSON lines, as after a power loss), whose lines are sent again",
+            "; removed {} damaged lines (not whole JSON records, as after a power loss), whose requests are sent again",
             recovered.unreadable
         ));
     }
     if recovered.duplicates > 0 {
         extra.push_str(&format!(
-            "; removed {} second records of lines that already had one",
+            "; removed {} second records of input lines that already had one",
             recovered.duplicates
         ));
     }
