@@ -936,3 +936,51 @@ async fn an_interrupted_run_counts_as_retries_only_the_retries_it_sent() {
         "all pending, none failed"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_run_from_stdin_prints_no_resume_command_that_cannot_work() {
+    let latency = Latency {
+        ttft: Duration::from_millis(300),
+        per_token: Duration::ZERO,
+        jitter: 0.0,
+    };
+    let sim = spawn(Sim::builder().latency(latency)).await;
+    let dir = Dir::new("stdin-hint");
+    let mut cmd = Command::new(SLUICE);
+    cmd.args(["run", "-", "-o"])
+        .arg(dir.path("out.jsonl"))
+        .args(["--base-url", &sim.base_url(), "--concurrency", "4"])
+        .env("OPENAI_API_KEY", "sk-test-key-123")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let input: String = ids(40).iter().map(|id| batch_line(id) + "\n").collect();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let started = Instant::now();
+    while sim.stats().received == 0 {
+        assert!(started.elapsed() < Duration::from_secs(20));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let pid = child.id().to_string();
+    output({
+        let mut k = Command::new("kill");
+        k.args(["-INT", &pid]);
+        k
+    })
+    .await;
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    assert!(
+        !stderr(&out).contains("run - -o"),
+        "no command that reads stdin again: {}",
+        stderr(&out)
+    );
+}
