@@ -3,108 +3,25 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use sluice_sim::{Fault, Latency, Sim, SimBuilder, SimHandle};
+use sluice_sim::{Fault, Latency, Sim};
 
-const SLUICE: &str = env!("CARGO_BIN_EXE_sluice");
+mod common;
+use common::{
+    Dir, SLUICE, assert_exactly_once, attempts, batch_line, ids, records, run_cmd, signal, spawn,
+    wait, write_input,
+};
 
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(name: &str) -> Self {
-        let dir =
-            std::env::temp_dir().join(format!("sluice-durable-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Dir(dir)
-    }
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-async fn spawn(b: SimBuilder) -> SimHandle {
-    b.build().unwrap().spawn().await.unwrap()
-}
-
-fn batch_line(id: &str) -> String {
-    json!({"custom_id": id, "method": "POST", "url": "/v1/chat/completions",
-        "body": {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": format!("question {id}")}], "max_tokens": 8}})
-    .to_string()
-}
-
-fn write_input(path: &Path, ids: &[String]) {
-    std::fs::write(
-        path,
-        ids.iter()
-            .map(|id| batch_line(id) + "\n")
-            .collect::<String>(),
-    )
-    .unwrap();
-}
-
-fn ids(n: usize) -> Vec<String> {
-    (0..n).map(|i| format!("id-{i:04}")).collect()
-}
-
+/// The run command these tests use (see [`common::run_cmd`]).
 fn command(dir: &Dir, base_url: &str, extra: &[&str]) -> Command {
-    let mut cmd = Command::new(SLUICE);
-    cmd.arg("run")
-        .arg(dir.path("in.jsonl"))
-        .arg("-o")
-        .arg(dir.path("out.jsonl"))
-        .args([
-            "--base-url",
-            base_url,
-            "--concurrency",
-            "8",
-            "--backoff-base",
-            "0.01",
-            "--backoff-max",
-            "0.05",
-        ])
-        .args(extra)
-        .env("OPENAI_API_KEY", "sk-test")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    cmd
+    run_cmd(dir, base_url, extra)
 }
 
-async fn run_to_end(mut cmd: Command) -> Output {
-    tokio::task::spawn_blocking(move || cmd.output().unwrap())
-        .await
-        .unwrap()
-}
-
-async fn wait(child: Child) -> Output {
-    tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
-        .await
-        .unwrap()
-}
-
-/// Complete records of a file: `custom_id` (or null) per line; panics on a torn or
-/// unparsable line, which must never be left behind.
-fn records(path: &Path) -> Vec<Value> {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    assert!(
-        text.is_empty() || text.ends_with('\n'),
-        "{} ends with a torn line",
-        path.display()
-    );
-    text.lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: {e}: {l}", path.display())))
-        .collect()
+async fn run_to_end(cmd: Command) -> Output {
+    common::output(cmd).await
 }
 
 /// Complete records so far (a run may be writing): only lines ending in a newline.
@@ -120,35 +37,6 @@ fn recorded_ids(dir: &Dir) -> BTreeSet<String> {
         }
     }
     ids
-}
-
-/// Every id exactly once across both files; returns the ids of each file.
-fn assert_exactly_once(dir: &Dir, expected: &[String]) -> (Vec<String>, Vec<String>) {
-    let ok: Vec<String> = records(&dir.path("out.jsonl"))
-        .iter()
-        .map(|r| r["custom_id"].as_str().unwrap().to_owned())
-        .collect();
-    let failed: Vec<String> = records(&dir.path("out.errors.jsonl"))
-        .iter()
-        .map(|r| r["custom_id"].as_str().unwrap_or("?").to_owned())
-        .collect();
-    let mut all: Vec<&String> = ok.iter().chain(failed.iter()).collect();
-    all.sort();
-    let mut want: Vec<&String> = expected.iter().collect();
-    want.sort();
-    assert_eq!(
-        all, want,
-        "every custom_id exactly once across output and errors"
-    );
-    (ok, failed)
-}
-
-fn attempts(sim: &SimHandle) -> BTreeMap<String, usize> {
-    sim.stats()
-        .attempts
-        .into_iter()
-        .map(|(k, v)| (k, v.len()))
-        .collect()
 }
 
 /// A small deterministic RNG for kill points (xorshift).
@@ -238,14 +126,6 @@ async fn kill_9_at_random_moments_then_resume_gives_exactly_one_record_per_reque
     eprintln!(
         "{ITERATIONS} iterations, {total_kills} kills, {total_duplicates} calls repeated because they were in flight at a kill"
     );
-}
-
-async fn signal(child: &Child, name: &str) {
-    let status = Command::new("kill")
-        .args([&format!("-{name}"), &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,20 +3,24 @@
 //! cannot be confused, a damaged output repaired on resume, stopping early when nothing
 //! can succeed, and flags that make no sense refused.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use sluice_sim::{Latency, Sim, SimBuilder, SimHandle};
+use sluice_sim::{Latency, Sim};
 
-const SLUICE: &str = env!("CARGO_BIN_EXE_sluice");
+mod common;
+use common::{
+    Dir, SLUICE, assert_exactly_once, attempts, batch_line, ids, output, records, run_cmd, signal,
+    spawn, stderr, wait, write_input,
+};
 
 /// Exit codes from the README's table.
 const EXIT_OK: i32 = 0;
@@ -25,120 +29,6 @@ const EXIT_FAILURES: i32 = 3;
 const EXIT_HALTED: i32 = 4;
 const EXIT_LOCKED: i32 = 5;
 const EXIT_INCOMPLETE: i32 = 6;
-
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("sluice-fail-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Dir(dir)
-    }
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-async fn spawn(b: SimBuilder) -> SimHandle {
-    b.build().unwrap().spawn().await.unwrap()
-}
-
-fn batch_line(id: &str) -> String {
-    json!({"custom_id": id, "method": "POST", "url": "/v1/chat/completions",
-        "body": {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": format!("question {id}")}], "max_tokens": 8}})
-    .to_string()
-}
-
-fn ids(n: usize) -> Vec<String> {
-    (0..n).map(|i| format!("id-{i:04}")).collect()
-}
-
-fn write_input(path: &Path, ids: &[String]) {
-    let text: String = ids.iter().map(|id| batch_line(id) + "\n").collect();
-    std::fs::write(path, text).unwrap();
-}
-
-/// `sluice run in.jsonl -o out.jsonl` against `base_url` with a test key and, unless
-/// `extra` sets them, concurrency 8 and a quick backoff.
-fn run_cmd(dir: &Dir, base_url: &str, extra: &[&str]) -> Command {
-    let mut cmd = Command::new(SLUICE);
-    cmd.arg("run")
-        .arg(dir.path("in.jsonl"))
-        .arg("-o")
-        .arg(dir.path("out.jsonl"))
-        .args(["--base-url", base_url]);
-    for (flag, value) in [
-        ("--concurrency", "8"),
-        ("--backoff-base", "0.01"),
-        ("--backoff-max", "0.05"),
-    ] {
-        if !extra.contains(&flag) {
-            cmd.args([flag, value]);
-        }
-    }
-    cmd.args(extra)
-        .env("OPENAI_API_KEY", "sk-test")
-        .env_remove("OPENAI_BASE_URL")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    cmd
-}
-
-async fn output(mut cmd: Command) -> Output {
-    tokio::task::spawn_blocking(move || cmd.output().unwrap())
-        .await
-        .unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// Every record of a file, parsed; a line that is not JSON fails the test.
-fn records(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: {e}: {l}", path.display())))
-        .collect()
-}
-
-/// Asserts one record per id across output and errors; returns (ok ids, failed ids).
-fn assert_exactly_once(dir: &Dir, want: &[String]) -> (Vec<String>, Vec<String>) {
-    let ok: Vec<String> = records(&dir.path("out.jsonl"))
-        .iter()
-        .map(|r| r["custom_id"].as_str().unwrap().to_owned())
-        .collect();
-    let failed: Vec<String> = records(&dir.path("out.errors.jsonl"))
-        .iter()
-        .filter_map(|r| r["custom_id"].as_str().map(str::to_owned))
-        .collect();
-    let mut all: Vec<String> = ok.iter().chain(&failed).cloned().collect();
-    all.sort();
-    let mut want = want.to_vec();
-    want.sort();
-    assert_eq!(
-        all, want,
-        "every custom_id exactly once across output and errors"
-    );
-    (ok, failed)
-}
-
-fn attempts(sim: &SimHandle) -> BTreeMap<String, usize> {
-    sim.stats()
-        .attempts
-        .into_iter()
-        .map(|(k, v)| (k, v.len()))
-        .collect()
-}
 
 /// Runs `cmd` and returns its exit code, its stderr and its peak resident memory in bytes.
 /// The peak is the kernel's high-water mark of the process's own memory (`VmHWM`, which
@@ -290,9 +180,7 @@ async fn a_second_run_on_the_same_output_refuses_while_the_first_finishes_exactl
     let status = output(status).await;
     assert_eq!(status.status.code(), Some(EXIT_INCOMPLETE));
     assert!(String::from_utf8_lossy(&status.stdout).contains(&first_pid.to_string()));
-    let first = tokio::task::spawn_blocking(move || first.wait_with_output().unwrap())
-        .await
-        .unwrap();
+    let first = wait(first).await;
     assert_eq!(first.status.code(), Some(EXIT_OK), "{}", stderr(&first));
     assert_exactly_once(&dir, &want);
     assert!(
@@ -389,10 +277,17 @@ async fn a_line_far_over_the_limit_is_read_in_memory_bounded_by_the_limit() {
         rss < 48 << 20,
         "run: peak RSS {rss} bytes for a 64 MiB line"
     );
-    let (ok, failed) = assert_exactly_once(&dir, &["before".into(), "after".into()]);
-    assert_eq!(ok.len(), 2);
-    assert!(failed.is_empty());
-    assert_eq!(records(&dir.path("out.errors.jsonl")).len(), 1);
+    let ok: BTreeSet<String> = records(&dir.path("out.jsonl"))
+        .iter()
+        .map(|r| r["custom_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        ok,
+        BTreeSet::from(["before".to_owned(), "after".to_owned()])
+    );
+    let failed = records(&dir.path("out.errors.jsonl"));
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0]["line"], 2);
     let mut validate = Command::new(SLUICE);
     validate
         .arg("validate")
@@ -908,16 +803,8 @@ async fn an_interrupted_run_counts_as_retries_only_the_retries_it_sent() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let pid = child.id().to_string();
-    output({
-        let mut k = Command::new("kill");
-        k.args(["-INT", &pid]);
-        k
-    })
-    .await;
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
-        .await
-        .unwrap();
+    signal(&child, "INT").await;
+    let out = wait(child).await;
     assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
     let (attempts, retries) = attempts_and_retries(&stderr(&out));
     let stats = sim.stats();
@@ -967,16 +854,8 @@ async fn an_interrupted_run_from_stdin_prints_no_resume_command_that_cannot_work
         assert!(started.elapsed() < Duration::from_secs(20));
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let pid = child.id().to_string();
-    output({
-        let mut k = Command::new("kill");
-        k.args(["-INT", &pid]);
-        k
-    })
-    .await;
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
-        .await
-        .unwrap();
+    signal(&child, "INT").await;
+    let out = wait(child).await;
     assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
     assert!(
         !stderr(&out).contains("run - -o"),

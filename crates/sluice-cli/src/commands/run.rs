@@ -372,31 +372,26 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 
 /// Says what a resumed run found.
 fn report_resume(args: &RunArgs, recovered: &Recovered) {
-    let mut extra = String::new();
-    if recovered.retrying > 0 {
-        extra.push_str(&format!(
-            "; reading {} failed lines again",
-            recovered.retrying
-        ));
-    }
-    if recovered.repaired_bytes > 0 {
-        extra.push_str(&format!(
-            "; cut {} bytes of a torn last record",
-            recovered.repaired_bytes
-        ));
-    }
-    if recovered.unreadable > 0 {
-        extra.push_str(&format!(
-            "; removed {} damaged lines (not whole JSON records, as after a power loss), whose requests are sent again",
-            recovered.unreadable
-        ));
-    }
-    if recovered.duplicates > 0 {
-        extra.push_str(&format!(
-            "; removed {} second records of input lines that already had one",
-            recovered.duplicates
-        ));
-    }
+    let found = [
+        (recovered.retrying, "failed lines read again"),
+        (
+            recovered.repaired_bytes,
+            "bytes of a torn last record cut off",
+        ),
+        (
+            recovered.unreadable,
+            "damaged lines removed (not whole JSON records, as after a power loss; their requests are sent again)",
+        ),
+        (
+            recovered.duplicates,
+            "second records of input lines that already had one removed",
+        ),
+    ];
+    let extra: String = found
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("; {n} {what}"))
+        .collect();
     eprintln!(
         "sluice: resuming {}: {} lines already done ({} ok, {} failed){extra}",
         args.output.display(),
