@@ -25,6 +25,9 @@ pub enum ConfigError {
     /// A burst window that is not a positive number of seconds of at most one minute.
     #[error("burst window {0} s must be above 0 and at most 60")]
     BadBurst(f64),
+    /// A retry-after prefix that does not make a header name.
+    #[error("`{0}-retry-after` is not a valid header name")]
+    BadPrefix(String),
 }
 
 /// Latency model: time to first token plus time per output token, with relative jitter.
@@ -63,6 +66,10 @@ pub struct RateLimits {
     /// `limit * burst / 60` may be spent at once. One second by default, so a 60,000 TPM
     /// key acts as 1,000 tokens a second, as OpenAI's do.
     pub burst: Duration,
+    /// How the per-minute budget is counted.
+    pub window: Window,
+    /// Another client's requests a minute, counted against the request limit.
+    pub external_load: u64,
 }
 
 impl Default for RateLimits {
@@ -71,6 +78,34 @@ impl Default for RateLimits {
             rpm: None,
             tpm: None,
             burst: Duration::from_secs(1),
+            window: Window::Rolling,
+            external_load: 0,
+        }
+    }
+}
+
+/// How a per-minute budget is counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Window {
+    /// Refilled continuously and enforced over sub-minute slices, as OpenAI does.
+    #[default]
+    Rolling,
+    /// Counted per clock minute (from the simulator's start) and reset at once when the
+    /// minute turns, as many gateways do: a whole minute's burst passes, then nothing
+    /// until the next minute.
+    FixedMinute,
+}
+
+impl FromStr for Window {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "rolling" => Ok(Window::Rolling),
+            "fixed-minute" => Ok(Window::FixedMinute),
+            other => Err(format!(
+                "unknown window `{other}`; expected rolling or fixed-minute"
+            )),
         }
     }
 }
@@ -110,6 +145,7 @@ impl ModelPolicy {
 pub struct SimConfig {
     pub(crate) limits: RateLimits,
     pub(crate) send_headers: bool,
+    pub(crate) retry_after_prefix: Option<String>,
     pub(crate) quota: QuotaMode,
     pub(crate) latency: Latency,
     pub(crate) max_concurrency: Option<usize>,
@@ -144,6 +180,7 @@ impl Default for SimBuilder {
             config: SimConfig {
                 limits: RateLimits::default(),
                 send_headers: true,
+                retry_after_prefix: None,
                 quota: QuotaMode::Available,
                 latency: Latency::ZERO,
                 max_concurrency: None,
@@ -180,7 +217,28 @@ impl SimBuilder {
         self
     }
 
-    /// Whether responses carry `x-ratelimit-*` headers (default true).
+    /// How the request and token budgets are counted (default: rolling, with slices).
+    pub fn window(mut self, window: Window) -> Self {
+        self.config.limits.window = window;
+        self
+    }
+
+    /// Another client's `n` requests a minute, counted against the request limit: spread
+    /// evenly over time with a rolling window, all at the start of each minute with a
+    /// fixed one (so the run starts with that much of the minute already used).
+    pub fn external_load(mut self, n: u64) -> Self {
+        self.config.limits.external_load = n;
+        self
+    }
+
+    /// Send a 429's delay only as `PREFIX-retry-after` (seconds), as proxies forward the
+    /// upstream's header, instead of `retry-after` and `retry-after-ms`.
+    pub fn retry_after_prefix(mut self, prefix: Option<String>) -> Self {
+        self.config.retry_after_prefix = prefix;
+        self
+    }
+
+    /// Whether to send `x-ratelimit-*` headers (default true).
     pub fn send_headers(mut self, on: bool) -> Self {
         self.config.send_headers = on;
         self
@@ -275,6 +333,12 @@ impl SimBuilder {
         let burst = self.config.limits.burst.as_secs_f64();
         if !(burst > 0.0 && burst <= 60.0) {
             return Err(ConfigError::BadBurst(burst));
+        }
+        if let Some(prefix) = &self.config.retry_after_prefix
+            && axum::http::HeaderName::from_bytes(format!("{prefix}-retry-after").as_bytes())
+                .is_err()
+        {
+            return Err(ConfigError::BadPrefix(prefix.clone()));
         }
         self.config.faults = FaultPlan::new(self.fault_list)?;
         Ok(crate::Sim {

@@ -15,7 +15,8 @@ use crate::config::ConfigError;
 /// A fault the simulator can inject into a request it has admitted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Fault {
-    /// An HTTP error status with an OpenAI error body: 408, 500, 502, 503, 504 or 529.
+    /// An HTTP error status with an OpenAI error body: 408, 429 (a sparse refusal with a
+    /// one-second retry-after, whatever the budget), 500, 502, 503, 504 or 529.
     Status(u16),
     /// The connection is reset (TCP RST) before any response is sent.
     Reset,
@@ -33,7 +34,7 @@ pub enum Fault {
 
 impl Fault {
     /// The statuses [`Fault::Status`] accepts.
-    pub const STATUSES: [u16; 6] = [408, 500, 502, 503, 504, 529];
+    pub const STATUSES: [u16; 7] = [408, 429, 500, 502, 503, 504, 529];
 
     /// Every kind, one of each status; handy for tests and help texts.
     pub fn all() -> Vec<Fault> {
@@ -79,7 +80,7 @@ impl FromStr for Fault {
                 Ok(status) if Fault::STATUSES.contains(&status) => Fault::Status(status),
                 _ => {
                     return Err(format!(
-                        "unknown fault `{s}`; expected one of 408, 500, 502, 503, 504, 529, \
+                        "unknown fault `{s}`; expected one of 408, 429, 500, 502, 503, 504, 529, \
                          reset, close-mid-body, hang, trickle, malformed-json, bad-request"
                     ));
                 }

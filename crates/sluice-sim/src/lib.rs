@@ -39,6 +39,7 @@ pub mod tokens;
 pub use api::CLIENT_REQUEST_ID;
 pub use config::{
     ConfigError, FaultSpec, Latency, ModelPolicy, QuotaMode, RateLimits, SimBuilder, SimConfig,
+    Window,
 };
 pub use duration_fmt::format_reset;
 pub use faults::{Fault, FaultPlan};

@@ -19,7 +19,7 @@
 use std::num::NonZeroU64;
 use std::time::Duration;
 
-use crate::config::RateLimits;
+use crate::config::{RateLimits, Window};
 
 /// Which budget refused a request; OpenAI's `type` in the 429 body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,7 +98,8 @@ impl Bucket {
     }
 }
 
-/// One per-minute budget: a minute bucket and a slice bucket refilled at the same rate.
+/// One per-minute budget: a minute bucket and a slice bucket refilled at the same rate,
+/// or, with [`Window::FixedMinute`], a count per clock minute.
 #[derive(Debug, Clone)]
 struct Budget {
     limit: u64,
@@ -106,41 +107,82 @@ struct Budget {
     minute: Bucket,
     slice: Bucket,
     last: Duration,
+    window: Window,
+    /// Another client's use a minute: taken from the refill (rolling), or charged at the
+    /// start of each minute (fixed).
+    external: f64,
+    /// The clock minute the fixed count belongs to.
+    minute_index: u64,
 }
 
+const MINUTE: f64 = 60.0;
+
 impl Budget {
-    fn new(limit: NonZeroU64, burst: Duration) -> Self {
+    fn new(limit: NonZeroU64, burst: Duration, window: Window, external: u64) -> Self {
         let limit = limit.get();
-        let rate_per_sec = limit as f64 / 60.0;
+        let rate_per_sec = limit as f64 / MINUTE;
         let slice = (rate_per_sec * burst.as_secs_f64()).max(1.0);
-        Budget {
+        let external = (external as f64).min(limit as f64);
+        let mut budget = Budget {
             limit,
             rate_per_sec,
             minute: Bucket::full(limit as f64),
             slice: Bucket::full(slice),
             last: Duration::ZERO,
+            window,
+            external,
+            minute_index: 0,
+        };
+        if window == Window::FixedMinute {
+            budget.minute.level -= external;
         }
+        budget
     }
 
     fn refill(&mut self, now: Duration) {
-        if now > self.last {
-            let gained = (now - self.last).as_secs_f64() * self.rate_per_sec;
-            for bucket in [&mut self.minute, &mut self.slice] {
-                bucket.level = (bucket.level + gained).min(bucket.capacity);
-            }
-            self.last = now;
+        if now <= self.last {
+            return;
         }
+        match self.window {
+            Window::Rolling => {
+                let net = self.rate_per_sec - self.external / MINUTE;
+                let gained = (now - self.last).as_secs_f64() * net;
+                for bucket in [&mut self.minute, &mut self.slice] {
+                    bucket.level = (bucket.level + gained).min(bucket.capacity);
+                }
+            }
+            Window::FixedMinute => {
+                let index = (now.as_secs_f64() / MINUTE) as u64;
+                if index != self.minute_index {
+                    self.minute_index = index;
+                    self.minute.level = self.minute.capacity - self.external;
+                }
+            }
+        }
+        self.last = now;
     }
 
     /// Time until `cost` fits, zero if it fits now.
     fn wait_for(&self, cost: f64) -> Duration {
+        if self.window == Window::FixedMinute {
+            return if cost <= self.minute.level {
+                Duration::ZERO
+            } else {
+                self.until_next_minute()
+            };
+        }
         let slice_needed = cost.min(self.slice.capacity);
         let short = (cost - self.minute.level).max(slice_needed - self.slice.level);
         if short <= 0.0 {
             Duration::ZERO
         } else {
-            Duration::from_secs_f64(short / self.rate_per_sec)
+            Duration::from_secs_f64(short / (self.rate_per_sec - self.external / MINUTE).max(1e-9))
         }
+    }
+
+    /// Time from the last check to the start of the next clock minute.
+    fn until_next_minute(&self) -> Duration {
+        Duration::from_secs_f64((self.minute_index + 1) as f64 * MINUTE - self.last.as_secs_f64())
     }
 
     fn take(&mut self, cost: f64) {
@@ -150,11 +192,17 @@ impl Budget {
 
     fn view(&self) -> BudgetView {
         let remaining = self.minute.level.max(0.0);
-        let missing = self.minute.capacity - remaining;
+        let reset = match self.window {
+            Window::Rolling => {
+                let missing = self.minute.capacity - remaining;
+                Duration::from_secs_f64(missing / self.rate_per_sec)
+            }
+            Window::FixedMinute => self.until_next_minute(),
+        };
         BudgetView {
             limit: self.limit,
             remaining: remaining.floor() as u64,
-            reset: Duration::from_secs_f64(missing / self.rate_per_sec),
+            reset,
         }
     }
 }
@@ -170,8 +218,12 @@ impl Limiter {
     /// A limiter for `limits`, full at time zero.
     pub fn new(limits: &RateLimits) -> Self {
         Limiter {
-            requests: limits.rpm.map(|l| Budget::new(l, limits.burst)),
-            tokens: limits.tpm.map(|l| Budget::new(l, limits.burst)),
+            requests: limits
+                .rpm
+                .map(|l| Budget::new(l, limits.burst, limits.window, limits.external_load)),
+            tokens: limits
+                .tpm
+                .map(|l| Budget::new(l, limits.burst, limits.window, 0)),
         }
     }
 
@@ -242,7 +294,55 @@ mod tests {
             rpm: rpm.and_then(NonZeroU64::new),
             tpm: tpm.and_then(NonZeroU64::new),
             burst: Duration::from_secs(1),
+            ..RateLimits::default()
         }
+    }
+
+    #[test]
+    fn a_fixed_minute_passes_its_whole_count_then_refuses_until_the_minute_turns() {
+        let mut l = Limiter::new(&RateLimits {
+            rpm: NonZeroU64::new(30),
+            window: Window::FixedMinute,
+            external_load: 10,
+            ..RateLimits::default()
+        });
+        let at = |s: f64| Duration::from_secs_f64(s);
+        // Another client used 10 of the first minute's 30.
+        let admitted = (0..30)
+            .filter(|_| matches!(l.check(at(5.0), 0), Decision::Admitted(_)))
+            .count();
+        assert_eq!(admitted, 20);
+        let Decision::Refused {
+            retry_after, view, ..
+        } = l.check(at(5.0), 0)
+        else {
+            panic!("the minute is spent");
+        };
+        assert_eq!(retry_after, at(55.0));
+        assert_eq!(view.requests.unwrap().remaining, 0);
+        assert!(matches!(l.check(at(59.9), 0), Decision::Refused { .. }));
+        let Decision::Admitted(view) = l.check(at(60.0), 0) else {
+            panic!("a new minute");
+        };
+        assert_eq!(view.requests.unwrap().remaining, 19);
+    }
+
+    #[test]
+    fn external_load_slows_a_rolling_refill() {
+        let mut l = Limiter::new(&RateLimits {
+            rpm: NonZeroU64::new(60),
+            external_load: 30,
+            ..RateLimits::default()
+        });
+        assert!(matches!(l.check(Duration::ZERO, 0), Decision::Admitted(_)));
+        let Decision::Refused { retry_after, .. } = l.check(Duration::ZERO, 0) else {
+            panic!("the slice is spent");
+        };
+        assert_eq!(
+            retry_after,
+            Duration::from_secs(2),
+            "half the refill is the other client's"
+        );
     }
 
     #[test]

@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use sluice_sim::{FaultSpec, Latency, QuotaMode, Sim};
+use sluice_sim::{FaultSpec, Latency, QuotaMode, Sim, Window};
 
 #[derive(Debug, Args)]
 #[command(
     after_help = "Faults: --fault KIND=PROBABILITY, repeatable. KIND is one of \
-    408, 500, 502, 503, 504, 529, reset, close-mid-body, hang, trickle, malformed-json, \
+    408, 429, 500, 502, 503, 504, 529, reset, close-mid-body, hang, trickle, malformed-json, \
     bad-request.\n\nExample:\n  sluice sim --rpm 600 --tpm 200000 --ttft-ms 200 \
     --ms-per-token 10 --jitter 0.2 --fault 503=0.01 --fault reset=0.005 --seed 7"
 )]
@@ -29,9 +29,22 @@ pub struct SimArgs {
     /// Seconds of the per-minute budget that may be spent at once (sub-minute enforcement).
     #[arg(long, default_value_t = 1.0)]
     burst_secs: f64,
+    /// How the per-minute limits are counted: `rolling` (refilled continuously, enforced
+    /// over sub-minute slices, as OpenAI does) or `fixed-minute` (a count per clock minute
+    /// that resets at once, as many gateways do).
+    #[arg(long, default_value = "rolling")]
+    window: Window,
+    /// Another client's requests a minute, counted against --rpm (spread evenly with a
+    /// rolling window; at the start of each minute with a fixed one).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    external_load: u64,
     /// Send no x-ratelimit-* headers, like servers that have none.
     #[arg(long)]
     no_headers: bool,
+    /// Send a 429's delay only as P-retry-after (seconds), as a proxy that renames the
+    /// upstream's header does, instead of retry-after and retry-after-ms.
+    #[arg(long, value_name = "P")]
+    retry_after_prefix: Option<String>,
     /// Answer every request with 429 insufficient_quota (not to be retried).
     #[arg(long)]
     quota_exhausted: bool,
@@ -87,7 +100,10 @@ impl SimArgs {
             .rpm(self.rpm)
             .tpm(self.tpm)
             .burst(burst)
+            .window(self.window)
+            .external_load(self.external_load)
             .send_headers(!self.no_headers)
+            .retry_after_prefix(self.retry_after_prefix.clone())
             .quota(if self.quota_exhausted {
                 QuotaMode::Exhausted
             } else {

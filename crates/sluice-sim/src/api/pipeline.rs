@@ -212,9 +212,7 @@ pub(crate) async fn admit<'a>(
             if state.config.send_headers {
                 put_limit_headers(h, &view);
             }
-            let ms = retry_after.as_nanos().div_ceil(1_000_000).max(1) as u64;
-            h.insert("retry-after-ms", HeaderValue::from(ms));
-            h.insert(header::RETRY_AFTER, HeaderValue::from(ms.div_ceil(1000)));
+            put_retry_after(state, h, retry_after);
             return Err(with_request_id(response, seq));
         }
         Decision::TooLarge { limit, requested } => {
@@ -299,6 +297,19 @@ impl Admitted<'_> {
     pub(crate) async fn early_fault(&self, conn: &ConnControl) -> Option<Response> {
         let fault = self.fault?;
         match fault {
+            Fault::Status(429) => {
+                // A sparse refusal of a request the limits let in: a gateway shedding load.
+                let e = ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "requests",
+                    "Rate limit reached for requests. Please try again in 1s.",
+                )
+                .code("rate_limit_exceeded");
+                self.state.recorder.rate_limited("injected");
+                let mut response = e.into_response();
+                put_retry_after(self.state, response.headers_mut(), Duration::from_secs(1));
+                Some(self.reply(response))
+            }
             Fault::Status(code) => {
                 sleep(self.ttft()).await;
                 let status =
@@ -442,6 +453,23 @@ static REMAINING_TOKENS: HeaderName = HeaderName::from_static("x-ratelimit-remai
 static RESET_TOKENS: HeaderName = HeaderName::from_static("x-ratelimit-reset-tokens");
 
 /// Writes `x-ratelimit-{limit,remaining,reset}-{requests,tokens}` for the limited budgets.
+/// The delay of a 429: `retry-after-ms` and `retry-after` (whole seconds, rounded up), or
+/// only `PREFIX-retry-after` when the simulator plays a proxy that renames it.
+pub(crate) fn put_retry_after(state: &SimState, h: &mut HeaderMap, retry_after: Duration) {
+    let ms = retry_after.as_nanos().div_ceil(1_000_000).max(1) as u64;
+    match &state.config.retry_after_prefix {
+        Some(prefix) => {
+            if let Ok(name) = HeaderName::from_bytes(format!("{prefix}-retry-after").as_bytes()) {
+                h.insert(name, HeaderValue::from(ms.div_ceil(1000)));
+            }
+        }
+        None => {
+            h.insert("retry-after-ms", HeaderValue::from(ms));
+            h.insert(header::RETRY_AFTER, HeaderValue::from(ms.div_ceil(1000)));
+        }
+    }
+}
+
 fn put_limit_headers(h: &mut HeaderMap, view: &LimitView) {
     let budgets = [
         (
