@@ -34,6 +34,7 @@ use crate::halt::{Halt, Tripwire};
 use crate::limits::AdmitDecision;
 use crate::outcome::BatchResult;
 use crate::request::Request;
+use crate::retry::RetryState;
 
 /// The results of a batch, in completion order.
 ///
@@ -92,6 +93,7 @@ struct Item {
     rank: i128,
     charge: Charge,
     attempts: u32,
+    retry: RetryState,
     not_before: Instant,
 }
 
@@ -226,6 +228,7 @@ impl Scheduler {
             rank,
             charge,
             attempts: 0,
+            retry: RetryState::default(),
             not_before: Instant::now(),
         }));
     }
@@ -415,9 +418,9 @@ impl Scheduler {
             latency,
         } = f;
         match &outcome {
-            Attempt::Retry { error, .. } if error.status.is_none() => {
-                if error.kind == ErrorKind::Connect
-                    && self.tripwire.on_connect_failure(Instant::now(), error)
+            Attempt::Retry(r) if r.error.status.is_none() => {
+                if r.error.kind == ErrorKind::Connect
+                    && self.tripwire.on_connect_failure(Instant::now(), &r.error)
                 {
                     self.publish_halt();
                 }
@@ -434,19 +437,16 @@ impl Scheduler {
             Attempt::Fail(error) => self.finish(item, Err(error), latency).await,
             // Stopping (from outside or by a halt): no retry is planned or counted; the
             // request stays pending, without a result, for the next run.
-            Attempt::Retry { .. } if self.stop.is_cancelled() => true,
-            Attempt::Retry {
-                mut error,
-                server_delay,
-                rate_limited,
-            } => {
+            Attempt::Retry(_) if self.stop.is_cancelled() => true,
+            Attempt::Retry(mut retry) => {
+                let sent = Instant::now() - latency;
                 let planned = self.inner.plan_retry(
                     item.charge,
                     &item.request.custom_id,
+                    &mut item.retry,
                     item.attempts,
-                    &mut error,
-                    server_delay,
-                    rate_limited,
+                    sent,
+                    &mut retry,
                 );
                 match planned {
                     Some(at) => {
@@ -454,7 +454,7 @@ impl Scheduler {
                         self.delayed.push(Delayed(item));
                         true
                     }
-                    None => self.finish(item, Err(error), latency).await,
+                    None => self.finish(item, Err(retry.error), latency).await,
                 }
             }
         }
@@ -531,6 +531,7 @@ mod tests {
             rank,
             charge: Charge::default(),
             attempts,
+            retry: RetryState::default(),
             not_before: Instant::now(),
         }
     }

@@ -18,11 +18,11 @@ use crate::error::{ConfigError, ErrorKind, RequestError};
 use crate::estimate::{Estimate, estimate};
 use crate::events::{Event, Observer};
 use crate::halt::StopEarly;
-use crate::limits::{Admission, AdmitDecision, ConcurrencyController, Limits};
+use crate::limits::{Admission, AdmitDecision, ConcurrencyController, Limits, Refusal};
 use crate::outcome::{Success, parse_usage};
 use crate::redact::Redactor;
 use crate::request::Request;
-use crate::retry::{RetryBudget, RetryPolicy, Verdict, classify};
+use crate::retry::{RetryBudget, RetryPolicy, RetryState, Verdict, classify, retry_after_in_text};
 use crate::stats::Stats;
 use crate::transport::{ApiKey, AuthStyle, Transport, TransportConfig, is_secret_header};
 
@@ -234,6 +234,7 @@ impl ClientBuilder {
                         now,
                     ),
                     rng,
+                    consecutive_limited: 0,
                 }),
                 stats: Mutex::new(Stats::default()),
                 observer: self.observer,
@@ -260,6 +261,9 @@ pub(crate) struct Gate {
     pub models: std::collections::HashMap<String, usize>,
     pub budget: RetryBudget,
     pub rng: SmallRng,
+    /// Congestion refusals since the last success: the pause after one without a hint
+    /// doubles with each.
+    pub consecutive_limited: u32,
 }
 
 pub(crate) struct Inner {
@@ -306,12 +310,31 @@ pub(crate) struct Charge {
 /// What one attempt came to.
 pub(crate) enum Attempt {
     Done(Success),
-    Retry {
-        error: RequestError,
-        server_delay: Option<Duration>,
-        rate_limited: bool,
-    },
+    Retry(Retryable),
     Fail(RequestError),
+}
+
+/// A failed attempt worth another.
+pub(crate) struct Retryable {
+    pub error: RequestError,
+    /// The delay the server asked for, from any header that says it or the error's text.
+    pub server_delay: Option<Duration>,
+    /// A 429 rate limit (not quota).
+    pub rate_limited: bool,
+    /// The request limit the answer's headers state, when they also state that budget
+    /// remains: a refusal while the run is far below it is not about the run's rate.
+    pub headroom: Option<u64>,
+}
+
+impl Retryable {
+    fn transient(error: RequestError) -> Self {
+        Retryable {
+            error,
+            server_delay: None,
+            rate_limited: false,
+            headroom: None,
+        }
+    }
 }
 
 impl Inner {
@@ -410,11 +433,7 @@ impl Inner {
                 error.body = e.prefix.map(|b| self.redact(b));
                 error.attempts = attempt;
                 return if e.kind.is_retryable() {
-                    Attempt::Retry {
-                        error,
-                        server_delay: None,
-                        rate_limited: false,
-                    }
+                    Attempt::Retry(Retryable::transient(error))
                 } else {
                     Attempt::Fail(error)
                 };
@@ -422,7 +441,13 @@ impl Inner {
         };
         {
             let in_flight = self.in_flight() as u64;
-            self.gate().admissions[charge.gate].observe(Instant::now(), &reply.rate, in_flight);
+            let cap = self.concurrency.get() as u64;
+            self.gate().admissions[charge.gate].observe(
+                Instant::now(),
+                &reply.rate,
+                in_flight,
+                cap,
+            );
         }
         let body = self.redact(reply.body);
         let verdict = classify(reply.status, reply.should_retry, &body);
@@ -443,14 +468,20 @@ impl Inner {
                     e.body = Some(keep_for_record(body, ERROR_BODY_KEPT));
                     e.request_id = reply.request_id;
                     e.attempts = attempt;
-                    Attempt::Retry {
-                        error: e,
-                        server_delay: None,
-                        rate_limited: false,
-                    }
+                    Attempt::Retry(Retryable::transient(e))
                 }
             };
         }
+        let left = |remaining: Option<u64>| remaining.is_none_or(|r| r > 1);
+        let headroom = reply
+            .rate
+            .requests
+            .limit
+            .filter(|_| reply.rate.requests.remaining.is_some())
+            .filter(|_| left(reply.rate.requests.remaining) && left(reply.rate.tokens.remaining));
+        let server_delay = reply
+            .retry_after
+            .or_else(|| retry_after_in_text(&body).filter(|_| verdict != Verdict::Success));
         let message = self.describe(request, reply.status, reply.location.as_deref(), &body);
         let error = move |kind: ErrorKind| {
             let mut e = RequestError::new(kind, message);
@@ -461,11 +492,12 @@ impl Inner {
             e
         };
         match verdict {
-            Verdict::Retry { kind, rate_limited } => Attempt::Retry {
+            Verdict::Retry { kind, rate_limited } => Attempt::Retry(Retryable {
                 error: error(kind),
-                server_delay: reply.retry_after,
+                server_delay,
                 rate_limited,
-            },
+                headroom,
+            }),
             Verdict::Fail(kind) => Attempt::Fail(error(kind)),
             Verdict::Success => unreachable!("handled above"),
         }
@@ -501,36 +533,55 @@ impl Inner {
         self.redactor.redact_str(&message)
     }
 
-    /// Decides when a failed attempt goes again, or that it does not. Pauses everyone on a
-    /// rate limit; draws on the retry budget otherwise.
+    /// Decides when a failed attempt goes again, or that it does not. A 429 is weighed by
+    /// the gate: congestion pauses everyone (for what the server asked, or a pause that
+    /// grows with consecutive refusals when it asked nothing) and lowers the rate once per
+    /// episode; an isolated refusal makes only this request wait. Other failures draw on the
+    /// retry budget. 429s do not count against the attempts allowed; a request is written
+    /// off as rate-limited only after refusals for `max_rate_limited_wait`, or when the
+    /// server asks for more than `max_retry_after`.
     pub(crate) fn plan_retry(
         &self,
         charge: Charge,
         custom_id: &str,
+        state: &mut RetryState,
         attempts: u32,
-        error: &mut RequestError,
-        server_delay: Option<Duration>,
-        rate_limited: bool,
+        sent: Instant,
+        r: &mut Retryable,
     ) -> Option<Instant> {
         let now = Instant::now();
         let policy = &self.retry;
-        if rate_limited {
+        let error = &mut r.error;
+        if r.rate_limited {
             self.stats().rate_limited += 1;
         }
-        // A 429 or a 529 (overloaded) means the rate is too high for the server now.
-        let overloaded = rate_limited || error.status == Some(529);
-        if overloaded {
-            self.gate().admissions[charge.gate].on_limited(now);
+        // A 429 or a 529 (overloaded) may mean the rate is too high for the server now.
+        let refusal = (r.rate_limited || error.status == Some(529))
+            .then(|| self.gate().admissions[charge.gate].on_limited(now, sent, r.headroom));
+        if r.rate_limited {
+            let since = *state.limited_since.get_or_insert(now);
+            let refused_for = now.saturating_duration_since(since);
+            if refused_for >= policy.max_rate_limited_wait {
+                error.message = format!(
+                    "{}; still refused as rate-limited after {:.0} s of retries",
+                    error.message,
+                    refused_for.as_secs_f64()
+                );
+                return None;
+            }
+        } else {
+            state.limited_since = None;
+            state.errors += 1;
+            if state.errors >= policy.max_attempts.get() {
+                error.message = format!("{}; gave up after {attempts} attempts", error.message);
+                return None;
+            }
         }
-        if attempts >= policy.max_attempts.get() {
-            error.message = format!("{}; gave up after {attempts} attempts", error.message);
-            return None;
-        }
-        if let Some(asked) = server_delay
+        if let Some(asked) = r.server_delay
             && asked > policy.max_retry_after
         {
             error.message = format!(
-                "{}; the server asked to wait {:.1} s, above the {:.0} s this run accepts (--max-retry-after)",
+                "{}; the server asked to wait {:.1} s, above the {:.0} s this run accepts",
                 error.message,
                 asked.as_secs_f64(),
                 policy.max_retry_after.as_secs_f64()
@@ -539,17 +590,25 @@ impl Inner {
         }
         let mut gate = self.gate();
         let jittered = policy.backoff.delay(attempts, &mut gate.rng);
-        let mut delay = jittered.max(server_delay.unwrap_or(Duration::ZERO));
-        if overloaded {
-            // Everyone waits what the server asked, or one base backoff; this request alone
-            // also waits its own, growing, backoff.
-            let pause = server_delay.unwrap_or_else(|| policy.backoff.ceiling(1));
-            gate.admissions[charge.gate].pause_until(now + pause);
-            drop(gate);
-            self.emit(Event::Paused { duration: pause });
-        } else {
-            delay = delay.max(gate.budget.take(now));
-            drop(gate);
+        let mut delay = jittered.max(r.server_delay.unwrap_or(Duration::ZERO));
+        match refusal {
+            Some(Refusal::Congestion { .. }) => {
+                // Everyone waits what the server asked or, when it said nothing, a pause
+                // that doubles with each refusal in a row; this request alone also waits
+                // its own, growing, backoff.
+                gate.consecutive_limited += 1;
+                let pause = r
+                    .server_delay
+                    .unwrap_or_else(|| policy.backoff.ceiling(gate.consecutive_limited));
+                gate.admissions[charge.gate].pause_until(now + pause);
+                drop(gate);
+                self.emit(Event::Paused { duration: pause });
+            }
+            Some(Refusal::Isolated) => drop(gate),
+            None => {
+                delay = delay.max(gate.budget.take(now));
+                drop(gate);
+            }
         }
         self.emit(Event::Retrying {
             custom_id,
@@ -584,6 +643,7 @@ impl Inner {
             admission.correct_tokens(delta);
         }
         admission.on_success(Instant::now());
+        gate.consecutive_limited = 0;
     }
 }
 
@@ -609,6 +669,7 @@ impl Client {
         let inner = &self.inner;
         let charge = inner.charge(request);
         let mut attempts = 0;
+        let mut state = RetryState::default();
         loop {
             inner.admit(charge).await?;
             let permit =
@@ -636,23 +697,19 @@ impl Client {
                     inner.stats().record_failure(error.kind);
                     return Err(error);
                 }
-                Attempt::Retry {
-                    mut error,
-                    server_delay,
-                    rate_limited,
-                } => {
+                Attempt::Retry(mut retry) => {
                     match inner.plan_retry(
                         charge,
                         &request.custom_id,
+                        &mut state,
                         attempts,
-                        &mut error,
-                        server_delay,
-                        rate_limited,
+                        started,
+                        &mut retry,
                     ) {
                         Some(at) => tokio::time::sleep_until(at).await,
                         None => {
-                            inner.stats().record_failure(error.kind);
-                            return Err(error);
+                            inner.stats().record_failure(retry.error.kind);
+                            return Err(retry.error);
                         }
                     }
                 }

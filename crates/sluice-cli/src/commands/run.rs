@@ -98,13 +98,21 @@ pub struct RunArgs {
     /// 10 s and 60 s windows with no burst (Azure).
     #[arg(long, value_enum, default_value_t = LimiterArg::TokenBucket)]
     limiter: LimiterArg,
-    /// Seconds of the per-minute budgets that may be spent at once.
-    #[arg(long, default_value = "0.5", value_parser = values::seconds)]
-    burst_secs: Duration,
+    /// Seconds of the per-minute budgets that may be spent at once [default: 0.5, and the
+    /// opening burst may use what the server's first answer states remains; given
+    /// explicitly, this bound holds from the first request].
+    #[arg(long, value_parser = values::seconds)]
+    burst_secs: Option<Duration>,
 
-    /// Attempts per request, the first included.
+    /// Attempts per request, the first included, for errors worth retrying (5xx,
+    /// timeouts, broken connections). Rate-limit refusals (429) do not count: see
+    /// --max-rate-limited-wait.
     #[arg(long, default_value_t = NonZeroU32::new(8).expect("8 > 0"))]
     max_attempts: NonZeroU32,
+    /// Seconds a request may keep being refused as rate-limited (429) before it is
+    /// written off as rate_limited.
+    #[arg(long, default_value = "900", value_parser = values::positive_seconds)]
+    max_rate_limited_wait: Duration,
     /// First retry waits up to this many seconds (doubling each time, with full jitter).
     #[arg(long, default_value = "0.5", value_parser = values::positive_seconds)]
     backoff_base: Duration,
@@ -180,7 +188,8 @@ impl RunArgs {
             .limits(Limits {
                 rpm: self.rpm.and_then(|r| r.limit),
                 tpm: self.tpm.and_then(|r| r.limit),
-                burst: self.burst_secs,
+                burst: self.burst(),
+                opening_burst: self.burst_secs.is_none(),
                 rpm_auto: self.rpm.is_some_and(|r| r.auto),
                 tpm_auto: self.tpm.is_some_and(|r| r.auto),
                 algorithm: self.algorithm(),
@@ -189,6 +198,7 @@ impl RunArgs {
                 max_attempts: self.max_attempts,
                 backoff: self.backoff()?,
                 max_retry_after: self.max_retry_after,
+                max_rate_limited_wait: self.max_rate_limited_wait,
                 ..RetryPolicy::default()
             })
             .connect_timeout(self.connect_timeout)
@@ -237,7 +247,8 @@ impl RunArgs {
                     tpm: m.tpm.and_then(|r| r.limit),
                     rpm_auto: m.rpm.is_some_and(|r| r.auto),
                     tpm_auto: m.tpm.is_some_and(|r| r.auto),
-                    burst: self.burst_secs,
+                    burst: self.burst(),
+                    opening_burst: self.burst_secs.is_none(),
                     algorithm: self.algorithm(),
                 },
             );
@@ -246,6 +257,11 @@ impl RunArgs {
             Ok(client) => Ok(client),
             Err(e) => usage!("{e}"),
         }
+    }
+
+    /// `--burst-secs`, or half a second.
+    fn burst(&self) -> Duration {
+        self.burst_secs.unwrap_or(Duration::from_millis(500))
     }
 
     fn backoff(&self) -> anyhow::Result<Backoff> {

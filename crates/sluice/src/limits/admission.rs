@@ -30,6 +30,13 @@ pub struct Limits {
     pub tpm_auto: bool,
     /// The admission algorithm.
     pub algorithm: Algorithm,
+    /// When the server's first answer with rate-limit headers states that (nearly) its whole
+    /// limit remains, let the opening burst use what it states, up to the requests in flight
+    /// allowed, instead of `burst`: a server that allows a minute's burst is then used as
+    /// fast as a run told nothing would use it. Against a server that enforces sub-minute
+    /// slices (OpenAI), that one opening burst can meet 429s, after which the run paces as
+    /// usual; set `false` (an explicit `--burst-secs`) to keep to `burst` from the start.
+    pub opening_burst: bool,
 }
 
 impl Default for Limits {
@@ -41,9 +48,13 @@ impl Default for Limits {
             rpm_auto: false,
             tpm_auto: false,
             algorithm: Algorithm::TokenBucket,
+            opening_burst: true,
         }
     }
 }
+
+/// "The whole limit remains": a stated remaining at least this share of the stated limit.
+const OPENING_SHARE: f64 = 0.9;
 
 /// Where an `auto` request rate starts: conservative, and found within seconds above.
 const AUTO_START_RPM: f64 = 60.0;
@@ -56,6 +67,8 @@ struct Budget {
     bucket: Box<dyn RateLimiter>,
     control: RateController,
     configured: Option<f64>,
+    /// Whether the opening burst may still follow what the server states remains.
+    opening: bool,
 }
 
 impl Budget {
@@ -77,6 +90,7 @@ impl Budget {
             bucket: limiter(limits.algorithm, start, limits.burst, now),
             control,
             configured: configured_f,
+            opening: limits.opening_burst,
         })
     }
 
@@ -93,6 +107,7 @@ impl Budget {
             ),
             control,
             configured: None,
+            opening: false,
         }
     }
 
@@ -103,15 +118,22 @@ impl Budget {
         }
     }
 
-    fn observe(&mut self, now: Instant, h: &BudgetHeaders, in_flight: u64) {
+    fn observe(&mut self, now: Instant, h: &BudgetHeaders, in_flight: u64, opening_cap: u64) {
         if let Some(limit) = h.limit {
             self.control.learn_limit(limit as f64, self.configured);
         }
-        if let Some(remaining) = h.remaining {
-            self.bucket
-                .cap_remaining(remaining as f64 - in_flight as f64);
-        }
         self.apply(now);
+        if let Some(remaining) = h.remaining {
+            let left = remaining as f64 - in_flight as f64;
+            let whole = h
+                .limit
+                .is_some_and(|l| remaining as f64 >= OPENING_SHARE * l as f64);
+            if std::mem::take(&mut self.opening) && whole {
+                self.bucket.raise_to(now, left.min(opening_cap as f64));
+            } else {
+                self.bucket.cap_remaining(left);
+            }
+        }
     }
 }
 
@@ -129,6 +151,79 @@ pub enum AdmitDecision {
     },
 }
 
+/// What a 429 (or 529) was, for the gate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The rate is too high for the server: everyone pauses; `decreased` says whether this
+    /// refusal began a new episode (and lowered the rate).
+    Congestion {
+        /// The rate went down.
+        decreased: bool,
+    },
+    /// A refusal that is not about this run's rate: the server states budget remains, or
+    /// the run is far below the rate it sustained without refusals. Only the refused
+    /// request waits; nobody pauses and the rate stays.
+    Isolated,
+}
+
+/// How many admissions a second, over the last few seconds: one counter a second.
+#[derive(Debug)]
+struct Throughput {
+    origin: Instant,
+    /// `(second since origin, admissions in it)`, the newest last.
+    seconds: std::collections::VecDeque<(u64, u32)>,
+}
+
+/// Seconds of admissions kept.
+const THROUGHPUT_SECS: u64 = 5;
+
+impl Throughput {
+    fn new(now: Instant) -> Self {
+        Throughput {
+            origin: now,
+            seconds: std::collections::VecDeque::with_capacity(THROUGHPUT_SECS as usize + 1),
+        }
+    }
+
+    fn second(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.origin).as_secs()
+    }
+
+    fn add(&mut self, now: Instant) {
+        let s = self.second(now);
+        match self.seconds.back_mut() {
+            Some((last, n)) if *last == s => *n += 1,
+            _ => {
+                self.seconds.push_back((s, 1));
+                while self
+                    .seconds
+                    .front()
+                    .is_some_and(|(first, _)| first + THROUGHPUT_SECS <= s)
+                {
+                    self.seconds.pop_front();
+                }
+            }
+        }
+    }
+
+    /// Admissions a minute over the last few seconds (at least one second's span, so a
+    /// burst at the start is not taken for an endless rate).
+    fn per_minute(&self, now: Instant) -> f64 {
+        let s = self.second(now);
+        let count: u32 = self
+            .seconds
+            .iter()
+            .filter(|(second, _)| second + THROUGHPUT_SECS > s)
+            .map(|(_, n)| n)
+            .sum();
+        let span = now
+            .saturating_duration_since(self.origin)
+            .as_secs_f64()
+            .clamp(1.0, THROUGHPUT_SECS as f64);
+        f64::from(count) * 60.0 / span
+    }
+}
+
 /// Request and token budgets and the shared pause.
 #[derive(Debug)]
 pub struct Admission {
@@ -137,7 +232,23 @@ pub struct Admission {
     paused_until: Option<Instant>,
     burst: Duration,
     algorithm: Algorithm,
+    throughput: Throughput,
+    /// The highest admission rate held for a while with no refusal, per minute.
+    sustained: f64,
+    /// The last refusal seen, isolated or not.
+    last_refusal: Option<Instant>,
+    /// Answers and refusals in this second and the one before: `(second, answers, refused)`.
+    answers: [(u64, u32, u32); 2],
 }
+
+/// How long without a refusal before the admission rate counts as sustained.
+const SUSTAINED_AFTER: Duration = Duration::from_secs(10);
+/// Far below the sustained rate: a refusal there is not about the rate.
+const FAR_BELOW: f64 = 0.5;
+/// Refusals make a burst, whatever the server says remains, when they are at least this
+/// share of the answers of the last second or two (sparse refusals of a healthy run are
+/// not; a server shutting its budget refuses nearly everything).
+const BURST_SHARE: f64 = 0.25;
 
 impl Admission {
     /// A gate for `limits`, opening at `now`.
@@ -148,6 +259,10 @@ impl Admission {
             paused_until: None,
             burst: limits.burst,
             algorithm: limits.algorithm,
+            throughput: Throughput::new(now),
+            sustained: 0.0,
+            last_refusal: None,
+            answers: [(0, 0, 0); 2],
         }
     }
 
@@ -193,6 +308,7 @@ impl Admission {
         if let Some(b) = &mut self.tokens {
             b.bucket.take(now, cost);
         }
+        self.throughput.add(now);
         AdmitDecision::Now
     }
 
@@ -208,42 +324,108 @@ impl Admission {
         self.paused_until = Some(self.paused_until.map_or(until, |p| p.max(until)));
     }
 
-    /// A request succeeded: adaptive rates grow.
+    /// A request succeeded: adaptive rates grow, and a rate held long enough without a
+    /// refusal becomes the sustained rate.
     pub fn on_success(&mut self, now: Instant) {
+        self.count_answer(now, false);
         for b in [&mut self.requests, &mut self.tokens].into_iter().flatten() {
             b.control.on_success(now);
             b.apply(now);
         }
+        let quiet = self
+            .last_refusal
+            .is_none_or(|t| now.saturating_duration_since(t) >= SUSTAINED_AFTER);
+        if quiet {
+            self.sustained = self.sustained.max(self.throughput.per_minute(now));
+        }
     }
 
-    /// A 429 or 529: adaptive rates shrink (the caller also pauses).
-    pub fn on_limited(&mut self, now: Instant) {
+    /// A 429 or 529 at `now` for a request sent at `sent`; `headroom` is the request limit
+    /// the same answer's headers state, when they also say budget remains. Says whether it
+    /// is congestion (the caller pauses everyone) or an isolated refusal (only that request
+    /// waits): isolated when the run is far below the stated limit, or far below the rate it
+    /// sustained without refusals, and the refusals are no burst.
+    ///
+    /// Congestion lowers the rates once per episode. Where no request budget was given,
+    /// the first congestion creates one at the rate admitted over the last few seconds, so
+    /// a limit is always learned and no request retries on its own clock against a
+    /// saturated server.
+    pub fn on_limited(&mut self, now: Instant, sent: Instant, headroom: Option<u64>) -> Refusal {
+        self.last_refusal = Some(now);
+        let burst = self.count_answer(now, true);
+        let rate = self.throughput.per_minute(now);
+        let far_below = rate < FAR_BELOW * self.sustained
+            || headroom.is_some_and(|limit| rate <= FAR_BELOW * limit as f64);
+        if !burst && far_below {
+            return Refusal::Isolated;
+        }
+        if self.requests.is_none() {
+            let mut control = RateController::learned(rate, None);
+            control.on_success(now);
+            let start = NonZeroU64::new(rate.round().max(1.0) as u64).expect("at least 1");
+            self.requests = Some(Budget {
+                bucket: limiter(self.algorithm, start, self.burst, now),
+                control,
+                configured: None,
+                opening: false,
+            });
+        }
+        let mut decreased = false;
         for b in [&mut self.requests, &mut self.tokens].into_iter().flatten() {
-            b.control.on_limited(now);
+            b.opening = false;
+            decreased |= b.control.on_limited(now, sent);
             b.apply(now);
         }
+        Refusal::Congestion { decreased }
     }
 
     /// Learns from the server's rate-limit headers: a stated limit caps the rate (and
     /// creates a budget where none was configured), and what remains caps the burst,
-    /// less the `in_flight` requests the server may not have counted yet.
-    pub fn observe(&mut self, now: Instant, headers: &RateHeaders, in_flight: u64) {
+    /// less the `in_flight` requests the server may not have counted yet. The first
+    /// answer may open a larger burst (see [`Limits::opening_burst`]), of at most
+    /// `opening_cap` requests.
+    pub fn observe(
+        &mut self,
+        now: Instant,
+        headers: &RateHeaders,
+        in_flight: u64,
+        opening_cap: u64,
+    ) {
         let (burst, algorithm) = (self.burst, self.algorithm);
         for (budget, h, in_flight) in [
             (&mut self.requests, &headers.requests, in_flight),
             (&mut self.tokens, &headers.tokens, 0),
         ] {
             match budget {
-                Some(b) => b.observe(now, h, in_flight),
+                Some(b) => b.observe(now, h, in_flight, opening_cap),
                 None => {
                     if let Some(limit) = h.limit {
                         let mut b = Budget::learned(limit, algorithm, burst, now);
-                        b.observe(now, h, in_flight);
+                        b.observe(now, h, in_flight, opening_cap);
                         *budget = Some(b);
                     }
                 }
             }
         }
+    }
+
+    /// Counts an answer at `now`; says whether the refusals of the last second or two are
+    /// a burst (at least two, and [`BURST_SHARE`] of the answers).
+    fn count_answer(&mut self, now: Instant, refused: bool) -> bool {
+        let second = self.throughput.second(now);
+        let [previous, current] = &mut self.answers;
+        if current.0 != second {
+            *previous = if current.0 + 1 == second {
+                *current
+            } else {
+                (0, 0, 0)
+            };
+            *current = (second, 0, 0);
+        }
+        current.1 += 1;
+        current.2 += u32::from(refused);
+        let (answers, refusals) = (previous.1 + current.1, previous.2 + current.2);
+        refusals >= 2 && f64::from(refusals) >= BURST_SHARE * f64::from(answers)
     }
 
     /// The request and token rates in force, per minute.

@@ -67,9 +67,11 @@ impl TokenBucket {
         self.level = self.level.min(capacity);
     }
 
-    /// Lowers the level to at most `max` (what the server says is left).
+    /// Lowers the level to at most `max` (what the server says is left), but never further
+    /// below zero than one burst: the server's count includes requests this bucket already
+    /// paid for, and a deep debt would silence the run long after the server allows it.
     pub fn clamp_level(&mut self, max: f64) {
-        self.level = self.level.min(max);
+        self.level = self.level.min(max.max(-self.capacity));
     }
 
     /// The per-minute limit.
@@ -89,10 +91,20 @@ impl TokenBucket {
 
     fn refill(&mut self, now: Instant) {
         if now > self.last {
-            let gained = (now - self.last).as_secs_f64() * self.rate_per_sec;
-            self.level = (self.level + gained).min(self.capacity);
+            if self.level < self.capacity {
+                let gained = (now - self.last).as_secs_f64() * self.rate_per_sec;
+                self.level = (self.level + gained).min(self.capacity);
+            }
             self.last = now;
         }
+    }
+
+    /// Raises the level to `level` at `now`, beyond the burst if need be (the server said
+    /// that much remains and allows it at once); refilling resumes once it is spent below
+    /// the burst.
+    pub fn raise_to(&mut self, now: Instant, level: f64) {
+        self.refill(now);
+        self.level = self.level.max(level);
     }
 
     /// How long until `cost` may be taken (zero: now).
@@ -114,12 +126,13 @@ impl TokenBucket {
     /// Adjusts for a cost that turned out different: a positive `delta` charges more, a
     /// negative one gives back (never above the burst).
     pub fn correct(&mut self, delta: i64) {
-        self.level = (self.level - delta as f64).min(self.capacity);
+        self.level = (self.level - delta as f64).min(self.capacity.max(self.level));
     }
 
-    /// Empties the bucket as of `now`, so what follows ramps up at the steady rate.
+    /// Empties the bucket as of `now`, so what follows ramps up at the steady rate: the
+    /// first unit goes one interval after `now`, whatever debt there was before.
     pub fn empty_at(&mut self, now: Instant) {
-        self.level = self.level.min(0.0);
+        self.level = 0.0;
         self.last = now;
     }
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 pub use adaptive::RateController;
-pub use admission::{Admission, AdmitDecision, Limits};
+pub use admission::{Admission, AdmitDecision, Limits, Refusal};
 pub use bucket::TokenBucket;
 pub use concurrency::ConcurrencyController;
 pub use headers::{BudgetHeaders, RateHeaders, parse_go_duration, until_rfc3339};
@@ -46,6 +46,9 @@ pub trait RateLimiter: Debug + Send + Sync {
     fn retune(&mut self, now: Instant, per_minute: f64);
     /// The server says at most `max` remains.
     fn cap_remaining(&mut self, max: f64);
+    /// The server says `level` remains and allows it at once: hold up to that, beyond the
+    /// usual burst, until spent.
+    fn raise_to(&mut self, _now: Instant, _level: f64) {}
 }
 
 impl RateLimiter for TokenBucket {
@@ -69,6 +72,9 @@ impl RateLimiter for TokenBucket {
     }
     fn cap_remaining(&mut self, max: f64) {
         self.clamp_level(max)
+    }
+    fn raise_to(&mut self, now: Instant, level: f64) {
+        TokenBucket::raise_to(self, now, level)
     }
 }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 pub use backoff::Backoff;
 pub use budget::RetryBudget;
 pub use classify::{Verdict, classify};
-pub use retry_after::{retry_after, should_retry};
+pub use retry_after::{retry_after, retry_after_in_text, should_retry};
 
 /// How a request is retried.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -27,6 +27,9 @@ pub struct RetryPolicy {
     pub budget_ratio: f64,
     /// Retries allowed a second whatever the traffic.
     pub budget_min_per_sec: f64,
+    /// How long a request may keep being refused as rate-limited (429) before it is
+    /// written off: 429s do not count against `max_attempts`, since waiting fixes them.
+    pub max_rate_limited_wait: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -37,6 +40,17 @@ impl Default for RetryPolicy {
             max_retry_after: Duration::from_secs(120),
             budget_ratio: 0.2,
             budget_min_per_sec: 10.0,
+            max_rate_limited_wait: Duration::from_secs(15 * 60),
         }
     }
+}
+
+/// Where one request stands with its retries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RetryState {
+    /// Attempts that failed with an error worth retrying (not a 429), counted against
+    /// [`RetryPolicy::max_attempts`].
+    pub errors: u32,
+    /// When the current run of 429s for this request began (reset by any other answer).
+    pub limited_since: Option<tokio::time::Instant>,
 }

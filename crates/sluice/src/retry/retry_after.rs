@@ -5,32 +5,77 @@ use std::time::{Duration, SystemTime};
 
 use reqwest::header::HeaderMap;
 
-/// Reads the retry delay the server asked for, preferring the millisecond header.
-/// Negative, unparseable or absurd values are ignored.
+/// Reads the retry delay the server asked for: `retry-after-ms`, then `retry-after`
+/// (seconds or an HTTP date), then the same headers with a prefix (`x-upstream-retry-after`),
+/// which gateways and proxies add when they forward the upstream's answer. Negative,
+/// unparseable or absurd values are ignored.
 pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
-    let text = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-    };
-    if let Some(ms) = text("retry-after-ms").and_then(|v| v.parse::<f64>().ok())
-        && ms.is_finite()
-        && ms >= 0.0
-    {
-        return Duration::try_from_secs_f64(ms / 1000.0).ok();
-    }
-    let value = text("retry-after")?;
-    if let Ok(secs) = value.parse::<f64>() {
-        return if secs.is_finite() && secs >= 0.0 {
-            Duration::try_from_secs_f64(secs).ok()
+    // Best first: plain before prefixed, milliseconds before seconds.
+    let mut best: Option<(u8, Duration)> = None;
+    for (name, value) in headers {
+        let name = name.as_str();
+        let (rank, millis) = if name == "retry-after-ms" {
+            (0, true)
+        } else if name == "retry-after" {
+            (1, false)
+        } else if name.ends_with("-retry-after-ms") {
+            (2, true)
+        } else if name.ends_with("-retry-after") {
+            (3, false)
         } else {
-            None
+            continue;
         };
+        if best.is_some_and(|(r, _)| r <= rank) {
+            continue;
+        }
+        let Some(text) = value.to_str().ok().map(str::trim) else {
+            continue;
+        };
+        let delay = if millis {
+            seconds(text)
+                .map(|ms| ms / 1000.0)
+                .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        } else {
+            delay_of(text, now)
+        };
+        if let Some(d) = delay {
+            best = Some((rank, d));
+        }
     }
-    let when = httpdate::parse_http_date(value).ok()?;
-    // A date in the past means "now".
+    best.map(|(_, d)| d)
+}
+
+/// A non-negative finite number.
+fn seconds(text: &str) -> Option<f64> {
+    text.parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite() && *v >= 0.0)
+}
+
+/// `retry-after`'s value: seconds, or an HTTP date (one in the past means now).
+fn delay_of(text: &str, now: SystemTime) -> Option<Duration> {
+    if let Ok(secs) = text.parse::<f64>() {
+        return seconds(text)
+            .filter(|_| secs.is_finite())
+            .and_then(|s| Duration::try_from_secs_f64(s).ok());
+    }
+    let when = httpdate::parse_http_date(text).ok()?;
     Some(when.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// The delay an error's text names when no header does: OpenAI writes "Please try again in
+/// 5.289s" (or "in 20ms", "in 1m30s") when it sends no retry header.
+pub fn retry_after_in_text(body: &[u8]) -> Option<Duration> {
+    const PHRASE: &[u8] = b"try again in ";
+    let at = memchr::memmem::find(body, PHRASE)? + PHRASE.len();
+    let rest = &body[at..];
+    let end = rest
+        .iter()
+        .position(|b| !(b.is_ascii_alphanumeric() || *b == b'.'))
+        .unwrap_or(rest.len());
+    let word = std::str::from_utf8(&rest[..end]).ok()?;
+    let word = word.strip_suffix('.').unwrap_or(word);
+    crate::limits::parse_go_duration(word)
 }
 
 /// `x-should-retry: true|false`, which overrides what the status says.
@@ -111,5 +156,48 @@ mod tests {
         );
         assert_eq!(should_retry(&headers(&[("x-should-retry", "maybe")])), None);
         assert_eq!(should_retry(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn prefixed_copies_count_below_the_plain_headers() {
+        let now = SystemTime::UNIX_EPOCH;
+        assert_eq!(
+            retry_after(&headers(&[("x-upstream-retry-after", "55")]), now),
+            Some(Duration::from_secs(55))
+        );
+        assert_eq!(
+            retry_after(&headers(&[("llm-retry-after-ms", "250")]), now),
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(
+            retry_after(
+                &headers(&[("x-upstream-retry-after", "55"), ("retry-after", "3")]),
+                now
+            ),
+            Some(Duration::from_secs(3)),
+            "the plain header wins"
+        );
+        assert_eq!(
+            retry_after(&headers(&[("x-upstream-retry-after", "soon")]), now),
+            None
+        );
+    }
+
+    #[test]
+    fn reads_the_delay_in_an_error_text() {
+        let body = br#"{"error":{"message":"Rate limit reached for gpt-4o-mini. Please try again in 5.289s. Visit ..."}}"#;
+        assert_eq!(
+            retry_after_in_text(body),
+            Some(Duration::from_secs_f64(5.289))
+        );
+        assert_eq!(
+            retry_after_in_text(b"Please try again in 20ms."),
+            Some(Duration::from_millis(20))
+        );
+        assert_eq!(
+            retry_after_in_text(b"try again in 1m30s"),
+            Some(Duration::from_secs(90))
+        );
+        assert_eq!(retry_after_in_text(b"try again later"), None);
     }
 }
