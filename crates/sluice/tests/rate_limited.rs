@@ -164,19 +164,25 @@ async fn sparse_429s_do_not_collapse_the_rate() {
 
 #[tokio::test(start_paused = true)]
 async fn after_a_pause_sending_resumes_within_one_interval_of_its_end() {
-    // 90 a minute with one-second slices: the opening burst meets 429s asking ~0.67 s.
-    let sim = spawn(Sim::builder().rpm(NonZeroU64::new(90)).latency(latency(10))).await;
-    let client = Client::builder()
-        .base_url(sim.base_url())
-        .concurrency(NonZeroUsize::new(16).unwrap())
-        .build()
-        .unwrap();
+    // 30 a minute, a whole minute's burst allowed: the opening burst of 60 leaves 30 in
+    // flight while the answers say nothing remains. Charging those to the budget must not
+    // silence the run beyond the pause the server asks for (about one interval, 2 s).
+    let sim = spawn(
+        Sim::builder()
+            .rpm(NonZeroU64::new(30))
+            .burst(Duration::from_secs(60))
+            .latency(latency(10)),
+    )
+    .await;
+    let client = Client::builder().base_url(sim.base_url()).build().unwrap();
     let (results, _) = run(&client, 60).await;
     assert!(results.iter().all(|r| r.outcome.is_ok()));
     assert!(sim.stats().total_429() > 0, "the opening burst was refused");
     let times = arrivals(&sim);
-    let interval = 60.0 / 90.0;
-    let asked = 1.0; // the simulator's whole-second retry-after, rounded up
+    // One interval at the rate after the decrease (× 0.8), as the bucket refills it (less
+    // its one-request burst, over 60.5 s).
+    let interval = 60.5 / (0.8 * 30.0 - 1.0);
+    let asked = 2.0; // the simulator's retry-after: one request's refill
     let widest = times.windows(2).map(|w| w[1] - w[0]).fold(0.0f64, f64::max);
     assert!(
         widest <= asked + 0.1 + interval,
