@@ -5,7 +5,7 @@ use std::time::Duration;
 
 mod common;
 
-use common::retry_after_server;
+use common::{arrivals, retry_after_server};
 use futures::StreamExt;
 use serde_json::json;
 use sluice::{Backoff, BatchResult, Client, Limits, Request, RetryPolicy};
@@ -44,18 +44,6 @@ fn requests(prefix: &str, n: usize) -> Vec<Request> {
 
 async fn run(client: &Client, reqs: Vec<Request>) -> Vec<BatchResult> {
     client.run(futures::stream::iter(reqs)).collect().await
-}
-
-/// Arrival times (seconds since the simulator started) of the first attempt of every id.
-fn arrivals(sim: &SimHandle) -> Vec<f64> {
-    let mut t: Vec<f64> = sim
-        .stats()
-        .attempts
-        .values()
-        .flat_map(|a| a.iter().map(|us| *us as f64 / 1e6))
-        .collect();
-    t.sort_by(f64::total_cmp);
-    t
 }
 
 /// Requests a second between `from` and `to` seconds after the first arrival.

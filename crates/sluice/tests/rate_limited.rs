@@ -13,6 +13,9 @@ use sluice::{BatchResult, Client, Request, RetryPolicy};
 use sluice_sim::{Fault, Latency, Sim, SimBuilder, SimHandle, Window};
 use tokio::time::Instant;
 
+mod common;
+use common::arrivals;
+
 async fn spawn(b: SimBuilder) -> SimHandle {
     b.build().unwrap().spawn().await.unwrap()
 }
@@ -43,18 +46,6 @@ fn latency(ms: u64) -> Latency {
         per_token: Duration::ZERO,
         jitter: 0.0,
     }
-}
-
-/// Arrival times in seconds of every attempt, sorted.
-fn arrivals(sim: &SimHandle) -> Vec<f64> {
-    let mut t: Vec<f64> = sim
-        .stats()
-        .attempts
-        .values()
-        .flat_map(|a| a.iter().map(|us| *us as f64 / 1e6))
-        .collect();
-    t.sort_by(f64::total_cmp);
-    t
 }
 
 #[tokio::test(start_paused = true)]

@@ -1,5 +1,7 @@
 //! Helpers shared by the engine's integration tests.
 
+#![allow(dead_code)] // each test file uses its own share of these
+
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -44,4 +46,16 @@ pub async fn retry_after_server(
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
     (format!("http://{addr}/v1"), times)
+}
+
+/// Arrival times (seconds since the simulator started) of every attempt, sorted.
+pub fn arrivals(sim: &sluice_sim::SimHandle) -> Vec<f64> {
+    let mut t: Vec<f64> = sim
+        .stats()
+        .attempts
+        .values()
+        .flat_map(|a| a.iter().map(|us| *us as f64 / 1e6))
+        .collect();
+    t.sort_by(f64::total_cmp);
+    t
 }
