@@ -1,6 +1,7 @@
 //! The `sluice` command: a thin layer of flags over the `sluice` and `sluice-sim` libraries.
 
 mod commands;
+mod progress;
 
 /// mimalloc instead of glibc's malloc: the engine allocates small buffers per request on
 /// several threads, where glibc's arenas spend a tenth of the run on locks and bookkeeping.

@@ -29,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 use crate::client::{Attempt, Charge, Inner, too_large};
 use crate::error::{ErrorKind, RequestError};
 
+use crate::binding::Binding;
 use crate::events::Event;
 use crate::halt::{Halt, Tripwire};
 use crate::limits::AdmitDecision;
@@ -242,6 +243,7 @@ impl Scheduler {
             return;
         }
         let (held, halted) = self.tripwire.at_end(matches!(ended, Ended::Stopped));
+        self.inner.binding.set(Binding::Idle);
         if halted {
             self.publish_halt();
         } else if let Some(halt) = self.tripwire.halted() {
@@ -292,10 +294,23 @@ impl Scheduler {
                     self.ready.push(Ready(item));
                 }
             }
-            let (wake_at, need_permit) = match self.dispatch(now).await {
+            let (wake_at, need_permit, gate_wait) = match self.dispatch(now).await {
                 Some(x) => x,
                 None => return Ended::Gone,
             };
+            self.inner.binding.set(if need_permit {
+                Binding::Concurrency
+            } else if let Some(b) = gate_wait {
+                b
+            } else if !input_done {
+                Binding::Input
+            } else if !self.delayed.is_empty() {
+                Binding::Retries
+            } else if !self.tasks.is_empty() {
+                Binding::Server
+            } else {
+                Binding::Idle
+            });
             if input_done
                 && self.ready.is_empty()
                 && self.delayed.is_empty()
@@ -339,7 +354,7 @@ impl Scheduler {
     /// Sends as many ready requests as permits and the gate allow. Returns when to look
     /// again for the gate's sake and whether it stopped for want of a permit; `None` if the
     /// results stream is gone.
-    async fn dispatch(&mut self, now: Instant) -> Option<(Option<Instant>, bool)> {
+    async fn dispatch(&mut self, now: Instant) -> Option<(Option<Instant>, bool, Option<Binding>)> {
         // With per-model budgets, a request waiting on its model's budget must not hold
         // back requests for other models: it is set aside for this round, and so is every
         // later request of the same budget (their order within it is kept).
@@ -348,6 +363,7 @@ impl Scheduler {
         let mut blocked: Vec<usize> = Vec::new();
         let mut wake: Option<Instant> = None;
         let mut out_of_permits = false;
+        let mut gate_wait = None;
         while let Some(head) = self.ready.peek() {
             let gate_index = head.0.charge.gate;
             if blocked.contains(&gate_index) {
@@ -387,6 +403,7 @@ impl Scheduler {
                 }
                 AdmitDecision::Wait(at) => {
                     wake = Some(wake.map_or(at, |w| w.min(at)));
+                    gate_wait.get_or_insert(self.inner.gate().admissions[gate_index].last_wait());
                     if !several {
                         break;
                     }
@@ -406,7 +423,7 @@ impl Scheduler {
             }
         }
         self.ready.extend(parked);
-        Some((wake, out_of_permits))
+        Some((wake, out_of_permits, gate_wait))
     }
 
     /// Handles a finished attempt: a result, or a retry in the delayed queue. False if the

@@ -13,6 +13,7 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use crate::batch::{BatchRun, spawn_batch};
+use crate::binding::{Binding, SharedBinding};
 use crate::describe::{keep_for_record, server_words};
 use crate::error::{ConfigError, ErrorKind, RequestError};
 use crate::estimate::{Estimate, estimate};
@@ -240,9 +241,28 @@ impl ClientBuilder {
                 observer: self.observer,
                 redactor,
                 stop_early: self.stop_early,
+                binding: SharedBinding::default(),
             }),
         })
     }
+}
+
+/// A per-minute budget as it stands: the rate admitted now and the limit it keeps under.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct RateNow {
+    /// Per minute, if the budget exists.
+    pub rate: Option<f64>,
+    /// Per minute, if known (configured, stated by the server, or learned).
+    pub limit: Option<f64>,
+}
+
+/// The request and token budgets as they stand.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct LimitsNow {
+    /// Requests per minute.
+    pub requests: RateNow,
+    /// Tokens per minute.
+    pub tokens: RateNow,
 }
 
 /// Sends requests within limits, retrying what is worth retrying. Cheap to clone: clones
@@ -283,6 +303,8 @@ pub(crate) struct Inner {
     pub redactor: Redactor,
     /// When a batch halts by itself.
     pub stop_early: StopEarly,
+    /// What the scheduler waits on now.
+    pub binding: SharedBinding,
 }
 
 impl std::fmt::Debug for Inner {
@@ -736,6 +758,35 @@ impl Client {
     /// said, or a command line).
     pub fn redactor(&self) -> &Redactor {
         &self.inner.redactor
+    }
+
+    /// What a running batch waits on now (see [`Binding`]): the answer to "why is it not
+    /// faster?", for a display to sample.
+    pub fn binding(&self) -> Binding {
+        self.inner.binding.get()
+    }
+
+    /// The client's request and token rates in force and the limits they keep under
+    /// (configured, stated by the server, or learned).
+    pub fn limits_now(&self) -> LimitsNow {
+        let gate = self.inner.gate();
+        let main = &gate.admissions[0];
+        let ((rpm, tpm), (rpm_limit, tpm_limit)) = (main.rates(), main.ceilings());
+        LimitsNow {
+            requests: RateNow {
+                rate: rpm,
+                limit: rpm_limit,
+            },
+            tokens: RateNow {
+                rate: tpm,
+                limit: tpm_limit,
+            },
+        }
+    }
+
+    /// Requests holding a permit now.
+    pub fn in_flight(&self) -> usize {
+        self.inner.in_flight()
     }
 
     /// The concurrency limit.

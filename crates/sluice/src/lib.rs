@@ -28,6 +28,7 @@
 //! ```
 
 mod batch;
+mod binding;
 mod client;
 mod describe;
 pub mod error;
@@ -46,7 +47,8 @@ mod stats;
 mod transport;
 
 pub use batch::BatchRun;
-pub use client::{Client, ClientBuilder};
+pub use binding::Binding;
+pub use client::{Client, ClientBuilder, LimitsNow, RateNow};
 pub use error::{ConfigError, ErrorKind, RequestError};
 pub use events::{Event, Observer};
 pub use halt::{Halt, HaltReason, StopEarly};

@@ -16,6 +16,7 @@ use sluice_sim::{Fault, Latency, Sim};
 use super::execute::execute;
 use super::signals::Signals;
 use super::summary;
+use crate::progress::{Progress, ProgressArgs};
 use sluice::journal::{InputIdentity, Journal, JournalPaths, OpenOptions};
 
 /// Flags of `sluice demo`.
@@ -33,6 +34,8 @@ pub struct DemoArgs {
     /// Folder for the generated input and the results [default: a new temporary folder].
     #[arg(long)]
     dir: Option<PathBuf>,
+    #[command(flatten)]
+    progress: ProgressArgs,
 }
 
 const TOPICS: [&str; 8] = [
@@ -83,8 +86,13 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         rpm,
         tpm
     );
+    let mut progress = Progress::new();
+    let display = progress.shared.clone();
     let client = Client::builder()
         .base_url(sim.base_url())
+        .observer(std::sync::Arc::new(move |e: &sluice::Event<'_>| {
+            display.on_event(e)
+        }))
         .concurrency(NonZeroUsize::new(128).expect("128 > 0"))
         .limits(Limits {
             rpm: Some(rpm),
@@ -103,6 +111,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         Journal::open(paths.clone(), InputIdentity::of(&input_path)?, fresh)?;
     let in_flight = Default::default();
     let drain = Duration::from_secs(30);
+    progress.shared.set_total(args.requests as u64);
+    progress.start(&args.progress, client.clone())?;
     let report = execute(
         &client,
         &input_path.display().to_string(),
@@ -112,8 +122,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         &in_flight,
         &mut signals,
         drain,
+        &progress.shared,
     )
-    .await?;
+    .await;
+    let shares = progress.finish().await;
+    let report = report?;
     let stats = sim.stats();
     sim.shutdown().await;
 
@@ -126,6 +139,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             &report.messages
         )
     );
+    if let Some(line) = crate::progress::summary_line(&shares) {
+        eprintln!("{line}");
+    }
     eprintln!(
         "  output       {}\n  errors       {}",
         paths.output.display(),

@@ -16,6 +16,7 @@ use tokio::time::Instant;
 
 use super::signals::{Signals, StopSignal};
 use super::{EXIT_FAILURES, EXIT_HALTED, EXIT_OK};
+use crate::progress::Shared;
 
 /// What a run came to.
 #[derive(Debug)]
@@ -113,6 +114,7 @@ pub async fn execute(
     in_flight: &Arc<Mutex<BTreeSet<u64>>>,
     signals: &mut Signals,
     drain_timeout: Duration,
+    progress: &Shared,
 ) -> anyhow::Result<Outcome> {
     let started = Instant::now();
     let (notes_tx, mut notes) = mpsc::unbounded_channel();
@@ -205,6 +207,7 @@ pub async fn execute(
                 }
                 interrupted = Some(signal);
                 deadline = Some(Instant::now() + drain_timeout);
+                progress.draining(signal.name());
                 results.stop();
             }
             _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => break,

@@ -3,6 +3,7 @@
 mod demo;
 mod execute;
 mod input_args;
+mod line_count;
 mod resume_hint;
 mod run;
 mod signals;
@@ -11,6 +12,8 @@ mod status;
 mod summary;
 mod validate;
 mod values;
+
+pub(crate) use values::positive_seconds;
 
 use std::process::ExitCode;
 

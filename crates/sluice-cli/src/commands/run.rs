@@ -21,10 +21,12 @@ use sluice::{
 
 use super::execute::execute;
 use super::input_args::InputArgs;
+use super::line_count::count_lines;
 use super::resume_hint::ResumeHint;
 use super::signals::Signals;
 use super::values::{self, ConcurrencyArg, ModelLimitArg, RateArg};
 use super::{EXIT_HALTED, EXIT_LOCKED, summary, usage};
+use crate::progress::{self, Progress, ProgressArgs, Shared};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum LimiterArg {
@@ -154,6 +156,8 @@ pub struct RunArgs {
     /// Seconds to let requests in flight finish after Ctrl-C or SIGTERM.
     #[arg(long, default_value = "30", value_parser = values::seconds)]
     drain_timeout: Duration,
+    #[command(flatten)]
+    pub progress: ProgressArgs,
     /// Threads that send and receive. One sends tens of thousands of requests a second,
     /// far above any provider's limits, and costs the least CPU a request; more help only
     /// against a local server with large answers or with TLS at very high rates.
@@ -167,6 +171,7 @@ impl RunArgs {
     pub fn client(
         &self,
         in_flight: Arc<Mutex<std::collections::BTreeSet<u64>>>,
+        display: Arc<Shared>,
     ) -> anyhow::Result<Client> {
         let mut builder = Client::builder()
             .observer(Arc::new(move |event: &Event<'_>| match event {
@@ -182,7 +187,7 @@ impl RunArgs {
                         .unwrap_or_else(|e| e.into_inner())
                         .remove(tag);
                 }
-                _ => {}
+                other => display.on_event(other),
             }))
             .base_url(&self.base_url)
             .limits(Limits {
@@ -293,7 +298,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let mut signals = Signals::install()?;
     // Ordered, so the checkpoint gets the lines sorted; no hashing on the hot path.
     let in_flight = Arc::new(Mutex::new(std::collections::BTreeSet::new()));
-    let client = args.client(in_flight.clone())?;
+    let mut progress = Progress::new();
+    let client = args.client(in_flight.clone(), progress.shared.clone())?;
     let mut options = args.input.options()?;
     let input_path = &args.input.input;
     let identity = InputIdentity::of(input_path)
@@ -316,8 +322,17 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         ) => usage!("{e}"),
         Err(e) => return Err(e.into()),
     };
-    if recovered.resumed {
+    if recovered.resumed && !args.progress.quiet {
         report_resume(&args, &recovered);
+    }
+    progress.shared.set_resumed(recovered.done.len());
+    if input_path.as_os_str() != "-" {
+        let (path, shared) = (input_path.display().to_string(), progress.shared.clone());
+        tokio::task::spawn_blocking(move || {
+            if let Some(lines) = count_lines(&path) {
+                shared.set_total(lines);
+            }
+        });
     }
     let resent = recovered.previously_in_flight.len() as u64;
     let earlier_failures = recovered.failed;
@@ -330,6 +345,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     } else {
         input_path.display().to_string()
     };
+    progress.start(&args.progress, client.clone())?;
     let outcome = execute(
         &client,
         &input_name,
@@ -339,8 +355,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         &in_flight,
         &mut signals,
         args.drain_timeout,
+        &progress.shared,
     )
-    .await?;
+    .await;
+    let shares = progress.finish().await;
+    let outcome = outcome?;
+    let quiet = args.progress.quiet;
     let mut text = summary::render(
         &client.stats(),
         outcome.invalid_lines,
@@ -357,25 +377,33 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             "  resent       {resent} requests were in flight when the last run stopped and were sent again (possible duplicate calls)\n"
         ));
     }
-    eprint!("{text}");
+    if let Some(line) = progress::summary_line(&shares) {
+        text.push_str(&line);
+        text.push('\n');
+    }
     let paths = args.paths();
-    eprintln!(
-        "  output       {}\n  errors       {}",
-        paths.output.display(),
-        paths.errors.display()
-    );
+    if !quiet {
+        eprint!("{text}");
+        eprintln!(
+            "  output       {}\n  errors       {}",
+            paths.output.display(),
+            paths.errors.display()
+        );
+    }
     let hint = ResumeHint::new(&args);
     if let Some(halt) = &outcome.halt {
         eprintln!("sluice: stopped early: {}", halt_advice(halt, &args));
         eprintln!("{}", hint.resume("then, to send the requests left"));
         return Ok(ExitCode::from(EXIT_HALTED));
     }
-    if let Some(signal) = outcome.interrupted {
+    if let Some(signal) = outcome.interrupted
+        && !quiet
+    {
         eprintln!(
             "sluice: stopped by {signal}; the results so far are written.\n{}",
             hint.resume("to resume")
         );
-    } else if outcome.failed + outcome.invalid_lines + earlier_failures > 0 {
+    } else if outcome.failed + outcome.invalid_lines + earlier_failures > 0 && !quiet {
         eprintln!(
             "sluice: {} lines failed (their records are in {}); after fixing the cause, send them again with\n{}",
             outcome.failed + outcome.invalid_lines + earlier_failures,

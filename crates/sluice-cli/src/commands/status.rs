@@ -1,7 +1,6 @@
 //! `sluice status OUT`: how far a run got, from its files alone. It only reads: a run in
 //! progress may be writing them, and damage is repaired by the next run, not here.
 
-use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -9,6 +8,7 @@ use anyhow::Context;
 use clap::Args;
 use sluice::journal::{JournalPaths, LineSet, read_state, running, scan};
 
+use super::line_count::count_lines;
 use super::{EXIT_FAILURES, EXIT_INCOMPLETE, EXIT_OK};
 
 /// Flags of `sluice status`.
@@ -104,24 +104,4 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
     } else {
         EXIT_OK
     }))
-}
-
-/// Lines in a file (a last line without a newline counts), or `None` for stdin or an
-/// unreadable file. Reads in blocks: the input may be gigabytes.
-fn count_lines(path: &str) -> Option<u64> {
-    if path == "-" {
-        return None;
-    }
-    let mut file = std::fs::File::open(path).ok()?;
-    let mut buf = vec![0u8; 1 << 20];
-    let (mut newlines, mut last) = (0u64, b'\n');
-    loop {
-        let n = file.read(&mut buf).ok()?;
-        if n == 0 {
-            break;
-        }
-        newlines += memchr::memchr_iter(b'\n', &buf[..n]).count() as u64;
-        last = buf[n - 1];
-    }
-    Some(newlines + u64::from(last != b'\n'))
 }

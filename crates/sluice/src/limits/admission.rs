@@ -239,6 +239,8 @@ pub struct Admission {
     last_refusal: Option<Instant>,
     /// Answers and refusals in this second and the one before: `(second, answers, refused)`.
     answers: [(u64, u32, u32); 2],
+    /// What the last refused admission waited on.
+    last_wait: crate::Binding,
 }
 
 /// How long without a refusal before the admission rate counts as sustained.
@@ -263,6 +265,7 @@ impl Admission {
             sustained: 0.0,
             last_refusal: None,
             answers: [(0, 0, 0); 2],
+            last_wait: crate::Binding::Idle,
         }
     }
 
@@ -283,6 +286,7 @@ impl Admission {
         }
         if let Some(until) = self.paused_until {
             if now < until {
+                self.last_wait = crate::Binding::Paused;
                 return AdmitDecision::Wait(until);
             }
             self.paused_until = None;
@@ -300,6 +304,11 @@ impl Admission {
             .map_or(Duration::ZERO, |b| b.bucket.wait_for(now, cost));
         let wait = wait_requests.max(wait_tokens);
         if !wait.is_zero() {
+            self.last_wait = if wait_tokens > wait_requests {
+                crate::Binding::Tokens
+            } else {
+                crate::Binding::Requests
+            };
             return AdmitDecision::Wait(now + wait);
         }
         if let Some(b) = &mut self.requests {
@@ -426,6 +435,21 @@ impl Admission {
         current.2 += u32::from(refused);
         let (answers, refusals) = (previous.1 + current.1, previous.2 + current.2);
         refusals >= 2 && f64::from(refusals) >= BURST_SHARE * f64::from(answers)
+    }
+
+    /// What the last admission that had to wait waited on: the requests or tokens budget,
+    /// or a pause.
+    pub fn last_wait(&self) -> crate::Binding {
+        self.last_wait
+    }
+
+    /// The request and token limits in force: the configured ones, those the server's
+    /// headers state, or those learned, per minute.
+    pub fn ceilings(&self) -> (Option<f64>, Option<f64>) {
+        (
+            self.requests.as_ref().and_then(|b| b.control.ceiling()),
+            self.tokens.as_ref().and_then(|b| b.control.ceiling()),
+        )
     }
 
     /// The request and token rates in force, per minute.
