@@ -42,6 +42,8 @@ async fn off_a_terminal_a_plain_line_comes_every_interval() {
         .filter_map(|l| {
             let (done, rest) = l.split_once('/')?;
             let total = rest.split_whitespace().next()?;
+            // "12/120 done, ..."
+            let total = total.trim_end_matches(',');
             Some((done.parse().ok()?, total.parse().ok()?))
         })
         .collect();
@@ -51,7 +53,10 @@ async fn off_a_terminal_a_plain_line_comes_every_interval() {
         lines.windows(2).all(|w| w[0].0 <= w[1].0),
         "done only grows: {lines:?}"
     );
-    assert!(stderr(&o).contains("bound by"), "the summary names the binding");
+    assert!(
+        stderr(&o).contains("bound by"),
+        "the summary names the binding"
+    );
 }
 
 /// The progress objects of a run with `extra` flags, read from `--events`.
@@ -226,7 +231,17 @@ async fn the_live_view_in_a_terminal_shows_the_bar_the_rates_and_the_binding() {
         sim.base_url()
     );
     let started = Command::new("tmux")
-        .args(["new-session", "-d", "-s", &session, "-x", "220", "-y", "12", &script])
+        .args([
+            "new-session",
+            "-d",
+            "-s",
+            &session,
+            "-x",
+            "220",
+            "-y",
+            "12",
+            &script,
+        ])
         .status()
         .unwrap();
     assert!(started.success());
@@ -244,12 +259,21 @@ async fn the_live_view_in_a_terminal_shows_the_bar_the_rates_and_the_binding() {
     let _ = Command::new("tmux")
         .args(["kill-session", "-t", &session])
         .status();
-    assert!(seen.len() >= 2, "the live view advanced at two moments: {seen:?}");
+    assert!(
+        seen.len() >= 2,
+        "the live view advanced at two moments: {seen:?}"
+    );
     for (_, pane) in &seen {
         assert!(pane.contains('█') || pane.contains('░'), "a bar: {pane}");
         assert!(pane.contains("/400"), "done of total: {pane}");
-        assert!(pane.contains("req/s") && pane.contains("tok/s"), "rates: {pane}");
-        assert!(pane.contains("rpm "), "the admitted rate and its limit: {pane}");
+        assert!(
+            pane.contains("req/s") && pane.contains("tok/s"),
+            "rates: {pane}"
+        );
+        assert!(
+            pane.contains("rpm "),
+            "the admitted rate and its limit: {pane}"
+        );
         assert!(pane.contains("waiting on"), "the binding: {pane}");
     }
 }

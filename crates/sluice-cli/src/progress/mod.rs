@@ -235,7 +235,7 @@ async fn show(
             _ = tick.tick() => {
                 let s = sampler.sample(&client, &shared);
                 if let Some(bar) = &live {
-                    render::update_live(bar, &s, &shared);
+                    render::update_live(bar, &s);
                 } else if mode != ProgressMode::Off && last_line.elapsed() >= every {
                     last_line = tokio::time::Instant::now();
                     let line = if mode == ProgressMode::Json {

@@ -7,8 +7,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 use sluice::RateNow;
 
+use super::Notable;
 use super::sample::{BindingShares, Snapshot};
-use super::{Notable, Shared};
 
 /// The version of the JSON progress schema.
 pub const SCHEMA: &str = "sluice.progress/1";
@@ -23,37 +23,14 @@ pub fn live_bar() -> ProgressBar {
     bar
 }
 
-pub fn update_live(bar: &ProgressBar, s: &Snapshot, shared: &Shared) {
+pub fn update_live(bar: &ProgressBar, s: &Snapshot) {
     if let Some(total) = s.total
         && bar.length() != Some(total)
     {
         bar.set_length(total);
     }
-    let _ = shared;
     bar.set_position(s.done);
-    let mut msg = format!(
-        "{}/{}{} ok {} failed {}{} | {:.1} req/s {} tok/s | in flight {}/{} | {}{}| waiting on {}",
-        s.done,
-        s.total.map_or_else(|| "?".to_owned(), |t| t.to_string()),
-        if s.resumed > 0 {
-            format!(" ({} resumed)", s.resumed)
-        } else {
-            String::new()
-        },
-        s.ok,
-        s.failed,
-        retries(s),
-        s.requests_per_s,
-        short(s.prompt_tokens_per_s + s.completion_tokens_per_s),
-        s.in_flight,
-        s.concurrency,
-        limit("rpm", s.rpm),
-        limit("tpm", s.tpm),
-        s.binding.describe(),
-    );
-    if let Some(eta) = s.eta {
-        msg.push_str(&format!(" | ETA {}", duration(eta)));
-    }
+    let mut msg = figures(s).join(" | ");
     if s.draining {
         msg = format!(
             "draining {} requests in flight (Ctrl-C again abandons them) | {msg}",
@@ -63,37 +40,50 @@ pub fn update_live(bar: &ProgressBar, s: &Snapshot, shared: &Shared) {
     bar.set_message(msg);
 }
 
-/// One compact line, for logs and pipes.
+/// One compact line, for logs and pipes: the live view's figures.
 pub fn plain_line(s: &Snapshot) -> String {
-    let mut line = format!(
-        "sluice: {}/{} done (ok {}, failed {}){}, {:.1} requests/s, {} tokens/s, {} in flight of {}, {}{}waiting on {}",
-        s.done,
-        s.total.map_or_else(|| "?".to_owned(), |t| t.to_string()),
-        s.ok,
-        s.failed,
-        retries(s),
-        s.requests_per_s,
-        short(s.prompt_tokens_per_s + s.completion_tokens_per_s),
-        s.in_flight,
-        s.concurrency,
-        limit("rpm", s.rpm),
-        limit("tpm", s.tpm),
-        s.binding.describe()
-    );
-    if let Some(eta) = s.eta {
-        line.push_str(&format!(", ETA {}", duration(eta)));
-    }
+    let mut line = format!("sluice: {}", figures(s).join(", "));
     if s.draining {
         line.push_str(", draining (a second Ctrl-C abandons what is in flight)");
     }
     line
 }
 
+/// The figures both the live view and the plain line show, in order.
+fn figures(s: &Snapshot) -> Vec<String> {
+    let mut out = vec![format!(
+        "{}/{} done{}",
+        s.done,
+        s.total.map_or_else(|| "?".to_owned(), |t| t.to_string()),
+        if s.resumed > 0 {
+            format!(" ({} resumed)", s.resumed)
+        } else {
+            String::new()
+        }
+    )];
+    out.push(format!("ok {} failed {}{}", s.ok, s.failed, retries(s)));
+    out.push(format!(
+        "{:.1} req/s {} tok/s",
+        s.requests_per_s,
+        short(s.prompt_tokens_per_s + s.completion_tokens_per_s)
+    ));
+    out.push(format!("in flight {}/{}", s.in_flight, s.concurrency));
+    let limits = format!("{}{}", limit("rpm", s.rpm), limit("tpm", s.tpm));
+    if !limits.is_empty() {
+        out.push(limits.trim_end().to_owned());
+    }
+    out.push(format!("waiting on {}", s.binding.describe()));
+    if let Some(eta) = s.eta {
+        out.push(format!("ETA {}", duration(eta)));
+    }
+    out
+}
+
 fn retries(s: &Snapshot) -> String {
     if s.retries + s.rate_limited == 0 {
         String::new()
     } else {
-        format!(", {} retries, {} 429s", s.retries, s.rate_limited)
+        format!(" ({} retries, {} 429s)", s.retries, s.rate_limited)
     }
 }
 
