@@ -277,3 +277,63 @@ async fn the_live_view_in_a_terminal_shows_the_bar_the_rates_and_the_binding() {
         assert!(pane.contains("waiting on"), "the binding: {pane}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stats_file_agrees_with_the_simulators_own_counts() {
+    let sim = spawn(
+        Sim::builder()
+            .latency(latency(5))
+            .fault(sluice_sim::Fault::Status(503), 0.1)
+            .fault(sluice_sim::Fault::Status(429), 0.03)
+            .seed(9),
+    )
+    .await;
+    let dir = Dir::new("stats-file");
+    write_input(&dir.path("in.jsonl"), &ids(150));
+    let o = output(run_cmd(&dir, &sim.base_url(), &["--progress", "off"])).await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let stats: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path("out.sluice-stats.json")).unwrap())
+            .unwrap();
+    let sim_stats = sim.stats();
+    assert_eq!(stats["schema"], "sluice.stats/1");
+    assert_eq!(stats["attempts"]["total"], sim_stats.received);
+    assert_eq!(stats["attempts"]["rate_limited"], sim_stats.total_429());
+    assert!(
+        sim_stats.total_429() > 0 && sim_stats.status(503) > 0,
+        "faults fired"
+    );
+    let records = common::records(&dir.path("out.jsonl"));
+    assert_eq!(stats["requests"]["ok"], records.len() as u64);
+    let prompt: u64 = records
+        .iter()
+        .map(|r| {
+            r["response"]["body"]["usage"]["prompt_tokens"]
+                .as_u64()
+                .unwrap()
+        })
+        .sum();
+    assert_eq!(stats["tokens"]["prompt"], prompt);
+    let per_request: u64 = stats["attempts"]["per_request"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(per_request, 150, "one final result per request");
+    let retried: u64 = stats["attempts"]["per_request"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(n, _)| *n != "1")
+        .map(|(_, v)| v.as_u64().unwrap())
+        .sum();
+    assert!(retried > 0);
+    assert_eq!(stats["lines"]["total"], 150);
+    let series = stats["series"].as_array().unwrap();
+    assert_eq!(series.last().unwrap()["finished"], 150);
+    assert!(
+        stats["latency_ms"]["p99"].as_f64().unwrap()
+            >= stats["latency_ms"]["p50"].as_f64().unwrap()
+    );
+}

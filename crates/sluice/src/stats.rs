@@ -81,6 +81,11 @@ impl Stats {
     pub fn latency(&self, q: f64) -> Duration {
         Duration::from_micros(self.latency_us.value_at_quantile(q))
     }
+
+    /// The longest latency of a successful attempt.
+    pub fn latency_max(&self) -> Duration {
+        Duration::from_micros(self.latency_us.max())
+    }
 }
 
 #[cfg(test)]

@@ -125,7 +125,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         &progress.shared,
     )
     .await;
-    let shares = progress.finish().await;
+    let seen = progress.finish().await;
     let report = report?;
     let stats = sim.stats();
     sim.shutdown().await;
@@ -139,7 +139,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             &report.messages
         )
     );
-    if let Some(line) = crate::progress::summary_line(&shares) {
+    if let Some(line) = crate::progress::summary_line(&seen.shares) {
         eprintln!("{line}");
     }
     eprintln!(

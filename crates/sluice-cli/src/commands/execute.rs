@@ -33,6 +33,8 @@ pub struct Outcome {
     pub halt: Option<Halt>,
     /// How often each failure message was seen.
     pub messages: Messages,
+    /// Final results by the number of attempts they took.
+    pub attempts: std::collections::BTreeMap<u32, u64>,
 }
 
 /// Failure messages with their counts, for the summary's most common ones. Bounded: past
@@ -151,6 +153,7 @@ pub async fn execute(
     let mut interrupted = None;
     let mut deadline: Option<Instant> = None;
     let mut finished_normally = false;
+    let mut attempts = std::collections::BTreeMap::new();
     let mut line_messages = Messages::default();
     let mut failure_messages = Messages::default();
     let mut on_note = |note: Note, journal: &mut Journal| -> std::io::Result<()> {
@@ -220,6 +223,7 @@ pub async fn execute(
                     let mut next = Some(result);
                     let mut written = 0;
                     while let Some(r) = next.take() {
+                        *attempts.entry(r.attempts).or_default() += 1;
                         if let Err(e) = &r.outcome {
                             failed += 1;
                             failure_messages.add(e.kind.code(), &e.message);
@@ -265,5 +269,6 @@ pub async fn execute(
         interrupted,
         halt,
         messages: failure_messages.merged(line_messages),
+        attempts,
     })
 }

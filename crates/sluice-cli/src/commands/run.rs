@@ -26,7 +26,7 @@ use super::resume_hint::ResumeHint;
 use super::signals::Signals;
 use super::values::{self, ConcurrencyArg, ModelLimitArg, RateArg};
 use super::{EXIT_HALTED, EXIT_LOCKED, summary, usage};
-use crate::progress::{self, Progress, ProgressArgs, Shared};
+use crate::progress::{self, Progress, ProgressArgs, RunFigures, Shared, write_stats};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum LimiterArg {
@@ -53,6 +53,10 @@ pub struct RunArgs {
     /// Where permanent failures go [default: OUTPUT's name with .errors.jsonl].
     #[arg(long)]
     pub errors: Option<PathBuf>,
+    /// Where the run's statistics go at the end [default: OUTPUT's name with
+    /// .sluice-stats.json].
+    #[arg(long, value_name = "FILE")]
+    pub stats_json: Option<PathBuf>,
 
     /// The API's base URL.
     #[arg(
@@ -289,7 +293,11 @@ impl RunArgs {
 
     /// The files of this run.
     pub fn paths(&self) -> JournalPaths {
-        JournalPaths::for_output(&self.output, self.errors.as_deref())
+        let mut paths = JournalPaths::for_output(&self.output, self.errors.as_deref());
+        if let Some(stats) = &self.stats_json {
+            paths.stats = stats.clone();
+        }
+        paths
     }
 }
 
@@ -325,7 +333,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if recovered.resumed && !args.progress.quiet {
         report_resume(&args, &recovered);
     }
-    progress.shared.set_resumed(recovered.done.len());
+    let recovered_lines = recovered.done.len();
+    progress.shared.set_resumed(recovered_lines);
     if input_path.as_os_str() != "-" {
         let (path, shared) = (input_path.display().to_string(), progress.shared.clone());
         tokio::task::spawn_blocking(move || {
@@ -358,7 +367,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         &progress.shared,
     )
     .await;
-    let shares = progress.finish().await;
+    let display = progress.shared.clone();
+    let seen = progress.finish().await;
     let outcome = outcome?;
     let quiet = args.progress.quiet;
     let mut text = summary::render(
@@ -377,11 +387,27 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             "  resent       {resent} requests were in flight when the last run stopped and were sent again (possible duplicate calls)\n"
         ));
     }
-    if let Some(line) = progress::summary_line(&shares) {
+    if let Some(line) = progress::summary_line(&seen.shares) {
         text.push_str(&line);
         text.push('\n');
     }
     let paths = args.paths();
+    let figures = RunFigures {
+        total_lines: display.total(),
+        resumed: recovered_lines,
+        invalid_lines: outcome.invalid_lines,
+        attempts_histogram: outcome.attempts.clone(),
+        wall: outcome.wall,
+    };
+    write_stats(
+        &paths.stats,
+        &input_name,
+        &paths.output,
+        &client.stats(),
+        &figures,
+        &seen,
+    )
+    .with_context(|| format!("cannot write {}", paths.stats.display()))?;
     if !quiet {
         eprint!("{text}");
         eprintln!(

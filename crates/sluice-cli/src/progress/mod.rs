@@ -4,6 +4,7 @@
 
 mod render;
 mod sample;
+mod stats_file;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -16,8 +17,9 @@ use sluice::{Binding, Client, Event, HaltReason};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-pub use sample::BindingShares;
 use sample::Sampler;
+pub use sample::{BindingShares, SeriesPoint};
+pub use stats_file::{RunFigures, write_stats};
 
 /// How progress is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -144,7 +146,8 @@ impl Shared {
         self.resumed.store(lines, Ordering::Relaxed);
     }
 
-    fn total(&self) -> Option<u64> {
+    /// Input lines, once counted.
+    pub fn total(&self) -> Option<u64> {
         match self.total.load(Ordering::Relaxed) {
             u64::MAX => None,
             t => Some(t),
@@ -155,9 +158,18 @@ impl Shared {
 /// The running display; [`Progress::finish`] ends it and returns what it saw.
 pub struct Progress {
     stop: CancellationToken,
-    task: Option<tokio::task::JoinHandle<BindingShares>>,
+    task: Option<tokio::task::JoinHandle<Seen>>,
     /// For the run to report into.
     pub shared: Arc<Shared>,
+}
+
+/// What the display saw of a run.
+#[derive(Debug, Default)]
+pub struct Seen {
+    /// How often each binding held the run back.
+    pub shares: BindingShares,
+    /// Counts every ten seconds.
+    pub series: Vec<SeriesPoint>,
 }
 
 /// How often the live view and the binding samples are taken.
@@ -199,12 +211,12 @@ impl Progress {
     }
 
     /// Ends the display (the live view is cleared, a JSON stream gets its last object) and
-    /// returns how often each binding held the batch back.
-    pub async fn finish(mut self) -> BindingShares {
+    /// returns what it saw: how often each binding held the batch back, and the series.
+    pub async fn finish(mut self) -> Seen {
         self.stop.cancel();
         match self.task.take() {
             Some(task) => task.await.unwrap_or_default(),
-            None => BindingShares::default(),
+            None => Seen::default(),
         }
     }
 }
@@ -217,7 +229,7 @@ async fn show(
     mut notes: mpsc::UnboundedReceiver<Notable>,
     mut sink: Box<dyn Write + Send>,
     stop: CancellationToken,
-) -> BindingShares {
+) -> Seen {
     let mut sampler = Sampler::new(client.concurrency().get());
     let live = (mode == ProgressMode::Live).then(render::live_bar);
     let mut tick = tokio::time::interval(TICK);
@@ -258,7 +270,10 @@ async fn show(
         let _ = writeln!(sink, "{}", render::end_json(&s, &shares));
         let _ = sink.flush();
     }
-    shares
+    Seen {
+        series: sampler.series(&client),
+        shares,
+    }
 }
 
 /// The binding named in the summary: the share of the run each one held it back.

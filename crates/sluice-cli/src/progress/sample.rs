@@ -81,11 +81,29 @@ struct Point {
     completion: u64,
 }
 
-/// Keeps the last minute of points and the binding counts.
+/// One step of the run's time series: cumulative counts at `t` seconds, and the binding
+/// that held the run back most since the step before.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SeriesPoint {
+    pub t: f64,
+    pub finished: u64,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub rate_limited: u64,
+    pub binding: &'static str,
+}
+
+/// Seconds between two points of the series.
+pub const SERIES_STEP: Duration = Duration::from_secs(10);
+
+/// Keeps the last minute of points, the binding counts and the series.
 pub struct Sampler {
     start: Instant,
     points: VecDeque<Point>,
     shares: BindingShares,
+    /// Binding counts since the last series point.
+    step: BindingShares,
+    series: Vec<SeriesPoint>,
     concurrency: usize,
 }
 
@@ -97,6 +115,8 @@ impl Sampler {
             start: Instant::now(),
             points: VecDeque::new(),
             shares: BindingShares::default(),
+            step: BindingShares::default(),
+            series: Vec::new(),
             concurrency,
         }
     }
@@ -109,12 +129,36 @@ impl Sampler {
         self.shares.clone()
     }
 
+    /// The series so far, with a last point for now.
+    pub fn series(&mut self, client: &Client) -> Vec<SeriesPoint> {
+        self.push_point(client, Instant::now());
+        std::mem::take(&mut self.series)
+    }
+
+    fn push_point(&mut self, client: &Client, now: Instant) {
+        let stats = client.stats();
+        self.series.push(SeriesPoint {
+            t: now.duration_since(self.start).as_secs_f64(),
+            finished: stats.finished(),
+            prompt_tokens: stats.prompt_tokens,
+            completion_tokens: stats.completion_tokens,
+            rate_limited: stats.rate_limited,
+            binding: self.step.top().map_or(Binding::Idle, |(b, _)| b).code(),
+        });
+        self.step = BindingShares::default();
+    }
+
     /// Takes a sample now.
     pub fn sample(&mut self, client: &Client, shared: &Shared) -> Snapshot {
         let now = Instant::now();
         let stats = client.stats();
         let binding = client.binding();
         *self.shares.counts.entry(binding).or_default() += 1;
+        *self.step.counts.entry(binding).or_default() += 1;
+        let due = self.start + SERIES_STEP * (self.series.len() as u32 + 1);
+        if now >= due {
+            self.push_point(client, now);
+        }
         let finished = stats.finished();
         let point = Point {
             at: now,

@@ -305,10 +305,11 @@ impl Admitted<'_> {
                     "Rate limit reached for requests. Please try again in 1s.",
                 )
                 .code("rate_limit_exceeded");
+                // Counted as a 429 of kind `injected` (and not again as a status).
                 self.state.recorder.rate_limited("injected");
                 let mut response = e.into_response();
                 put_retry_after(self.state, response.headers_mut(), Duration::from_secs(1));
-                Some(self.reply(response))
+                Some(self.decorate(response))
             }
             Fault::Status(code) => {
                 sleep(self.ttft()).await;
@@ -393,14 +394,19 @@ impl Admitted<'_> {
     }
 
     /// Adds the rate-limit and request-id headers and counts the status.
-    pub(crate) fn reply(&self, mut response: Response) -> Response {
+    pub(crate) fn reply(&self, response: Response) -> Response {
+        self.state.recorder.status(response.status().as_u16());
+        self.decorate(response)
+    }
+
+    /// The limit headers and the request id, without counting the answer.
+    fn decorate(&self, mut response: Response) -> Response {
         if self.state.config.send_headers {
             put_limit_headers(response.headers_mut(), &self.view);
         }
         if let Ok(v) = HeaderValue::from_str(&self.request_id()) {
             response.headers_mut().insert("x-request-id", v);
         }
-        self.state.recorder.status(response.status().as_u16());
         response
     }
 }

@@ -23,6 +23,8 @@ pub enum Role {
     Errors,
     /// The run's state file.
     State,
+    /// The statistics file.
+    Stats,
 }
 
 impl Role {
@@ -33,6 +35,7 @@ impl Role {
             Role::Output => "the output (-o)",
             Role::Errors => "the errors file (--errors)",
             Role::State => "the state file",
+            Role::Stats => "the statistics file (--stats-json)",
         }
     }
 }

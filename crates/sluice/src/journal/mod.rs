@@ -69,6 +69,8 @@ pub struct JournalPaths {
     pub state: PathBuf,
     /// The lock that keeps a second run off the same output.
     pub lock: PathBuf,
+    /// The statistics written at the end of a run.
+    pub stats: PathBuf,
 }
 
 impl JournalPaths {
@@ -86,6 +88,7 @@ impl JournalPaths {
             ),
             state: output.with_file_name(format!("{stem}.sluice-state.json")),
             lock: output.with_file_name(format!("{stem}.sluice-lock")),
+            stats: output.with_file_name(format!("{stem}.sluice-stats.json")),
         }
     }
 }
@@ -264,6 +267,7 @@ impl Journal {
             (Role::Output, &paths.output),
             (Role::Errors, &paths.errors),
             (Role::State, &paths.state),
+            (Role::Stats, &paths.stats),
         ])?;
         let lock = guard::lock(&paths.lock, &paths.output)?;
         for p in [&paths.state, &paths.output, &paths.errors] {

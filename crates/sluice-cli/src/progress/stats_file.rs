@@ -1,0 +1,92 @@
+//! The statistics file written beside the output at the end of a run
+//! (`results.sluice-stats.json`, or `--stats-json FILE`): the figures of the summary and
+//! more, for a report or a spreadsheet. Schema `sluice.stats/1`, documented in
+//! docs/PROGRESS.md.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::json;
+use sluice::Stats;
+
+use super::Seen;
+
+/// What the run loop knows beyond the engine's statistics.
+#[derive(Debug, Default)]
+pub struct RunFigures {
+    /// Input lines, if known.
+    pub total_lines: Option<u64>,
+    /// Lines an earlier run did.
+    pub resumed: u64,
+    /// Lines that could not be sent (invalid or duplicate).
+    pub invalid_lines: u64,
+    /// Final results by the number of attempts they took.
+    pub attempts_histogram: BTreeMap<u32, u64>,
+    /// Time from the start to the end.
+    pub wall: Duration,
+}
+
+/// Writes the statistics of a run to `path` (replaced atomically, mode 0600).
+pub fn write_stats(
+    path: &Path,
+    input: &str,
+    output: &Path,
+    stats: &Stats,
+    run: &RunFigures,
+    seen: &Seen,
+) -> std::io::Result<()> {
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let wall = run.wall.as_secs_f64();
+    let waiting: serde_json::Map<String, serde_json::Value> = seen
+        .shares
+        .shares()
+        .into_iter()
+        .map(|(b, share)| (b.code().to_owned(), json!(share * wall)))
+        .collect();
+    let value = json!({
+        "schema": "sluice.stats/1",
+        "input": input,
+        "output": output.display().to_string(),
+        "wall_s": wall,
+        "lines": {
+            "total": run.total_lines,
+            "resumed": run.resumed,
+            "invalid": run.invalid_lines,
+        },
+        "requests": {
+            "ok": stats.ok,
+            "failed": stats.failed_total(),
+            "failed_by_kind": stats
+                .failed
+                .iter()
+                .map(|(k, n)| (k.code().to_owned(), *n))
+                .collect::<BTreeMap<_, _>>(),
+        },
+        "attempts": {
+            "total": stats.attempts,
+            "retries": stats.retries,
+            "rate_limited": stats.rate_limited,
+            "per_request": run
+                .attempts_histogram
+                .iter()
+                .map(|(n, count)| (n.to_string(), *count))
+                .collect::<BTreeMap<_, _>>(),
+        },
+        "tokens": {
+            "prompt": stats.prompt_tokens,
+            "completion": stats.completion_tokens,
+        },
+        "latency_ms": (stats.ok > 0).then(|| json!({
+            "p50": ms(stats.latency(0.5)),
+            "p90": ms(stats.latency(0.9)),
+            "p99": ms(stats.latency(0.99)),
+            "max": ms(stats.latency_max()),
+        })),
+        "waiting_s": waiting,
+        "series_step_s": super::sample::SERIES_STEP.as_secs_f64(),
+        "series": seen.series,
+    });
+    let bytes = serde_json::to_vec_pretty(&value).map_err(std::io::Error::other)?;
+    sluice::journal::replace_atomically(path, &bytes)
+}
