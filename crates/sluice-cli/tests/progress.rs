@@ -337,3 +337,89 @@ async fn the_stats_file_agrees_with_the_simulators_own_counts() {
             >= stats["latency_ms"]["p50"].as_f64().unwrap()
     );
 }
+
+/// Parses Prometheus' text format: `name{labels}` to value, failing on any malformed line.
+fn parse_metrics(text: &str) -> std::collections::BTreeMap<String, f64> {
+    text.lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let (key, value) = l
+                .rsplit_once(' ')
+                .unwrap_or_else(|| panic!("malformed: {l}"));
+            let value: f64 = value.parse().unwrap_or_else(|_| panic!("value of {l}"));
+            (key.to_owned(), value)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_metrics_are_served_during_the_run() {
+    let sim = spawn(Sim::builder().latency(latency(30))).await;
+    let dir = Dir::new("metrics");
+    write_input(&dir.path("in.jsonl"), &ids(300));
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let addr = format!("127.0.0.1:{port}");
+    let child = run_cmd(
+        &dir,
+        &sim.base_url(),
+        &[
+            "--concurrency",
+            "4",
+            "--rpm",
+            "6000",
+            "--metrics-addr",
+            &addr,
+        ],
+    )
+    .spawn()
+    .unwrap();
+    let url = format!("http://{addr}/metrics");
+    let http = reqwest::Client::new();
+    let mut scrapes = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while scrapes.len() < 2 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        if let Ok(r) = http.get(&url).send().await {
+            let text = r.text().await.unwrap();
+            let m = parse_metrics(&text);
+            let ok = m.get(r#"sluice_requests_total{outcome="ok"}"#).copied();
+            if ok.is_some_and(|n| n > 0.0 && n < 300.0) {
+                scrapes.push(m);
+            }
+        }
+    }
+    let o = common::wait(child).await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(scrapes.len(), 2, "scraped twice during the run");
+    let (a, b) = (&scrapes[0], &scrapes[1]);
+    let ok = r#"sluice_requests_total{outcome="ok"}"#;
+    assert!(b[ok] > a[ok], "the counter grows");
+    for name in [
+        "sluice_attempts_total",
+        "sluice_retries_total",
+        "sluice_rate_limited_total",
+        r#"sluice_tokens_total{kind="prompt"}"#,
+        "sluice_in_flight_requests",
+        "sluice_concurrency_limit",
+        r#"sluice_rate_per_minute{budget="requests",value="limit"}"#,
+        r#"sluice_request_duration_seconds_bucket{le="+Inf"}"#,
+        "sluice_request_duration_seconds_count",
+    ] {
+        assert!(b.contains_key(name), "{name} is served");
+    }
+    assert_eq!(b["sluice_concurrency_limit"], 4.0);
+    assert_eq!(
+        b[r#"sluice_rate_per_minute{budget="requests",value="limit"}"#],
+        6000.0
+    );
+    assert!(
+        b.keys()
+            .any(|k| k.starts_with("sluice_waiting_seconds_total{on="))
+    );
+    // Buckets are cumulative.
+    let le = |s: &str| b[&format!(r#"sluice_request_duration_seconds_bucket{{le="{s}"}}"#)];
+    assert!(le("0.05") <= le("0.1") && le("0.1") <= le("+Inf"));
+}

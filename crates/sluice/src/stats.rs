@@ -82,6 +82,12 @@ impl Stats {
         Duration::from_micros(self.latency_us.value_at_quantile(q))
     }
 
+    /// Successful attempts that took at most `d` (for histogram buckets).
+    pub fn latency_count_at_most(&self, d: Duration) -> u64 {
+        let us = (d.as_micros() as u64).clamp(1, 3_600_000_000);
+        self.latency_us.count_between(0, us)
+    }
+
     /// The longest latency of a successful attempt.
     pub fn latency_max(&self) -> Duration {
         Duration::from_micros(self.latency_us.max())

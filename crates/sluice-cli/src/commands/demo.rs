@@ -112,7 +112,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let in_flight = Default::default();
     let drain = Duration::from_secs(30);
     progress.shared.set_total(args.requests as u64);
-    progress.start(&args.progress, client.clone())?;
+    progress.start(&args.progress, client.clone()).await?;
     let report = execute(
         &client,
         &input_path.display().to_string(),

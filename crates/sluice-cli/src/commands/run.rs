@@ -354,7 +354,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     } else {
         input_path.display().to_string()
     };
-    progress.start(&args.progress, client.clone())?;
+    progress.start(&args.progress, client.clone()).await?;
     let outcome = execute(
         &client,
         &input_name,

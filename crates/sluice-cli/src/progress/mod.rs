@@ -2,6 +2,7 @@
 //! seconds elsewhere, or JSON objects for machines. All are readers of the same samples of
 //! the engine's statistics and of its events; the engine never prints.
 
+mod metrics;
 mod render;
 mod sample;
 mod stats_file;
@@ -54,6 +55,10 @@ pub struct ProgressArgs {
     /// Print only errors: no progress and no summary.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Serve Prometheus metrics at http://ADDR/metrics while the run goes (for example
+    /// 127.0.0.1:9464).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 impl ProgressArgs {
@@ -106,6 +111,8 @@ pub struct Shared {
     /// The first stop signal came: requests in flight are draining.
     draining: AtomicBool,
     notes: Mutex<Option<mpsc::UnboundedSender<Notable>>>,
+    /// How often each binding held the run back so far (for the metrics).
+    shares: Mutex<BindingShares>,
 }
 
 impl Shared {
@@ -146,6 +153,13 @@ impl Shared {
         self.resumed.store(lines, Ordering::Relaxed);
     }
 
+    fn shares(&self) -> BindingShares {
+        self.shares
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// Input lines, once counted.
     pub fn total(&self) -> Option<u64> {
         match self.total.load(Ordering::Relaxed) {
@@ -159,6 +173,7 @@ impl Shared {
 pub struct Progress {
     stop: CancellationToken,
     task: Option<tokio::task::JoinHandle<Seen>>,
+    metrics: Option<tokio::task::JoinHandle<()>>,
     /// For the run to report into.
     pub shared: Arc<Shared>,
 }
@@ -185,12 +200,25 @@ impl Progress {
         Progress {
             stop: CancellationToken::new(),
             task: None,
+            metrics: None,
             shared: Arc::new(shared),
         }
     }
 
-    /// Starts sampling `client` and showing it as `args` says.
-    pub fn start(&mut self, args: &ProgressArgs, client: Client) -> anyhow::Result<()> {
+    /// Starts sampling `client` and showing it as `args` says (and serving metrics, if
+    /// asked).
+    pub async fn start(&mut self, args: &ProgressArgs, client: Client) -> anyhow::Result<()> {
+        if let Some(addr) = args.metrics_addr {
+            self.metrics = Some(
+                metrics::serve_metrics(
+                    addr,
+                    client.clone(),
+                    self.shared.clone(),
+                    self.stop.clone(),
+                )
+                .await?,
+            );
+        }
         let mode = args.mode();
         let every = args.every(mode);
         let (tx, rx) = mpsc::unbounded_channel();
@@ -214,6 +242,9 @@ impl Progress {
     /// returns what it saw: how often each binding held the batch back, and the series.
     pub async fn finish(mut self) -> Seen {
         self.stop.cancel();
+        if let Some(server) = self.metrics.take() {
+            let _ = server.await;
+        }
         match self.task.take() {
             Some(task) => task.await.unwrap_or_default(),
             None => Seen::default(),
@@ -246,6 +277,7 @@ async fn show(
             }
             _ = tick.tick() => {
                 let s = sampler.sample(&client, &shared);
+                *shared.shares.lock().unwrap_or_else(|e| e.into_inner()) = sampler.shares();
                 if let Some(bar) = &live {
                     render::update_live(bar, &s);
                 } else if mode != ProgressMode::Off && last_line.elapsed() >= every {

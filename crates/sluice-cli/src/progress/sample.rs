@@ -67,6 +67,11 @@ impl BindingShares {
         out
     }
 
+    /// Samples taken of each binding, `Idle` included.
+    pub fn counts(&self) -> impl Iterator<Item = (Binding, u64)> + '_ {
+        self.counts.iter().map(|(b, n)| (*b, *n))
+    }
+
     /// The binding that held the batch back most, and its share.
     pub fn top(&self) -> Option<(Binding, f64)> {
         self.shares().into_iter().next()
@@ -92,6 +97,9 @@ pub struct SeriesPoint {
     pub rate_limited: u64,
     pub binding: &'static str,
 }
+
+/// Seconds between two samples (the display's tick).
+pub const TICK_SECS: f64 = 0.1;
 
 /// Seconds between two points of the series.
 pub const SERIES_STEP: Duration = Duration::from_secs(10);
