@@ -136,7 +136,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             &client.stats(),
             report.invalid_lines,
             report.wall,
-            &report.messages
+            &report.messages,
+            summary::Lines {
+                total: Some(args.requests as u64),
+                done: client.stats().finished() + report.invalid_lines,
+                resumed: 0,
+            }
         )
     );
     if let Some(line) = crate::progress::summary_line(&seen.shares) {

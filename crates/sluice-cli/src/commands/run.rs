@@ -371,11 +371,17 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let seen = progress.finish().await;
     let outcome = outcome?;
     let quiet = args.progress.quiet;
+    let stats = client.stats();
     let mut text = summary::render(
-        &client.stats(),
+        &stats,
         outcome.invalid_lines,
         outcome.wall,
         &outcome.messages,
+        summary::Lines {
+            total: display.total(),
+            done: recovered_lines + stats.finished() + outcome.invalid_lines,
+            resumed: recovered_lines,
+        },
     );
     if earlier_failures > 0 {
         text.push_str(&format!(

@@ -7,11 +7,41 @@ use sluice::Stats;
 
 use super::execute::Messages;
 
+/// Where the input stands, for the summary's first line.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Lines {
+    /// Input lines, if counted.
+    pub total: Option<u64>,
+    /// Lines with a record, earlier runs' included.
+    pub done: u64,
+    /// Of those, done by earlier runs.
+    pub resumed: u64,
+}
+
 /// Formats the summary of a run, with the three most common failure messages.
-pub fn render(stats: &Stats, invalid_lines: u64, wall: Duration, messages: &Messages) -> String {
+pub fn render(
+    stats: &Stats,
+    invalid_lines: u64,
+    wall: Duration,
+    messages: &Messages,
+    lines: Lines,
+) -> String {
     let secs = wall.as_secs_f64().max(1e-9);
     let mut out = String::new();
     let _ = writeln!(out, "── sluice summary ──");
+    let _ = write!(out, "  done         {}", lines.done);
+    if let Some(total) = lines.total {
+        let _ = write!(out, " of {total} lines");
+        if total > lines.done {
+            let _ = write!(out, " ({} left)", total - lines.done);
+        }
+    } else {
+        let _ = write!(out, " lines");
+    }
+    if lines.resumed > 0 {
+        let _ = write!(out, ", {} by earlier runs", lines.resumed);
+    }
+    out.push('\n');
     let _ = writeln!(out, "  ok           {}", stats.ok);
     let failed = stats.failed_total() + invalid_lines;
     let _ = write!(out, "  failed       {failed}");
