@@ -119,11 +119,11 @@ async fn a_request_refused_for_longer_than_the_rate_limited_wait_is_written_off(
     );
 }
 
-/// Requests a second a run achieves against a server with `faults`: 1,200 a minute
+/// Requests a second a run achieves against a server with `faults`: 3,000 a minute
 /// allowed, about 600 a minute sent (four at a time, 400 ms each).
 async fn throughput(faults: f64) -> f64 {
     let mut b = Sim::builder()
-        .rpm(NonZeroU64::new(1200))
+        .rpm(NonZeroU64::new(3000))
         .latency(latency(400));
     if faults > 0.0 {
         b = b.fault(Fault::Status(429), faults).seed(11);

@@ -6,13 +6,13 @@
 //!   it was at. One episode is one decrease: refusals of requests sent before the decrease,
 //!   or before any success since, are the same signal (a burst of 429s, or a fixed window
 //!   that stays shut until its minute turns).
-//! - **Recovery**: below the rate it was at before the last decrease, the rate halves the
-//!   distance to it every second (a binary search back), so a run is at 90 % of its old
-//!   rate within seconds of a decrease and the server allowing it; from there the probing
-//!   below takes over, so widely spaced episodes cannot ratchet the rate down.
-//! - **Probing** above that rate is additive in *time*, not per success: 5 % of the
-//!   reference rate (the ceiling, else the last hit) a second below 95 % of the last hit,
-//!   0.5 % a second above it. Two jobs sharing a key get the same increase whatever their
+//! - **Recovery and probing** are additive in *time*, not per success: 5 % of the
+//!   reference rate (the ceiling, else the rate of the last hit) a second below 95 % of
+//!   the last hit — so a run is back at 90 % two seconds after a decrease — and 0.5 % a
+//!   second above it. Because one episode is one decrease, widely spaced episodes cannot
+//!   ratchet the rate down. (A multiplicative return to each job's own last rate would be
+//!   quicker still, but keeps two jobs on one key at whatever ratio they met the limit:
+//!   only additive growth converges to a fair split.) Two jobs sharing a key get the same increase whatever their
 //!   share, while the 429s they meet grow with their share: that is what makes AIMD
 //!   converge to a fair split instead of one job starving the other.
 //! - **Ceiling**: never above the configured limit or the one the server's headers state.
@@ -23,12 +23,6 @@ use tokio::time::Instant;
 
 /// The least time between two decreases.
 pub const DECREASE_COOLDOWN: Duration = Duration::from_millis(200);
-
-/// Where a recovery heads: this share of the rate that met the refusal. That rate was too
-/// high, so returning all the way to it would only meet the next refusal; from here the
-/// probing takes over, which climbs back above it within a minute (so spaced episodes do
-/// not ratchet the rate down).
-pub const RECOVERY_SHARE: f64 = 0.9;
 
 /// One adaptive rate, in units per minute.
 #[derive(Debug, Clone, PartialEq)]
@@ -108,12 +102,6 @@ impl RateController {
         }
         if self.slow_start {
             self.rate *= 2f64.powf(dt);
-        } else if let Some(hit) = self.last_hit
-            && self.rate < 0.99 * RECOVERY_SHARE * hit
-        {
-            // Back towards the rate before the decrease: half the distance a second.
-            let target = RECOVERY_SHARE * hit;
-            self.rate = target - (target - self.rate) * 0.5f64.powf(dt);
         } else {
             let reference = self.ceiling.or(self.last_hit).unwrap_or(self.rate);
             let share = if self.last_hit.is_some_and(|hit| self.rate >= 0.95 * hit) {
@@ -207,8 +195,7 @@ mod tests {
         // Refused in slow start at 480: the limit lies between 240 (a second ago) and 480.
         r.on_limited(secs(t0, 3.0), secs(t0, 3.0));
         assert!((r.rate() - 192.0).abs() < 1e-9, "{}", r.rate());
-        // Half the distance back to 90 % of 240 a second, then probing: 95 % of 240 within
-        // 5 s.
+        // 5 % of 240 a second back up to 95 % of it: within 5 s.
         let mut t = 3.0;
         while r.rate() < 0.95 * 240.0 {
             t += 0.1;

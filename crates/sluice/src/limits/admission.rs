@@ -241,12 +241,19 @@ pub struct Admission {
     answers: [(u64, u32, u32); 2],
     /// What the last refused admission waited on.
     last_wait: crate::Binding,
+    /// The last refusal judged congestion.
+    last_congestion: Option<Instant>,
 }
 
 /// How long without a refusal before the admission rate counts as sustained.
 const SUSTAINED_AFTER: Duration = Duration::from_secs(10);
 /// Far below the sustained rate: a refusal there is not about the rate.
 const FAR_BELOW: f64 = 0.5;
+/// How long after congestion the stated limit no longer vouches for a refusal being
+/// isolated: jobs sharing one key each run below the key's limit, yet their refusals are
+/// about their rate, and judging them isolated would spare one job the decreases the
+/// other takes.
+const CONGESTION_MEMORY: Duration = Duration::from_secs(30);
 /// Refusals make a burst, whatever the server says remains, when they are at least this
 /// share of the answers of the last second or two (sparse refusals of a healthy run are
 /// not; a server shutting its budget refuses nearly everything).
@@ -266,6 +273,7 @@ impl Admission {
             last_refusal: None,
             answers: [(0, 0, 0); 2],
             last_wait: crate::Binding::Idle,
+            last_congestion: None,
         }
     }
 
@@ -363,11 +371,16 @@ impl Admission {
         self.last_refusal = Some(now);
         let burst = self.count_answer(now, true);
         let rate = self.throughput.per_minute(now);
+        let congested_lately = self
+            .last_congestion
+            .is_some_and(|t| now.saturating_duration_since(t) < CONGESTION_MEMORY);
         let far_below = rate < FAR_BELOW * self.sustained
-            || headroom.is_some_and(|limit| rate <= FAR_BELOW * limit as f64);
+            || (!congested_lately
+                && headroom.is_some_and(|limit| rate <= FAR_BELOW * limit as f64));
         if !burst && far_below {
             return Refusal::Isolated;
         }
+        self.last_congestion = Some(now);
         if self.requests.is_none() {
             let mut control = RateController::learned(rate, None);
             control.on_success(now);
