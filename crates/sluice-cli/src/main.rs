@@ -16,7 +16,7 @@ use commands::Cli;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    init_tracing(cli.log_filter());
     let runtime = match runtime(cli.threads()) {
         Ok(rt) => rt,
         Err(err) => {
@@ -61,12 +61,16 @@ fn runtime(threads: Option<std::num::NonZeroUsize>) -> std::io::Result<tokio::ru
     builder.enable_all().build()
 }
 
-/// Logs go to stderr, filtered by `RUST_LOG` (default: warnings only).
-fn init_tracing() {
+/// Logs go to stderr, filtered by `RUST_LOG` (default: `fallback`, from `-v`).
+fn init_tracing(fallback: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(fallback));
+    // No colour off a terminal or with NO_COLOR.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none();
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(ansi)
         .init();
 }

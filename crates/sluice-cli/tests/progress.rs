@@ -423,3 +423,34 @@ async fn prometheus_metrics_are_served_during_the_run() {
     let le = |s: &str| b[&format!(r#"sluice_request_duration_seconds_bucket{{le="{s}"}}"#)];
     assert!(le("0.05") <= le("0.1") && le("0.1") <= le("+Inf"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verbose_logs_every_attempt_and_retry_and_never_the_key() {
+    const KEY: &str = "sk-verbose-canary-0123456789";
+    let sim = spawn(
+        Sim::builder()
+            .latency(latency(2))
+            .fault(sluice_sim::Fault::Status(503), 0.2)
+            .seed(5),
+    )
+    .await;
+    let dir = Dir::new("verbose");
+    write_input(&dir.path("in.jsonl"), &ids(30));
+    let mut cmd = run_cmd(&dir, &sim.base_url(), &["-v", "--progress", "off"]);
+    cmd.env("OPENAI_API_KEY", KEY).env_remove("RUST_LOG");
+    let o = output(cmd).await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let err = stderr(&o);
+    let answered = err
+        .lines()
+        .filter(|l| l.contains("attempt answered") && l.contains("custom_id="))
+        .count() as u64;
+    assert_eq!(
+        answered,
+        sim.stats().received,
+        "one line per attempt the server saw"
+    );
+    let retries = err.lines().filter(|l| l.contains("retry planned")).count() as u64;
+    assert_eq!(retries, sim.stats().status(503), "one line per retry");
+    assert!(!err.contains(KEY), "the key is never logged");
+}

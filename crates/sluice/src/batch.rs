@@ -298,7 +298,7 @@ impl Scheduler {
                 Some(x) => x,
                 None => return Ended::Gone,
             };
-            self.inner.binding.set(if need_permit {
+            let binding = if need_permit {
                 Binding::Concurrency
             } else if let Some(b) = gate_wait {
                 b
@@ -310,7 +310,11 @@ impl Scheduler {
                 Binding::Server
             } else {
                 Binding::Idle
-            });
+            };
+            if binding != self.inner.binding.get() {
+                tracing::debug!(waiting_on = binding.code(), "admission");
+            }
+            self.inner.binding.set(binding);
             if input_done
                 && self.ready.is_empty()
                 && self.delayed.is_empty()

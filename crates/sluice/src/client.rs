@@ -450,6 +450,12 @@ impl Inner {
         let reply = match self.transport.send(request).await {
             Ok(reply) => reply,
             Err(e) => {
+                tracing::debug!(
+                    custom_id = %request.custom_id,
+                    attempt,
+                    kind = %e.kind,
+                    "attempt failed before an answer"
+                );
                 let mut error = RequestError::new(e.kind, self.redactor.redact_str(&e.message));
                 error.status = e.status;
                 error.body = e.prefix.map(|b| self.redact(b));
@@ -473,6 +479,13 @@ impl Inner {
         }
         let body = self.redact(reply.body);
         let verdict = classify(reply.status, reply.should_retry, &body);
+        tracing::debug!(
+            custom_id = %request.custom_id,
+            attempt,
+            status = reply.status,
+            verdict = ?verdict,
+            "attempt answered"
+        );
         if verdict == Verdict::Success {
             return match parse_usage(&body) {
                 Some(usage) => Attempt::Done(Success {
@@ -632,6 +645,14 @@ impl Inner {
                 drop(gate);
             }
         }
+        tracing::debug!(
+            custom_id,
+            attempt = attempts,
+            kind = %error.kind,
+            refusal = ?refusal,
+            delay_ms = delay.as_millis() as u64,
+            "retry planned"
+        );
         self.emit(Event::Retrying {
             custom_id,
             attempt: attempts,

@@ -55,6 +55,10 @@ pub(crate) use usage;
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log each attempt's outcome and each limiter decision on stderr (-v); `RUST_LOG`
+    /// overrides. The key never appears in any log.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
 }
 
 #[derive(Debug, Subcommand)]
@@ -72,6 +76,16 @@ enum Command {
 }
 
 impl Cli {
+    /// The log filter when `RUST_LOG` is not set: warnings, or the engine's decisions
+    /// with `-v` (and everything of sluice's with `-vv`).
+    pub fn log_filter(&self) -> &'static str {
+        match self.verbose {
+            0 => "warn",
+            1 => "warn,sluice=debug",
+            _ => "warn,sluice=trace,sluice_cli=trace",
+        }
+    }
+
     /// Worker threads for the async runtime: `None` for one per core.
     pub fn threads(&self) -> Option<std::num::NonZeroUsize> {
         match &self.command {
