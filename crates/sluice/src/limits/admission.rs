@@ -349,10 +349,14 @@ impl Admission {
             b.control.on_success(now);
             b.apply(now);
         }
+        // A rate counts as sustained once it is a whole window's average (not an opening
+        // burst) and no refusal came for a while.
         let quiet = self
             .last_refusal
             .is_none_or(|t| now.saturating_duration_since(t) >= SUSTAINED_AFTER);
-        if quiet {
+        let averaged = now.saturating_duration_since(self.throughput.origin)
+            >= Duration::from_secs(THROUGHPUT_SECS);
+        if quiet && averaged {
             self.sustained = self.sustained.max(self.throughput.per_minute(now));
         }
     }
