@@ -122,6 +122,10 @@ fn check_schema(v: &Value) {
                 "{binding}"
             );
             assert!(v["draining"].is_boolean());
+            for field in ["cost_usd", "cost_projected_usd"] {
+                assert!(v[field].is_f64() || v[field].is_null(), "{field} in {v}");
+            }
+            assert!(v["unpriced"].is_u64());
             if v["type"] == "end" {
                 let shares = v["binding_shares"].as_object().expect("shares");
                 let sum: f64 = shares.values().map(|s| s.as_f64().unwrap()).sum();
@@ -131,6 +135,7 @@ fn check_schema(v: &Value) {
         "pause" => assert!(number(v, "seconds") >= 0.0),
         "halt" => assert!(v["reason"].is_string()),
         "stop" => assert!(v["signal"].is_string()),
+        "spend_cap" => assert!(v["reason"].is_string()),
         other => panic!("unknown type {other}"),
     }
 }

@@ -27,6 +27,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::client::{Attempt, Charge, Inner, too_large};
+use crate::cost::CapStop;
 use crate::error::{ErrorKind, RequestError};
 
 use crate::binding::Binding;
@@ -50,6 +51,7 @@ pub struct BatchRun {
     task: JoinHandle<()>,
     stop: CancellationToken,
     halt: Arc<Mutex<Option<Halt>>>,
+    cap: Arc<Mutex<Option<CapStop>>>,
 }
 
 impl BatchRun {
@@ -67,6 +69,13 @@ impl BatchRun {
     /// ends early, and the requests without a result stay pending.
     pub fn halted(&self) -> Option<Halt> {
         self.halt.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Why the spend cap stopped admission, if it did: then the stream ends once the
+    /// requests in flight have finished, and the rest stay pending (a later run with a
+    /// higher cap sends them).
+    pub fn cap_stop(&self) -> Option<CapStop> {
+        self.cap.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
 
@@ -93,6 +102,8 @@ struct Item {
     /// gains one priority level for every `aging` requests that arrive after it.
     rank: i128,
     charge: Charge,
+    /// Dollars reserved under the spend cap at its first attempt.
+    reserved: f64,
     attempts: u32,
     retry: RetryState,
     not_before: Instant,
@@ -154,12 +165,15 @@ where
     let (tx, rx) = mpsc::channel(1024);
     let stop = CancellationToken::new();
     let halt = Arc::new(Mutex::new(None));
-    let task = tokio::spawn(Scheduler::new(inner, tx, stop.clone(), halt.clone()).run(input));
+    let cap = Arc::new(Mutex::new(None));
+    let scheduler = Scheduler::new(inner, tx, stop.clone(), halt.clone(), cap.clone());
+    let task = tokio::spawn(scheduler.run(input));
     BatchRun {
         results: rx,
         task,
         stop,
         halt,
+        cap,
     }
 }
 
@@ -184,6 +198,8 @@ struct Scheduler {
     tripwire: Tripwire,
     /// Where the halt is published for [`BatchRun::halted`].
     halt: Arc<Mutex<Option<Halt>>>,
+    /// Where a spend cap's stop is published for [`BatchRun::cap_stop`].
+    cap: Arc<Mutex<Option<CapStop>>>,
 }
 
 /// How the scheduling loop ended.
@@ -202,11 +218,13 @@ impl Scheduler {
         results: mpsc::Sender<BatchResult>,
         stop: CancellationToken,
         halt: Arc<Mutex<Option<Halt>>>,
+        cap: Arc<Mutex<Option<CapStop>>>,
     ) -> Self {
         let lookahead = (inner.concurrency.get() * 2).max(64);
         Scheduler {
             tripwire: Tripwire::new(inner.stop_early),
             halt,
+            cap,
             inner,
             results,
             ready: BinaryHeap::new(),
@@ -228,6 +246,7 @@ impl Scheduler {
             seq,
             rank,
             charge,
+            reserved: 0.0,
             attempts: 0,
             retry: RetryState::default(),
             not_before: Instant::now(),
@@ -382,6 +401,20 @@ impl Scheduler {
             let decision = self.inner.gate().admissions[gate_index].try_admit(now, cost);
             match decision {
                 AdmitDecision::Now => {
+                    if head.0.attempts == 0 {
+                        match self.inner.reserve(head.0.charge, &head.0.request) {
+                            Ok(amount) => {
+                                if let Some(mut top) = self.ready.peek_mut() {
+                                    top.0.reserved = amount;
+                                }
+                            }
+                            Err(stop) => {
+                                drop(permit);
+                                self.publish_cap_stop(stop);
+                                break;
+                            }
+                        }
+                    }
                     let Some(Ready(mut item)) = self.ready.pop() else {
                         break;
                     };
@@ -452,7 +485,7 @@ impl Scheduler {
             Attempt::Done(success) => {
                 self.inner.correct(item.charge, &success);
                 self.inner.concurrency_sample(latency);
-                self.inner.stats().record_success(success.usage, latency);
+                self.inner.stats().record_success(&success, latency);
                 self.finish(item, Ok(success), latency).await
             }
             Attempt::Fail(error) => self.finish(item, Err(error), latency).await,
@@ -488,6 +521,8 @@ impl Scheduler {
         latency: Duration,
     ) -> bool {
         let error_kind: Option<ErrorKind> = outcome.as_ref().err().map(|e| e.kind);
+        self.inner
+            .settle_spend(item.reserved, outcome.as_ref().ok().and_then(|s| s.cost));
         self.inner.emit(Event::Finished {
             custom_id: &item.request.custom_id,
             tag: item.request.tag,
@@ -518,6 +553,14 @@ impl Scheduler {
             self.inner.stats().record_failure(e.kind);
         }
         self.results.send(result).await.is_ok()
+    }
+
+    /// Publishes why the spend cap stopped admission and drains: requests in flight
+    /// finish, the rest stay pending.
+    fn publish_cap_stop(&mut self, stop: CapStop) {
+        self.inner.emit(Event::CapReached { stop: &stop });
+        *self.cap.lock().unwrap_or_else(|e| e.into_inner()) = Some(stop);
+        self.stop.cancel();
     }
 
     /// Makes the tripwire's halt visible and stops sending: requests in flight finish,
@@ -551,6 +594,7 @@ mod tests {
             seq,
             rank,
             charge: Charge::default(),
+            reserved: 0.0,
             attempts,
             retry: RetryState::default(),
             not_before: Instant::now(),

@@ -14,15 +14,16 @@ use tokio::time::Instant;
 
 use crate::batch::{BatchRun, spawn_batch};
 use crate::binding::{Binding, SharedBinding};
+use crate::cost::{CapStop, PriceTable, SpendCap};
 use crate::describe::{keep_for_record, server_words};
 use crate::error::{ConfigError, ErrorKind, RequestError};
 use crate::estimate::{Estimate, estimate};
 use crate::events::{Event, Observer};
 use crate::halt::StopEarly;
 use crate::limits::{Admission, AdmitDecision, ConcurrencyController, Limits, Refusal};
-use crate::outcome::{Success, parse_usage};
+use crate::outcome::{Reported, Success, parse_usage};
 use crate::redact::Redactor;
-use crate::request::Request;
+use crate::request::{Request, request_model};
 use crate::retry::{RetryBudget, RetryPolicy, RetryState, Verdict, classify, retry_after_in_text};
 use crate::stats::Stats;
 use crate::transport::{ApiKey, AuthStyle, Transport, TransportConfig, is_secret_header};
@@ -45,6 +46,8 @@ pub struct ClientBuilder {
     priority_aging: Option<u64>,
     stop_early: StopEarly,
     secrets: Vec<String>,
+    prices: Option<PriceTable>,
+    spend_cap: Option<SpendCap>,
 }
 
 impl std::fmt::Debug for ClientBuilder {
@@ -166,6 +169,22 @@ impl ClientBuilder {
     }
 
     /// Subscribes to events.
+    /// The prices that costs are counted at [default: the built-in table].
+    pub fn prices(mut self, prices: PriceTable) -> Self {
+        self.prices = Some(prices);
+        self
+    }
+
+    /// Stops admitting requests before spent plus reserved money would pass the cap (see
+    /// [`crate::cost::SpendCap`]); a batch then drains and reports
+    /// [`BatchRun::cap_stop`], and [`Client::send`] fails with
+    /// [`ErrorKind::SpendCap`].
+    pub fn spend_cap(mut self, cap: SpendCap) -> Self {
+        self.spend_cap = Some(cap);
+        self
+    }
+
+    /// Called for every [`Event`].
     pub fn observer(mut self, observer: Observer) -> Self {
         self.observer = Some(observer);
         self
@@ -176,7 +195,10 @@ impl ClientBuilder {
         let concurrency = self
             .concurrency
             .unwrap_or(NonZeroUsize::new(64).expect("64 is not zero"));
-        if self.limits.tpm.is_some() || self.model_limits.iter().any(|(_, l)| l.tpm.is_some()) {
+        if self.limits.tpm.is_some()
+            || self.model_limits.iter().any(|(_, l)| l.tpm.is_some())
+            || self.spend_cap.is_some()
+        {
             // Estimates need the tokenizers, which take a few hundred ms to build: build
             // them beside the start-up instead of stalling the scheduler on its first request.
             std::thread::spawn(crate::estimate::warm_up);
@@ -242,6 +264,8 @@ impl ClientBuilder {
                 redactor,
                 stop_early: self.stop_early,
                 binding: SharedBinding::default(),
+                prices: self.prices.unwrap_or_default(),
+                spend: self.spend_cap.map(Mutex::new),
             }),
         })
     }
@@ -305,6 +329,10 @@ pub(crate) struct Inner {
     pub stop_early: StopEarly,
     /// What the scheduler waits on now.
     pub binding: SharedBinding,
+    /// What costs are counted at.
+    pub prices: PriceTable,
+    /// Money spent and reserved against a cap, if there is one.
+    pub spend: Option<Mutex<SpendCap>>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -327,6 +355,8 @@ pub(crate) struct AdaptiveConcurrency {
 pub(crate) struct Charge {
     pub estimate: Estimate,
     pub gate: usize,
+    /// The most it can cost in dollars, under a spend cap (`None`: its model has no price).
+    pub at_most: Option<f64>,
 }
 
 /// What one attempt came to.
@@ -411,28 +441,72 @@ impl Inner {
         let index = if gate.models.is_empty() {
             0
         } else {
-            #[derive(serde::Deserialize)]
-            struct ModelOnly<'a> {
-                #[serde(borrow)]
-                model: Option<std::borrow::Cow<'a, str>>,
-            }
-            serde_json::from_slice::<ModelOnly>(&request.body)
-                .ok()
-                .and_then(|m| m.model)
+            request_model(&request.body)
                 .and_then(|m| gate.models.get(m.as_ref()).copied())
                 .unwrap_or(0)
         };
         let limits_tokens = gate.admissions[index].limits_tokens();
         drop(gate);
-        let estimate = if limits_tokens {
+        let capped = self.spend.is_some();
+        let estimate = if limits_tokens || capped {
             estimate(request.endpoint, &request.body)
         } else {
             Estimate::default()
         };
+        let at_most = if capped {
+            let model = request_model(&request.body).unwrap_or_default();
+            self.prices.lookup(&model).map(|p| p.at_most(estimate))
+        } else {
+            Some(0.0)
+        };
         Charge {
-            estimate,
+            // Without a token budget the estimate is for the cap alone.
+            estimate: if limits_tokens {
+                estimate
+            } else {
+                Estimate::default()
+            },
             gate: index,
+            at_most,
         }
+    }
+
+    /// Reserves what a request can cost under the spend cap, before its first attempt.
+    /// Returns the dollars reserved (nothing without a cap).
+    pub(crate) fn reserve(&self, charge: Charge, request: &Request) -> Result<f64, CapStop> {
+        let Some(spend) = &self.spend else {
+            return Ok(0.0);
+        };
+        let Some(amount) = charge.at_most else {
+            return Err(CapStop::Unpriced {
+                model: request_model(&request.body)
+                    .unwrap_or_default()
+                    .into_owned(),
+            });
+        };
+        let mut spend = spend.lock().unwrap_or_else(|e| e.into_inner());
+        spend.try_reserve(amount).map(|()| amount)
+    }
+
+    /// A request that reserved `reserved` ended; `cost` is what it cost, if it succeeded
+    /// and its model has a price.
+    pub(crate) fn settle_spend(&self, reserved: f64, cost: Option<f64>) {
+        if let Some(spend) = &self.spend {
+            spend
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .settle(reserved, cost.unwrap_or(0.0));
+        }
+    }
+
+    /// The price of an answer: at the model the server names, else at the request's.
+    fn cost_of(&self, request: &Request, reported: &Reported<'_>) -> Option<f64> {
+        let price = reported
+            .model
+            .as_deref()
+            .and_then(|m| self.prices.lookup(m))
+            .or_else(|| request_model(&request.body).and_then(|m| self.prices.lookup(&m)))?;
+        Some(price.cost(reported.usage))
     }
 
     /// Removes the secrets from bytes a server sent back.
@@ -487,12 +561,17 @@ impl Inner {
             "attempt answered"
         );
         if verdict == Verdict::Success {
-            return match parse_usage(&body) {
-                Some(usage) => Attempt::Done(Success {
+            let reported = parse_usage(&body).map(|r| {
+                let cost = self.cost_of(request, &r);
+                (r.usage, cost)
+            });
+            return match reported {
+                Some((usage, cost)) => Attempt::Done(Success {
                     status: reply.status,
                     request_id: reply.request_id,
                     body,
                     usage,
+                    cost,
                 }),
                 None => {
                     let mut e = RequestError::new(
@@ -711,14 +790,22 @@ impl Client {
     pub async fn send(&self, request: &Request) -> Result<Success, RequestError> {
         let inner = &self.inner;
         let charge = inner.charge(request);
+        let reserved = inner.reserve(charge, request).map_err(|stop| {
+            inner.stats().record_failure(ErrorKind::SpendCap);
+            RequestError::new(ErrorKind::SpendCap, stop.to_string())
+        })?;
         let mut attempts = 0;
         let mut state = RetryState::default();
-        loop {
-            inner.admit(charge).await?;
-            let permit =
-                inner.permits.acquire().await.map_err(|_| {
-                    RequestError::new(ErrorKind::Cancelled, "the client was closed")
-                })?;
+        let outcome = loop {
+            if let Err(e) = inner.admit(charge).await {
+                break Err(e);
+            }
+            let Ok(permit) = inner.permits.acquire().await else {
+                break Err(RequestError::new(
+                    ErrorKind::Cancelled,
+                    "the client was closed",
+                ));
+            };
             attempts += 1;
             if attempts == 1 {
                 inner.gate().budget.deposit();
@@ -731,14 +818,12 @@ impl Client {
                 Attempt::Done(success) => {
                     inner.correct(charge, &success);
                     inner.concurrency_sample(started.elapsed());
-                    inner
-                        .stats()
-                        .record_success(success.usage, started.elapsed());
-                    return Ok(success);
+                    inner.stats().record_success(&success, started.elapsed());
+                    break Ok(success);
                 }
                 Attempt::Fail(error) => {
                     inner.stats().record_failure(error.kind);
-                    return Err(error);
+                    break Err(error);
                 }
                 Attempt::Retry(mut retry) => {
                     match inner.plan_retry(
@@ -752,12 +837,14 @@ impl Client {
                         Some(at) => tokio::time::sleep_until(at).await,
                         None => {
                             inner.stats().record_failure(retry.error.kind);
-                            return Err(retry.error);
+                            break Err(retry.error);
                         }
                     }
                 }
             }
-        }
+        };
+        inner.settle_spend(reserved, outcome.as_ref().ok().and_then(|s| s.cost));
+        outcome
     }
 
     /// Runs a batch: requests are pulled from `requests` only as fast as they can be sent,

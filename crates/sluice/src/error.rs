@@ -45,6 +45,8 @@ pub enum ErrorKind {
     DuplicateId,
     /// The batch was cancelled before this request finished.
     Cancelled,
+    /// A spend cap stopped the request before it was sent (permanent for this client).
+    SpendCap,
 }
 
 impl ErrorKind {
@@ -68,6 +70,7 @@ impl ErrorKind {
             ErrorKind::InvalidInput => "invalid_input",
             ErrorKind::DuplicateId => "duplicate_custom_id",
             ErrorKind::Cancelled => "cancelled",
+            ErrorKind::SpendCap => "spend_cap",
         }
     }
 

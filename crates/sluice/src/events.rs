@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::cost::CapStop;
 use crate::error::ErrorKind;
 use crate::halt::HaltReason;
 
@@ -49,6 +50,12 @@ pub enum Event<'a> {
     Halted {
         /// Why.
         reason: HaltReason,
+    },
+    /// The spend cap stopped admission (see [`crate::cost::SpendCap`]): requests in
+    /// flight finish, the rest stay pending.
+    CapReached {
+        /// Why.
+        stop: &'a CapStop,
     },
 }
 

@@ -275,6 +275,7 @@ mod tests {
                     request_id: None,
                     body: bytes::Bytes::from_static(b"{}"),
                     usage: Default::default(),
+                    cost: None,
                 }),
                 Err((kind, status, body)) => {
                     let mut e = RequestError::new(kind, "m");

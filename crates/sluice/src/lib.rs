@@ -30,6 +30,7 @@
 mod batch;
 mod binding;
 mod client;
+pub mod cost;
 mod describe;
 pub mod error;
 pub mod estimate;
@@ -53,7 +54,7 @@ pub use error::{ConfigError, ErrorKind, RequestError};
 pub use events::{Event, Observer};
 pub use halt::{Halt, HaltReason, StopEarly};
 pub use limits::Limits;
-pub use outcome::{BatchResult, Success, Usage};
+pub use outcome::{BatchResult, Reported, Success, Usage, parse_usage};
 pub use request::{Endpoint, Request};
 pub use retry::{Backoff, RetryPolicy};
 pub use stats::Stats;

@@ -14,6 +14,9 @@ pub struct Usage {
     pub prompt_tokens: u64,
     /// Completion (output) tokens.
     pub completion_tokens: u64,
+    /// Prompt tokens the provider read from its cache (part of `prompt_tokens`, billed at
+    /// the cached price).
+    pub cached_tokens: u64,
 }
 
 /// A successful answer.
@@ -27,6 +30,8 @@ pub struct Success {
     pub body: Bytes,
     /// The usage it reported.
     pub usage: Usage,
+    /// What it cost in US dollars, when the model has a price.
+    pub cost: Option<f64>,
 }
 
 /// The final result of one request of a batch.
@@ -45,7 +50,9 @@ pub struct BatchResult {
 }
 
 #[derive(Deserialize)]
-struct Envelope {
+struct Envelope<'a> {
+    #[serde(borrow)]
+    model: Option<std::borrow::Cow<'a, str>>,
     usage: Option<UsageFields>,
 }
 
@@ -55,22 +62,46 @@ struct UsageFields {
     completion_tokens: Option<u64>,
     input_tokens: Option<u64>,
     output_tokens: Option<u64>,
+    /// OpenAI chat and completions.
+    prompt_tokens_details: Option<CachedFields>,
+    /// OpenAI responses.
+    input_tokens_details: Option<CachedFields>,
+    /// Anthropic-compatible servers: cache reads, counted apart from `input_tokens`.
+    cache_read_input_tokens: Option<u64>,
 }
 
-/// Reads `usage` from a body, and in doing so checks the whole body is one JSON object.
-/// `None` when it is not JSON.
-pub(crate) fn parse_usage(body: &[u8]) -> Option<Usage> {
+#[derive(Deserialize)]
+struct CachedFields {
+    cached_tokens: Option<u64>,
+}
+
+/// A response body's `usage` and `model`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reported<'a> {
+    /// The usage (zero when the body has none).
+    pub usage: Usage,
+    /// The model the server says answered.
+    pub model: Option<std::borrow::Cow<'a, str>>,
+}
+
+/// Reads `usage` and `model` from a body, and in doing so checks the whole body is one
+/// JSON object. `None` when it is not JSON.
+pub fn parse_usage(body: &[u8]) -> Option<Reported<'_>> {
     let envelope: Envelope = serde_json::from_slice(body).ok()?;
-    let u = envelope.usage;
-    Some(Usage {
-        prompt_tokens: u
-            .as_ref()
-            .and_then(|u| u.prompt_tokens.or(u.input_tokens))
-            .unwrap_or(0),
-        completion_tokens: u
-            .as_ref()
-            .and_then(|u| u.completion_tokens.or(u.output_tokens))
-            .unwrap_or(0),
+    let usage = envelope.usage.map_or(Usage::default(), |u| {
+        let cache_reads = u.cache_read_input_tokens.unwrap_or(0);
+        let details = u.prompt_tokens_details.or(u.input_tokens_details);
+        Usage {
+            // Anthropic's input_tokens exclude cache reads; OpenAI's prompt tokens include
+            // cached ones.
+            prompt_tokens: u.prompt_tokens.or(u.input_tokens).unwrap_or(0) + cache_reads,
+            completion_tokens: u.completion_tokens.or(u.output_tokens).unwrap_or(0),
+            cached_tokens: details.and_then(|d| d.cached_tokens).unwrap_or(0) + cache_reads,
+        }
+    });
+    Some(Reported {
+        usage,
+        model: envelope.model,
     })
 }
 
@@ -82,22 +113,41 @@ mod tests {
     fn reads_chat_and_responses_usage_and_rejects_non_json() {
         let chat =
             br#"{"id":"x","usage":{"prompt_tokens":9,"completion_tokens":3,"total_tokens":12}}"#;
+        let usage = |b| parse_usage(b).map(|r| r.usage);
         assert_eq!(
-            parse_usage(chat),
+            usage(chat),
             Some(Usage {
                 prompt_tokens: 9,
-                completion_tokens: 3
+                completion_tokens: 3,
+                cached_tokens: 0
             })
         );
-        let responses = br#"{"usage":{"input_tokens":5,"output_tokens":2}}"#;
+        let responses = br#"{"model":"m","usage":{"input_tokens":5,"output_tokens":2,"input_tokens_details":{"cached_tokens":4}}}"#;
         assert_eq!(
-            parse_usage(responses),
+            usage(responses),
             Some(Usage {
                 prompt_tokens: 5,
-                completion_tokens: 2
+                completion_tokens: 2,
+                cached_tokens: 4
             })
         );
-        assert_eq!(parse_usage(br#"{"data":[]}"#), Some(Usage::default()));
+        assert_eq!(
+            parse_usage(responses).and_then(|r| r.model).as_deref(),
+            Some("m")
+        );
+        let chat_cached = br#"{"usage":{"prompt_tokens":2000,"completion_tokens":1,"prompt_tokens_details":{"cached_tokens":1024}}}"#;
+        assert_eq!(usage(chat_cached).map(|u| u.cached_tokens), Some(1024));
+        let anthropic =
+            br#"{"usage":{"input_tokens":10,"cache_read_input_tokens":90,"output_tokens":5}}"#;
+        assert_eq!(
+            usage(anthropic),
+            Some(Usage {
+                prompt_tokens: 100,
+                completion_tokens: 5,
+                cached_tokens: 90
+            })
+        );
+        assert_eq!(usage(br#"{"data":[]}"#), Some(Usage::default()));
         assert_eq!(parse_usage(br#"{"usage":{"prompt_tokens":9"#), None);
         assert_eq!(parse_usage(b"<html>"), None);
     }

@@ -151,6 +151,7 @@ mod tests {
             request_id: Some("req_1".into()),
             body: Bytes::from_static(body),
             usage: Usage::default(),
+            cost: None,
         }
     }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 
 use crate::error::ErrorKind;
-use crate::outcome::Usage;
+use crate::outcome::Success;
 
 /// Running totals, kept by the engine and read with [`crate::Client::stats`].
 #[derive(Debug, Clone)]
@@ -27,6 +27,12 @@ pub struct Stats {
     pub prompt_tokens: u64,
     /// Completion tokens reported by the server.
     pub completion_tokens: u64,
+    /// Prompt tokens the server read from its cache (part of `prompt_tokens`).
+    pub cached_tokens: u64,
+    /// Dollars spent by the successes whose model has a price.
+    pub cost: f64,
+    /// Successes whose model has no price: their cost is unknown.
+    pub unpriced: u64,
     /// Latency of successful attempts, in microseconds.
     latency_us: Histogram<u64>,
 }
@@ -41,6 +47,9 @@ impl Default for Stats {
             rate_limited: 0,
             prompt_tokens: 0,
             completion_tokens: 0,
+            cached_tokens: 0,
+            cost: 0.0,
+            unpriced: 0,
             // 1 µs to 1 hour at 3 significant digits; the bounds are constants that work.
             latency_us: Histogram::new_with_bounds(1, 3_600_000_000, 3)
                 .expect("valid histogram bounds"),
@@ -55,10 +64,16 @@ impl Stats {
         self.retries += u64::from(attempt > 1);
     }
 
-    pub(crate) fn record_success(&mut self, usage: Usage, latency: Duration) {
+    pub(crate) fn record_success(&mut self, success: &Success, latency: Duration) {
+        let usage = success.usage;
         self.ok += 1;
         self.prompt_tokens += usage.prompt_tokens;
         self.completion_tokens += usage.completion_tokens;
+        self.cached_tokens += usage.cached_tokens;
+        match success.cost {
+            Some(c) => self.cost += c,
+            None => self.unpriced += 1,
+        }
         let us = (latency.as_micros() as u64).clamp(1, 3_600_000_000);
         let _ = self.latency_us.record(us);
     }
@@ -77,6 +92,11 @@ impl Stats {
         self.ok + self.failed_total()
     }
 
+    /// Dollars spent, or `None` when no success had a price (cost unknown).
+    pub fn known_cost(&self) -> Option<f64> {
+        (self.ok > self.unpriced).then_some(self.cost)
+    }
+
     /// Latency at quantile `q` (0 to 1) of successful attempts.
     pub fn latency(&self, q: f64) -> Duration {
         Duration::from_micros(self.latency_us.value_at_quantile(q))
@@ -86,6 +106,11 @@ impl Stats {
     pub fn latency_count_at_most(&self, d: Duration) -> u64 {
         let us = (d.as_micros() as u64).clamp(1, 3_600_000_000);
         self.latency_us.count_between(0, us)
+    }
+
+    /// The mean latency of successful attempts.
+    pub fn latency_mean(&self) -> Duration {
+        Duration::from_secs_f64(self.latency_us.mean() / 1e6)
     }
 
     /// The longest latency of a successful attempt.
@@ -102,14 +127,22 @@ mod tests {
     fn percentiles_and_totals() {
         let mut s = Stats::default();
         for ms in 1..=100 {
-            s.record_success(
-                Usage {
+            let success = Success {
+                status: 200,
+                request_id: None,
+                body: bytes::Bytes::new(),
+                usage: crate::outcome::Usage {
                     prompt_tokens: 2,
                     completion_tokens: 1,
+                    cached_tokens: 1,
                 },
-                Duration::from_millis(ms),
-            );
+                cost: (ms % 2 == 0).then_some(0.5),
+            };
+            s.record_success(&success, Duration::from_millis(ms));
         }
+        assert_eq!(s.cached_tokens, 100);
+        assert_eq!(s.unpriced, 50);
+        assert_eq!(s.known_cost(), Some(25.0));
         s.record_failure(ErrorKind::Timeout);
         s.record_failure(ErrorKind::Timeout);
         assert_eq!(s.finished(), 102);

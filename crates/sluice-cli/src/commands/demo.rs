@@ -9,8 +9,12 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
+use sluice::Limits;
 use sluice::input::{self, InputOptions};
-use sluice::{Client, Limits};
+
+use super::client_config::ClientConfig;
+use super::run::run_observer;
+use super::values::ConcurrencyArg;
 use sluice_sim::{Fault, Latency, Sim};
 
 use super::execute::execute;
@@ -87,19 +91,20 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         tpm
     );
     let mut progress = Progress::new();
-    let display = progress.shared.clone();
-    let client = Client::builder()
-        .base_url(sim.base_url())
-        .observer(std::sync::Arc::new(move |e: &sluice::Event<'_>| {
-            display.on_event(e)
-        }))
-        .concurrency(NonZeroUsize::new(128).expect("128 > 0"))
-        .limits(Limits {
-            rpm: Some(rpm),
-            tpm: Some(tpm),
-            ..Limits::default()
-        })
-        .build()?;
+    let mut config = ClientConfig::local(
+        sim.base_url(),
+        ConcurrencyArg {
+            max: NonZeroUsize::new(128).expect("128 > 0"),
+            auto: false,
+        },
+    );
+    config.limits = Limits {
+        rpm: Some(rpm),
+        tpm: Some(tpm),
+        ..Limits::default()
+    };
+    let in_flight = std::sync::Arc::new(std::sync::Mutex::new(Default::default()));
+    let client = config.build(run_observer(in_flight.clone(), progress.shared.clone()))?;
     let mut signals = Signals::install()?;
     let input = input::open(&input_path, InputOptions::default()).await?;
     let paths = JournalPaths::for_output(&output_path, None);
@@ -109,7 +114,6 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     };
     let (journal, recovered) =
         Journal::open(paths.clone(), InputIdentity::of(&input_path)?, fresh)?;
-    let in_flight = Default::default();
     let drain = Duration::from_secs(30);
     progress.shared.set_total(args.requests as u64);
     progress.start(&args.progress, client.clone()).await?;
@@ -141,6 +145,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
                 total: Some(args.requests as u64),
                 done: client.stats().finished() + report.invalid_lines,
                 resumed: 0,
+            },
+            summary::Money {
+                earlier: None,
+                taken: config.prices.taken(),
             }
         )
     );

@@ -31,6 +31,8 @@ pub struct Outcome {
     pub interrupted: Option<StopSignal>,
     /// Why the run stopped by itself, if it did.
     pub halt: Option<Halt>,
+    /// Why the spend cap stopped admission, if it did.
+    pub cap_stop: Option<sluice::cost::CapStop>,
     /// How often each failure message was seen.
     pub messages: Messages,
     /// Final results by the number of attempts they took.
@@ -87,6 +89,7 @@ impl Outcome {
         match self.interrupted {
             Some(signal) => signal.exit_code(),
             None if self.halt.is_some() => EXIT_HALTED,
+            None if self.cap_stop.is_some() => super::EXIT_SPEND_CAP,
             None if self.invalid_lines + self.failed + earlier_failures > 0 => EXIT_FAILURES,
             None => EXIT_OK,
         }
@@ -244,6 +247,7 @@ pub async fn execute(
         }
     }
     let halt = results.halted();
+    let cap_stop = results.cap_stop();
     // Abandon anything still in flight (after a second signal or the drain deadline).
     drop(results);
     while let Ok(note) = notes.try_recv() {
@@ -252,6 +256,7 @@ pub async fn execute(
     let complete = finished_normally
         && interrupted.is_none()
         && halt.is_none()
+        && cap_stop.is_none()
         && read_error.is_none()
         && total_lines.is_some();
     journal
@@ -268,6 +273,7 @@ pub async fn execute(
         wall: started.elapsed(),
         interrupted,
         halt,
+        cap_stop,
         messages: failure_messages.merged(line_messages),
         attempts,
     })

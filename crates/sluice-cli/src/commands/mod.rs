@@ -1,5 +1,6 @@
 //! Subcommands and the exit codes they share.
 
+mod client_config;
 mod demo;
 mod execute;
 mod input_args;
@@ -35,6 +36,9 @@ pub const EXIT_HALTED: u8 = 4;
 pub const EXIT_LOCKED: u8 = 5;
 /// `sluice status`: the run is not complete (lines pending, or a run in progress).
 pub const EXIT_INCOMPLETE: u8 = 6;
+/// `--max-cost` stopped the run before its end: what was in flight finished and is
+/// written; run again with a higher cap to send the rest.
+pub const EXIT_SPEND_CAP: u8 = 7;
 
 /// A mistake in what the user asked for, as opposed to a failure while doing it.
 #[derive(Debug, thiserror::Error)]

@@ -18,6 +18,15 @@ pub struct Lines {
     pub resumed: u64,
 }
 
+/// What the summary says of money.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Money<'a> {
+    /// What earlier runs of the same output spent.
+    pub earlier: Option<f64>,
+    /// The day the prices were taken.
+    pub taken: &'a str,
+}
+
 /// Formats the summary of a run, with the three most common failure messages.
 pub fn render(
     stats: &Stats,
@@ -25,6 +34,7 @@ pub fn render(
     wall: Duration,
     messages: &Messages,
     lines: Lines,
+    money: Money<'_>,
 ) -> String {
     let secs = wall.as_secs_f64().max(1e-9);
     let mut out = String::new();
@@ -66,11 +76,17 @@ pub fn render(
         "  attempts     {} ({} retries, {} rate-limited 429s)",
         stats.attempts, stats.retries, stats.rate_limited
     );
+    let cached = if stats.cached_tokens > 0 {
+        format!(" ({} cached)", stats.cached_tokens)
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         out,
-        "  tokens       {} prompt + {} completion",
+        "  tokens       {} prompt{cached} + {} completion",
         stats.prompt_tokens, stats.completion_tokens
     );
+    let _ = writeln!(out, "  cost         {}", cost_words(stats, money));
     let _ = writeln!(
         out,
         "  wall time    {:.2} s  ({:.1} requests/s, {:.0} tokens/s)",
@@ -89,4 +105,27 @@ pub fn render(
         );
     }
     out
+}
+
+/// `$0.0123 (prices of 2025-08-20)`, what earlier runs spent, and what is unknown.
+fn cost_words(stats: &Stats, money: Money<'_>) -> String {
+    let dollars = crate::progress::dollars;
+    let mut words = match stats.known_cost() {
+        Some(c) => format!("{} (prices of {})", dollars(c), money.taken),
+        None if stats.unpriced > 0 => {
+            "unknown (the model has no price: add it with --prices)".to_owned()
+        }
+        None => "$0".to_owned(),
+    };
+    if stats.unpriced > 0 && stats.known_cost().is_some() {
+        let _ = write!(
+            words,
+            "; {} results of models without a price not counted",
+            stats.unpriced
+        );
+    }
+    if let Some(e) = money.earlier.filter(|e| *e > 0.0) {
+        let _ = write!(words, "; {} by earlier runs", dollars(e));
+    }
+    words
 }

@@ -160,6 +160,18 @@ pub fn positive_seconds(s: &str) -> Result<Duration, String> {
     }
 }
 
+/// An amount of US dollars, above zero (`25`, `25.00`, `$25`).
+pub fn dollars(s: &str) -> Result<f64, String> {
+    let t = s.trim().trim_start_matches('$');
+    match t.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        Ok(_) => Err(format!("`{s}`: must be a number of dollars above 0")),
+        Err(_) => Err(format!(
+            "`{s}`: not a number of dollars (for example 25.00)"
+        )),
+    }
+}
+
 /// A size in bytes: a number with an optional unit (`256MiB`, `64KiB`, `1GiB`, `10MB`).
 pub fn bytes(s: &str) -> Result<u64, String> {
     let t = s.trim();

@@ -96,11 +96,25 @@ pub fn render(client: &Client, shared: &Shared) -> String {
         "Tokens the server reported, by kind.",
         &[
             (r#"{kind="prompt"}"#.to_owned(), stats.prompt_tokens as f64),
+            (r#"{kind="cached"}"#.to_owned(), stats.cached_tokens as f64),
             (
                 r#"{kind="completion"}"#.to_owned(),
                 stats.completion_tokens as f64,
             ),
         ],
+    );
+    let earlier = shared.earlier_cost().unwrap_or(0.0);
+    metric(
+        "sluice_cost_dollars_total",
+        "counter",
+        "US dollars spent by the results whose model has a price, earlier runs included.",
+        &[(String::new(), stats.cost + earlier)],
+    );
+    metric(
+        "sluice_unpriced_results_total",
+        "counter",
+        "Successful results whose model has no price (their cost is unknown).",
+        &[(String::new(), stats.unpriced as f64)],
     );
     metric(
         "sluice_in_flight_requests",
@@ -157,6 +171,11 @@ pub fn render(client: &Client, shared: &Shared) -> String {
     for (labels, n) in &buckets {
         let _ = writeln!(out, "sluice_request_duration_seconds_bucket{labels} {n}");
     }
+    let _ = writeln!(
+        out,
+        "sluice_request_duration_seconds_sum {}",
+        stats.latency_mean().as_secs_f64() * stats.ok as f64
+    );
     let _ = writeln!(out, "sluice_request_duration_seconds_count {}", stats.ok);
     out
 }

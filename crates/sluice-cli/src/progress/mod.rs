@@ -18,6 +18,7 @@ use sluice::{Binding, Client, Event, HaltReason};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+pub use render::dollars;
 use sample::Sampler;
 pub use sample::{BindingShares, SeriesPoint};
 pub use stats_file::{RunFigures, write_stats};
@@ -99,6 +100,8 @@ pub enum Notable {
     Halted(HaltReason),
     /// A signal: draining what is in flight.
     Stopping(&'static str),
+    /// The spend cap stopped admission (`spend_cap` or `unpriced_model`).
+    CapReached(&'static str),
 }
 
 /// What the run tells the progress task besides the engine's statistics.
@@ -113,6 +116,8 @@ pub struct Shared {
     notes: Mutex<Option<mpsc::UnboundedSender<Notable>>>,
     /// How often each binding held the run back so far (for the metrics).
     shares: Mutex<BindingShares>,
+    /// Dollars earlier runs of this output spent, when known.
+    earlier_cost: Mutex<Option<f64>>,
 }
 
 impl Shared {
@@ -133,6 +138,7 @@ impl Shared {
         match event {
             Event::Paused { duration } => self.note(Notable::Paused(*duration)),
             Event::Halted { reason } => self.note(Notable::Halted(*reason)),
+            Event::CapReached { stop } => self.note(Notable::CapReached(stop.code())),
             _ => {}
         }
     }
@@ -146,6 +152,16 @@ impl Shared {
     /// The input has this many lines.
     pub fn set_total(&self, lines: u64) {
         self.total.store(lines, Ordering::Relaxed);
+    }
+
+    /// Earlier runs of this output spent this much.
+    pub fn set_earlier_cost(&self, dollars: f64) {
+        *self.earlier_cost.lock().unwrap_or_else(|e| e.into_inner()) = Some(dollars);
+    }
+
+    /// What earlier runs spent, when known.
+    pub fn earlier_cost(&self) -> Option<f64> {
+        *self.earlier_cost.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// An earlier run did this many lines.

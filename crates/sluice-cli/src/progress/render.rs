@@ -73,10 +73,37 @@ fn figures(s: &Snapshot) -> Vec<String> {
         out.push(limits.trim_end().to_owned());
     }
     out.push(format!("waiting on {}", s.binding.describe()));
+    out.push(cost(s));
     if let Some(eta) = s.eta {
         out.push(format!("ETA {}", duration(eta)));
     }
     out
+}
+
+/// `$1.23 of ~$4.56`, with what is unknown said as such.
+fn cost(s: &Snapshot) -> String {
+    let unpriced = if s.unpriced > 0 && s.cost.is_some() {
+        format!(" (+{} unpriced)", s.unpriced)
+    } else {
+        String::new()
+    };
+    match (s.cost, s.cost_projected) {
+        (Some(c), Some(p)) => format!("{} of ~{}{unpriced}", dollars(c), dollars(p)),
+        (Some(c), None) => format!("{} spent{unpriced}", dollars(c)),
+        (None, _) if s.unpriced > 0 => "cost unknown".to_owned(),
+        (None, _) => "$0 spent".to_owned(),
+    }
+}
+
+/// Dollars with cents, or more digits below a dollar.
+pub fn dollars(d: f64) -> String {
+    if d >= 100.0 {
+        format!("${d:.0}")
+    } else if d >= 1.0 {
+        format!("${d:.2}")
+    } else {
+        format!("${d:.4}")
+    }
 }
 
 fn retries(s: &Snapshot) -> String {
@@ -144,6 +171,9 @@ pub fn progress_json(s: &Snapshot) -> serde_json::Value {
         "binding": s.binding.code(),
         "draining": s.draining,
         "eta_s": s.eta.map(|d| d.as_secs_f64()),
+        "cost_usd": s.cost,
+        "cost_projected_usd": s.cost_projected,
+        "unpriced": s.unpriced,
     })
 }
 
@@ -159,6 +189,9 @@ pub fn note_json(note: &Notable, t: Duration) -> serde_json::Value {
         }
         Notable::Stopping(signal) => {
             json!({"schema": SCHEMA, "type": "stop", "t": t, "signal": signal})
+        }
+        Notable::CapReached(reason) => {
+            json!({"schema": SCHEMA, "type": "spend_cap", "t": t, "reason": reason})
         }
     }
 }

@@ -40,6 +40,12 @@ pub struct Snapshot {
     pub draining: bool,
     /// Time to the end at the current rate, once the total is known.
     pub eta: Option<Duration>,
+    /// Dollars spent, earlier runs included; `None` while no success had a price.
+    pub cost: Option<f64>,
+    /// Successes whose model has no price (their cost is left out of `cost`).
+    pub unpriced: u64,
+    /// The whole input's cost at this run's cost per request, once the total is known.
+    pub cost_projected: Option<f64>,
 }
 
 /// Time each binding held the batch back.
@@ -200,6 +206,16 @@ impl Sampler {
             (requests_per_s > 0.0).then(|| Duration::from_secs_f64(left as f64 / requests_per_s))
         });
         let limits = client.limits_now();
+        let cost = stats
+            .known_cost()
+            .map(|c| c + shared.earlier_cost().unwrap_or(0.0));
+        let priced = stats.ok - stats.unpriced;
+        let cost_projected = match (total, cost) {
+            (Some(t), Some(c)) if priced > 0 => {
+                Some(c + stats.cost / finished.max(1) as f64 * t.saturating_sub(done) as f64)
+            }
+            _ => None,
+        };
         Snapshot {
             elapsed: now.duration_since(self.start),
             done,
@@ -224,6 +240,9 @@ impl Sampler {
             binding,
             draining: shared.draining.load(Ordering::Relaxed),
             eta,
+            cost,
+            unpriced: stats.unpriced,
+            cost_projected,
         }
     }
 }

@@ -25,6 +25,10 @@ pub struct RunFigures {
     pub attempts_histogram: BTreeMap<u32, u64>,
     /// Time from the start to the end.
     pub wall: Duration,
+    /// Dollars earlier runs of the same output spent, when it was a resume.
+    pub earlier_cost: Option<f64>,
+    /// The day the prices were taken.
+    pub prices_taken: String,
 }
 
 /// Writes the statistics of a run to `path` (replaced atomically, mode 0600).
@@ -75,7 +79,14 @@ pub fn write_stats(
         },
         "tokens": {
             "prompt": stats.prompt_tokens,
+            "cached": stats.cached_tokens,
             "completion": stats.completion_tokens,
+        },
+        "cost": {
+            "usd": stats.known_cost(),
+            "unpriced_results": stats.unpriced,
+            "earlier_runs_usd": run.earlier_cost,
+            "prices_taken": run.prices_taken,
         },
         "latency_ms": (stats.ok > 0).then(|| json!({
             "p50": ms(stats.latency(0.5)),

@@ -220,6 +220,9 @@ pub struct Recovered {
     pub duplicates: u64,
     /// Whether there was a previous run at all.
     pub resumed: bool,
+    /// Tokens the success records report, by the model the server named (`""` when it
+    /// named none): what earlier runs spent.
+    pub billed: std::collections::BTreeMap<String, crate::Usage>,
 }
 
 /// The longest a written record waits in memory before it is handed to the operating
@@ -549,6 +552,16 @@ fn scan_into(
             recovered.failed += 1;
         } else {
             recovered.ok += 1;
+        }
+        if let Some(b) = r.billed {
+            let model = b.model.unwrap_or_default();
+            let total = match recovered.billed.get_mut(&model) {
+                Some(t) => t,
+                None => recovered.billed.entry(model).or_default(),
+            };
+            total.prompt_tokens += b.usage.prompt_tokens;
+            total.completion_tokens += b.usage.completion_tokens;
+            total.cached_tokens += b.usage.cached_tokens;
         }
         true
     })

@@ -20,6 +20,17 @@ pub struct RecordId {
     pub line: Option<u64>,
     /// The `error.code`, for records of failures (`None` for successes and when unknown).
     pub error_code: Option<String>,
+    /// The usage the response reported, for records of successes that have one.
+    pub billed: Option<Billed>,
+}
+
+/// What a success record says it used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Billed {
+    /// The model the server named.
+    pub model: Option<String>,
+    /// Its usage.
+    pub usage: crate::Usage,
 }
 
 /// What a scan found besides the records.
@@ -190,10 +201,33 @@ fn checked(line: &[u8]) -> Option<RecordId> {
     if !trimmed.starts_with(b"{") || !trimmed.ends_with(b"}") {
         return None;
     }
-    let id = identify(trimmed)?;
-    serde_json::from_slice::<serde::de::IgnoredAny>(trimmed)
-        .is_ok()
-        .then_some(id)
+    let mut id = identify(trimmed)?;
+    // Validates the whole line and finds the response body, for its usage.
+    let record: Validated = serde_json::from_slice(trimmed).ok()?;
+    id.billed = record
+        .response
+        .map(|r| r.get().as_bytes())
+        .filter(|r| r.starts_with(b"{") && memchr::memmem::find(r, b"\"usage\"").is_some())
+        .and_then(|r| serde_json::from_slice::<ValidatedResponse>(r).ok())
+        .and_then(|r| r.body)
+        .and_then(|b| crate::outcome::parse_usage(b.get().as_bytes()))
+        .map(|r| Billed {
+            model: r.model.map(std::borrow::Cow::into_owned),
+            usage: r.usage,
+        });
+    Some(id)
+}
+
+#[derive(Deserialize)]
+struct Validated<'a> {
+    #[serde(borrow)]
+    response: Option<&'a serde_json::value::RawValue>,
+}
+
+#[derive(Deserialize)]
+struct ValidatedResponse<'a> {
+    #[serde(borrow)]
+    body: Option<&'a serde_json::value::RawValue>,
 }
 
 /// The identity of one record line, from its prefix when sluice wrote it, else from a
@@ -232,6 +266,7 @@ fn read_prefix(line: &[u8]) -> Option<RecordId> {
         custom_id,
         line: Some(line_no),
         error_code: error_code(line),
+        billed: None,
     })
 }
 
@@ -265,6 +300,7 @@ fn read_full(line: &[u8]) -> Option<RecordId> {
         custom_id: f.custom_id,
         line: f.line,
         error_code: f.error.and_then(|e| e.code),
+        billed: None,
     })
 }
 
@@ -306,7 +342,8 @@ mod tests {
             RecordId {
                 custom_id: Some("a".into()),
                 line: Some(3),
-                error_code: None
+                error_code: None,
+                billed: None,
             }
         );
         assert_eq!(got[1].custom_id.as_deref(), Some("q\"uote"));
@@ -316,7 +353,8 @@ mod tests {
             RecordId {
                 custom_id: None,
                 line: Some(5),
-                error_code: Some("invalid_input".into())
+                error_code: Some("invalid_input".into()),
+                billed: None,
             }
         );
         assert_eq!(got[3].custom_id.as_deref(), Some("foreign"));
