@@ -3,6 +3,7 @@
 mod client_config;
 mod demo;
 mod execute;
+mod export;
 mod input_args;
 mod line_count;
 mod resume_hint;
@@ -77,6 +78,8 @@ enum Command {
     Status(status::StatusArgs),
     /// Check an input file without sending anything; summarize its errors by kind.
     Validate(validate::ValidateArgs),
+    /// Write a run's results as CSV or JSONL, one row per input line in input order.
+    Export(export::ExportArgs),
 }
 
 impl Cli {
@@ -97,7 +100,9 @@ impl Cli {
             // The simulator serves as fast as the machine allows; the demo runs it
             // in-process beside the engine.
             Command::Sim(_) | Command::Demo(_) => None,
-            Command::Status(_) | Command::Validate(_) => std::num::NonZeroUsize::new(1),
+            Command::Status(_) | Command::Validate(_) | Command::Export(_) => {
+                std::num::NonZeroUsize::new(1)
+            }
         }
     }
 
@@ -109,6 +114,7 @@ impl Cli {
             Command::Sim(args) => sim::run(args).await,
             Command::Status(args) => status::run(args).await,
             Command::Validate(args) => validate::run(args).await,
+            Command::Export(args) => export::run(args).await,
         }
     }
 }
