@@ -66,11 +66,32 @@ struct Fields {
     n: Option<u64>,
 }
 
+/// What [`inspect`] finds in a body: the estimate and what a plan checks.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Inspection {
+    /// The tokens admission charges.
+    pub estimate: Estimate,
+    /// The body's `model` (empty when it has none).
+    pub model: String,
+    /// The body has `messages` (chat).
+    pub has_messages: bool,
+    /// The output limit the body sets (`max_tokens`, `max_completion_tokens` or
+    /// `max_output_tokens`; completions' default 16), per choice.
+    pub output_limit: Option<u64>,
+    /// The body is a JSON object the estimate could read.
+    pub parsed: bool,
+}
+
 /// Estimates a request body's cost. A body that does not parse costs nothing here; the
 /// server will reject it, and that is classified elsewhere.
 pub fn estimate(endpoint: Endpoint, body: &[u8]) -> Estimate {
+    inspect(endpoint, body).estimate
+}
+
+/// [`estimate`], with the model and the fields a plan checks.
+pub fn inspect(endpoint: Endpoint, body: &[u8]) -> Inspection {
     let Ok(f) = serde_json::from_slice::<Fields>(body) else {
-        return Estimate::default();
+        return Inspection::default();
     };
     let bpe = bpe_for_model(&f.model);
     let n = f.n.unwrap_or(1).max(1);
@@ -99,9 +120,15 @@ pub fn estimate(endpoint: Endpoint, body: &[u8]) -> Estimate {
         Endpoint::Embeddings => None,
         Endpoint::Responses => f.max_output_tokens,
     };
-    Estimate {
-        prompt,
-        reserved_output: output_limit.unwrap_or(0) * n,
+    Inspection {
+        estimate: Estimate {
+            prompt,
+            reserved_output: output_limit.unwrap_or(0) * n,
+        },
+        has_messages: f.messages.is_some(),
+        output_limit,
+        model: f.model,
+        parsed: true,
     }
 }
 

@@ -6,6 +6,7 @@ mod execute;
 mod export;
 mod input_args;
 mod line_count;
+mod plan;
 mod resume_hint;
 mod run;
 mod signals;
@@ -78,6 +79,8 @@ enum Command {
     Status(status::StatusArgs),
     /// Check an input file without sending anything; summarize its errors by kind.
     Validate(validate::ValidateArgs),
+    /// Say what a batch is, costs and takes, and what would go wrong, sending nothing.
+    Plan(Box<plan::PlanArgs>),
     /// Write a run's results as CSV or JSONL, one row per input line in input order.
     Export(export::ExportArgs),
 }
@@ -100,7 +103,7 @@ impl Cli {
             // The simulator serves as fast as the machine allows; the demo runs it
             // in-process beside the engine.
             Command::Sim(_) | Command::Demo(_) => None,
-            Command::Status(_) | Command::Validate(_) | Command::Export(_) => {
+            Command::Status(_) | Command::Validate(_) | Command::Export(_) | Command::Plan(_) => {
                 std::num::NonZeroUsize::new(1)
             }
         }
@@ -115,6 +118,7 @@ impl Cli {
             Command::Status(args) => status::run(args).await,
             Command::Validate(args) => validate::run(args).await,
             Command::Export(args) => export::run(args).await,
+            Command::Plan(args) => plan::run(*args).await,
         }
     }
 }

@@ -101,8 +101,10 @@ pub fn dollars(d: f64) -> String {
         format!("${d:.0}")
     } else if d >= 1.0 {
         format!("${d:.2}")
-    } else {
+    } else if d >= 0.01 || d == 0.0 {
         format!("${d:.4}")
+    } else {
+        format!("${d:.6}")
     }
 }
 
