@@ -131,6 +131,25 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     .await;
     let seen = progress.finish().await;
     let report = report?;
+    let figures = crate::progress::RunFigures {
+        total_lines: Some(args.requests as u64),
+        resumed: 0,
+        invalid_lines: report.invalid_lines,
+        attempts_histogram: report.attempts.clone(),
+        wall: report.wall,
+        earlier_cost: None,
+        prices_taken: config.prices.taken().to_owned(),
+    };
+    let input_name = input_path.display().to_string();
+    crate::progress::write_stats(
+        &paths.stats,
+        &input_name,
+        &paths.output,
+        &client.stats(),
+        &figures,
+        &seen,
+    )
+    .with_context(|| format!("cannot write {}", paths.stats.display()))?;
     let stats = sim.stats();
     sim.shutdown().await;
 
@@ -156,9 +175,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         eprintln!("{line}");
     }
     eprintln!(
-        "  output       {}\n  errors       {}",
+        "  output       {}\n  errors       {}\n  stats        {} (`sluice report` draws it)",
         paths.output.display(),
-        paths.errors.display()
+        paths.errors.display(),
+        paths.stats.display()
     );
     eprintln!(
         "  simulator    {} received, {} answered 429, busiest second {} requests (limit {}/min)",

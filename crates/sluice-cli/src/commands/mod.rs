@@ -7,6 +7,7 @@ mod export;
 mod input_args;
 mod line_count;
 mod plan;
+mod report;
 mod resume_hint;
 mod run;
 mod signals;
@@ -81,6 +82,8 @@ enum Command {
     Validate(validate::ValidateArgs),
     /// Say what a batch is, costs and takes, and what would go wrong, sending nothing.
     Plan(Box<plan::PlanArgs>),
+    /// Write one self-contained HTML page of charts and figures from a run's statistics.
+    Report(report::ReportArgs),
     /// Write a run's results as CSV or JSONL, one row per input line in input order.
     Export(export::ExportArgs),
 }
@@ -103,9 +106,11 @@ impl Cli {
             // The simulator serves as fast as the machine allows; the demo runs it
             // in-process beside the engine.
             Command::Sim(_) | Command::Demo(_) => None,
-            Command::Status(_) | Command::Validate(_) | Command::Export(_) | Command::Plan(_) => {
-                std::num::NonZeroUsize::new(1)
-            }
+            Command::Status(_)
+            | Command::Validate(_)
+            | Command::Export(_)
+            | Command::Plan(_)
+            | Command::Report(_) => std::num::NonZeroUsize::new(1),
         }
     }
 
@@ -119,6 +124,7 @@ impl Cli {
             Command::Validate(args) => validate::run(args).await,
             Command::Export(args) => export::run(args).await,
             Command::Plan(args) => plan::run(*args).await,
+            Command::Report(args) => report::run(args).await,
         }
     }
 }

@@ -101,6 +101,9 @@ pub struct SeriesPoint {
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
     pub rate_limited: u64,
+    pub retries: u64,
+    /// Dollars spent so far by this run (priced results only).
+    pub cost_usd: f64,
     pub binding: &'static str,
 }
 
@@ -157,6 +160,8 @@ impl Sampler {
             prompt_tokens: stats.prompt_tokens,
             completion_tokens: stats.completion_tokens,
             rate_limited: stats.rate_limited,
+            retries: stats.retries,
+            cost_usd: stats.cost,
             binding: self.step.top().map_or(Binding::Idle, |(b, _)| b).code(),
         });
         self.step = BindingShares::default();

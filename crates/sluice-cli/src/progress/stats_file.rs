@@ -31,6 +31,27 @@ pub struct RunFigures {
     pub prices_taken: String,
 }
 
+/// Upper bounds of the latency histogram's buckets, in milliseconds.
+const LATENCY_BUCKETS_MS: [u64; 18] = [
+    10, 25, 50, 100, 200, 300, 500, 750, 1_000, 1_500, 2_000, 3_000, 5_000, 10_000, 20_000, 60_000,
+    300_000, 3_600_000,
+];
+
+/// Successful attempts per latency bucket: `[{"le_ms": 100, "count": 12}, ...]`, counts
+/// of each bucket alone (not cumulative).
+fn latency_histogram(stats: &Stats) -> Vec<serde_json::Value> {
+    let mut below = 0;
+    LATENCY_BUCKETS_MS
+        .iter()
+        .map(|&ms| {
+            let at_most = stats.latency_count_at_most(Duration::from_millis(ms));
+            let n = at_most.saturating_sub(below);
+            below = at_most;
+            json!({"le_ms": ms, "count": n})
+        })
+        .collect()
+}
+
 /// Writes the statistics of a run to `path` (replaced atomically, mode 0600).
 pub fn write_stats(
     path: &Path,
@@ -94,6 +115,7 @@ pub fn write_stats(
             "p99": ms(stats.latency(0.99)),
             "max": ms(stats.latency_max()),
         })),
+        "latency_histogram": latency_histogram(stats),
         "waiting_s": waiting,
         "series_step_s": super::sample::SERIES_STEP.as_secs_f64(),
         "series": seen.series,
