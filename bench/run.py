@@ -97,7 +97,7 @@ def sluice_run(base, inp, out_dir, *flags, restart=True):
         [SLUICE, "run", inp, "-o", out, "--base-url", base, *flags, *(["--restart"] if restart else [])],
         env={**os.environ, "OPENAI_API_KEY": "sk-bench"})
     m = re.search(r"\(([\d.]+) requests/s", text)
-    ok = re.search(r"ok\s+(\d+)", text)
+    ok = re.search(r"^\s+ok\s+(\d+)$", text, re.M)  # the summary's line, not a progress line
     return {"rps": float(m.group(1)) if m else 0.0, "wall": wall, "cpu": cpu, "rss": rss,
             "ok": int(ok.group(1)) if ok else 0, "code": code, "text": text}
 

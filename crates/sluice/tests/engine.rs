@@ -527,3 +527,57 @@ async fn send_shares_the_clients_limits_and_reports_usage() {
     assert_eq!(c.stats().ok, 1);
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_spend_cap_holds_for_single_calls_and_batches_alike() {
+    use sluice::cost::{CapStop, Price, PriceTable, SpendCap};
+    let sim = spawn(Sim::builder()).await;
+    let mut prices = PriceTable::empty();
+    // A dollar a token: each request below costs its tokens in dollars.
+    prices.set("gpt-4o-mini", Price::new(1e6, 1e6, 1e6));
+    let cap = 200.0;
+    let c = client(&sim)
+        .prices(prices.clone())
+        .spend_cap(SpendCap::new(cap, 0.0))
+        .build()
+        .unwrap();
+    // One call at a time: each reserves its most and settles for what it cost.
+    let mut spent = 0.0;
+    let mut refused = None;
+    for i in 0..50 {
+        match c.send(&chat(i, 8)).await {
+            Ok(s) => spent += s.cost.expect("a priced model"),
+            Err(e) => {
+                refused = Some(e.kind);
+                break;
+            }
+        }
+    }
+    assert_eq!(
+        refused,
+        Some(ErrorKind::SpendCap),
+        "the cap stopped the calls"
+    );
+    assert!(spent <= cap && spent > 0.0, "{spent}");
+    assert!((c.stats().cost - spent).abs() < 1e-6);
+
+    // A batch on a fresh client: stops admitting, ends early, says why.
+    let c = client(&sim)
+        .prices(prices)
+        .spend_cap(SpendCap::new(cap, 0.0))
+        .concurrency(NonZeroUsize::new(4).unwrap())
+        .build()
+        .unwrap();
+    let mut run = c.run(futures::stream::iter((0..50).map(|i| chat(i, 8))));
+    let mut results = Vec::new();
+    while let Some(r) = run.next().await {
+        results.push(r);
+    }
+    assert!(matches!(run.cap_stop(), Some(CapStop::Reached { .. })));
+    assert!(!results.is_empty() && results.len() < 50);
+    let cost: f64 = results
+        .iter()
+        .map(|r| r.outcome.as_ref().unwrap().cost.unwrap())
+        .sum();
+    assert!(cost <= cap, "{cost}");
+}

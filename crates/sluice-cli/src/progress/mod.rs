@@ -18,7 +18,7 @@ use sluice::{Binding, Client, Event, HaltReason};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-pub use render::dollars;
+pub use render::{dollars, duration};
 use sample::Sampler;
 pub use sample::{BindingShares, SeriesPoint};
 pub use stats_file::{RunFigures, write_stats};

@@ -134,7 +134,8 @@ fn short(v: f64) -> String {
     }
 }
 
-fn duration(d: Duration) -> String {
+/// `1h05m`, `3m07s`, `42s`.
+pub fn duration(d: Duration) -> String {
     let s = d.as_secs();
     if s >= 3600 {
         format!("{}h{:02}m", s / 3600, s % 3600 / 60)

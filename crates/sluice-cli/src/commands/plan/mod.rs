@@ -106,6 +106,11 @@ pub async fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
                 .map_err(|_| anyhow::anyhow!("a counting thread failed"))?,
         );
     }
+    // The file's size when it is one; what was read of stdin otherwise.
+    let bytes = std::fs::metadata(path)
+        .ok()
+        .filter(std::fs::Metadata::is_file)
+        .map_or(bytes, |m| m.len());
     plan.fill(tally, &args, &prices, path, bytes, started.elapsed());
     if args.json {
         println!("{}", serde_json::to_string_pretty(&plan.to_json())?);

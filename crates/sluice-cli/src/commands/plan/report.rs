@@ -12,7 +12,7 @@ use sluice::cost::PriceTable;
 use super::PlanArgs;
 use super::tally::{EXAMPLES, Group, Tally};
 use crate::commands::values::RateArg;
-use crate::progress::dollars;
+use crate::progress::{dollars, duration};
 
 /// Everything a plan found.
 #[derive(Debug, Default)]
@@ -264,7 +264,7 @@ impl Plan {
                 let _ = writeln!(
                     out,
                     "  duration     at least {} under the given limits: the {what} budget{scope} binds",
-                    human(secs)
+                    duration(Duration::from_secs_f64(secs))
                 );
             }
             None => {
@@ -329,16 +329,5 @@ fn range(min: Option<f64>, max: Option<f64>) -> String {
         (Some(a), Some(b)) => format!("{} – {}", dollars(a), dollars(b)),
         (Some(a), None) => format!("{} – ?", dollars(a)),
         _ => "unknown".to_owned(),
-    }
-}
-
-fn human(secs: f64) -> String {
-    let s = secs.round() as u64;
-    if s >= 3600 {
-        format!("{}h{:02}m", s / 3600, s % 3600 / 60)
-    } else if s >= 60 {
-        format!("{}m{:02}s", s / 60, s % 60)
-    } else {
-        format!("{secs:.1}s")
     }
 }
