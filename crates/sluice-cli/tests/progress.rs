@@ -280,6 +280,7 @@ async fn the_live_view_in_a_terminal_shows_the_bar_the_rates_and_the_binding() {
             "the admitted rate and its limit: {pane}"
         );
         assert!(pane.contains("waiting on"), "the binding: {pane}");
+        assert!(pane.contains('$'), "the cost so far: {pane}");
     }
 }
 
