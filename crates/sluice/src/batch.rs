@@ -166,8 +166,9 @@ where
     let stop = CancellationToken::new();
     let halt = Arc::new(Mutex::new(None));
     let cap = Arc::new(Mutex::new(None));
+    let prepared = prepare(inner.clone(), input);
     let scheduler = Scheduler::new(inner, tx, stop.clone(), halt.clone(), cap.clone());
-    let task = tokio::spawn(scheduler.run(input));
+    let task = tokio::spawn(scheduler.run(prepared));
     BatchRun {
         results: rx,
         task,
@@ -175,6 +176,54 @@ where
         halt,
         cap,
     }
+}
+
+/// Requests with what admission charges them, in input order.
+type Prepared = Pin<Box<dyn Stream<Item = (Request, Charge)> + Send>>;
+
+/// Requests estimated on a blocking pool, in chunks, ahead of the scheduler.
+const PREPARE_CHUNK: usize = 64;
+/// Chunks estimated at once ahead of the scheduler.
+const PREPARE_AHEAD: usize = 4;
+
+/// Computes each request's charge. Where tokens are counted (a TPM budget or a spend
+/// cap), that is the one costly step per request, so it runs on the blocking pool, a
+/// chunk at a time and several chunks ahead, in input order: the scheduler's thread only
+/// sends, and a second core counts. Without token counting the charge is a lookup, done
+/// in line.
+fn prepare<S>(inner: Arc<Inner>, input: S) -> Prepared
+where
+    S: Stream<Item = Request> + Send + Unpin + 'static,
+{
+    if !inner.counts_tokens() {
+        return Box::pin(input.map(move |r| {
+            let charge = inner.charge(&r);
+            (r, charge)
+        }));
+    }
+    Box::pin(
+        input
+            .ready_chunks(PREPARE_CHUNK)
+            .map(move |chunk| {
+                let inner = inner.clone();
+                tokio::task::spawn_blocking(move || {
+                    chunk
+                        .into_iter()
+                        .map(|r| {
+                            let charge = inner.charge(&r);
+                            (r, charge)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .buffered(PREPARE_AHEAD)
+            .flat_map(|done| {
+                // Estimation does not panic short of a bug; if it did, the batch's task
+                // fails with the same panic rather than dropping requests.
+                let prepared = done.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+                futures::stream::iter(prepared)
+            }),
+    )
 }
 
 /// What an attempt task hands back.
@@ -236,8 +285,7 @@ impl Scheduler {
         }
     }
 
-    fn enqueue(&mut self, request: Request) {
-        let charge = self.inner.charge(&request);
+    fn enqueue(&mut self, (request, charge): (Request, Charge)) {
         let seq = self.next_seq;
         self.next_seq += 1;
         let rank = rank(request.priority, seq, self.inner.priority_aging);
@@ -253,10 +301,7 @@ impl Scheduler {
         }));
     }
 
-    async fn run<S>(mut self, input: S)
-    where
-        S: Stream<Item = Request> + Send + Unpin,
-    {
+    async fn run(mut self, input: Prepared) {
         let ended = self.schedule(input).await;
         if matches!(ended, Ended::Gone) {
             return;
@@ -276,10 +321,7 @@ impl Scheduler {
         }
     }
 
-    async fn schedule<S>(&mut self, mut input: S) -> Ended
-    where
-        S: Stream<Item = Request> + Send + Unpin,
-    {
+    async fn schedule(&mut self, mut input: Prepared) -> Ended {
         let mut input_done = false;
         loop {
             let stopping = self.stop.is_cancelled();

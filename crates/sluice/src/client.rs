@@ -195,14 +195,6 @@ impl ClientBuilder {
         let concurrency = self
             .concurrency
             .unwrap_or(NonZeroUsize::new(64).expect("64 is not zero"));
-        if self.limits.tpm.is_some()
-            || self.model_limits.iter().any(|(_, l)| l.tpm.is_some())
-            || self.spend_cap.is_some()
-        {
-            // Estimates need the tokenizers, which take a few hundred ms to build: build
-            // them beside the start-up instead of stalling the scheduler on its first request.
-            std::thread::spawn(crate::estimate::warm_up);
-        }
         let mut transport = self.transport;
         transport.pool_size = concurrency.get();
         let mut redactor = Redactor::default();
@@ -469,6 +461,11 @@ impl Inner {
             gate: index,
             at_most,
         }
+    }
+
+    /// Whether charging a request counts its tokens (a token budget or a spend cap).
+    pub(crate) fn counts_tokens(&self) -> bool {
+        self.spend.is_some() || self.gate().admissions.iter().any(Admission::limits_tokens)
     }
 
     /// Reserves what a request can cost under the spend cap, before its first attempt.
