@@ -627,3 +627,43 @@ async fn priority_holds_across_the_whole_file_fifo_within_a_class() {
     );
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_deep_into_a_large_file_starts_reading_near_the_first_line_left() {
+    // 30,000 lines of about 150 bytes: several of the first pass's buffers, so the resume
+    // starts reading at a line start it noted rather than at the top.
+    let sim = spawn(Sim::builder()).await;
+    let dir = Dir::new("deep-resume");
+    let all = ids(30_000);
+    write_input(&dir.path("in.jsonl"), &all);
+    let o = run_to_end(command(
+        &dir,
+        &sim.base_url(),
+        &["--concurrency", "32", "--progress", "off"],
+    ))
+    .await;
+    assert_eq!(o.status.code(), Some(0), "{}", common::stderr(&o));
+    // Keep the first 25,000 records written (completion order, so the lines done are not
+    // a prefix of the file) and resume.
+    let text = std::fs::read_to_string(dir.path("out.jsonl")).unwrap();
+    let kept: String = text.split_inclusive('\n').take(25_000).collect();
+    std::fs::write(dir.path("out.jsonl"), kept).unwrap();
+    let before = sim.stats().received;
+    let o = run_to_end(command(&dir, &sim.base_url(), &["--progress", "off"])).await;
+    assert_eq!(o.status.code(), Some(0), "{}", common::stderr(&o));
+    assert_eq!(
+        sim.stats().received - before,
+        5_000,
+        "only the lines left are sent"
+    );
+    assert_exactly_once(&dir, &all);
+    let lines: BTreeSet<u64> = records(&dir.path("out.jsonl"))
+        .iter()
+        .map(|r| r["line"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        lines,
+        (1..=30_000).collect(),
+        "every line has its own record"
+    );
+}

@@ -88,21 +88,54 @@ pub struct Reported<'a> {
 /// JSON object. `None` when it is not JSON.
 pub fn parse_usage(body: &[u8]) -> Option<Reported<'_>> {
     let envelope: Envelope = serde_json::from_slice(body).ok()?;
-    let usage = envelope.usage.map_or(Usage::default(), |u| {
-        let cache_reads = u.cache_read_input_tokens.unwrap_or(0);
-        let details = u.prompt_tokens_details.or(u.input_tokens_details);
-        Usage {
-            // Anthropic's input_tokens exclude cache reads; OpenAI's prompt tokens include
-            // cached ones.
-            prompt_tokens: u.prompt_tokens.or(u.input_tokens).unwrap_or(0) + cache_reads,
-            completion_tokens: u.completion_tokens.or(u.output_tokens).unwrap_or(0),
-            cached_tokens: details.and_then(|d| d.cached_tokens).unwrap_or(0) + cache_reads,
-        }
-    });
+    let usage = envelope.usage.map_or(Usage::default(), usage_of);
     Some(Reported {
         usage,
         model: envelope.model,
     })
+}
+
+/// The usage and model of a success record found by their keys, without parsing the rest
+/// of it: the last `"usage":` key and the first `"model":` key that are not inside a
+/// string (a quote inside a JSON string is escaped, so a key's quote never follows a
+/// backslash). A resume reads hundreds of MB of records; this costs a search from the end
+/// of each line instead of a second parse of its body. `None` when the line has no usage
+/// or it does not read.
+pub(crate) fn find_usage(record: &[u8]) -> Option<Reported<'_>> {
+    use memchr::memmem::{Finder, FinderRev};
+    static USAGE: std::sync::LazyLock<FinderRev<'static>> =
+        std::sync::LazyLock::new(|| FinderRev::new(b"\"usage\":"));
+    static MODEL: std::sync::LazyLock<Finder<'static>> =
+        std::sync::LazyLock::new(|| Finder::new(b"\"model\":"));
+    let unescaped = |at: &usize| *at == 0 || record[*at - 1] != b'\\';
+    let at = USAGE.rfind_iter(record).find(unescaped)? + USAGE.needle().len();
+    let fields = serde_json::Deserializer::from_slice(&record[at..])
+        .into_iter::<Option<UsageFields>>()
+        .next()?
+        .ok()??;
+    let model = MODEL.find_iter(record).find(unescaped).and_then(|at| {
+        let at = at + MODEL.needle().len();
+        serde_json::Deserializer::from_slice(&record[at..])
+            .into_iter::<std::borrow::Cow<'_, str>>()
+            .next()?
+            .ok()
+    });
+    Some(Reported {
+        usage: usage_of(fields),
+        model,
+    })
+}
+
+fn usage_of(u: UsageFields) -> Usage {
+    let cache_reads = u.cache_read_input_tokens.unwrap_or(0);
+    let details = u.prompt_tokens_details.or(u.input_tokens_details);
+    Usage {
+        // Anthropic's input_tokens exclude cache reads; OpenAI's prompt tokens include
+        // cached ones.
+        prompt_tokens: u.prompt_tokens.or(u.input_tokens).unwrap_or(0) + cache_reads,
+        completion_tokens: u.completion_tokens.or(u.output_tokens).unwrap_or(0),
+        cached_tokens: details.and_then(|d| d.cached_tokens).unwrap_or(0) + cache_reads,
+    }
 }
 
 #[cfg(test)]
@@ -148,6 +181,20 @@ mod tests {
             })
         );
         assert_eq!(usage(br#"{"data":[]}"#), Some(Usage::default()));
+        // In a record, found by key; a "usage" inside the answer's text is not a key.
+        let record = br#"{"id":"b","custom_id":"c","line":1,"response":{"status_code":200,"body":{"model":"gpt-4o-mini","choices":[{"message":{"content":"say \"usage\": {\"prompt_tokens\": 99}"}}],"usage":{"prompt_tokens":7,"completion_tokens":2,"prompt_tokens_details":{"cached_tokens":3}}}},"error":null}"#;
+        let found = find_usage(record).unwrap();
+        assert_eq!(found.model.as_deref(), Some("gpt-4o-mini"));
+        assert_eq!(
+            found.usage,
+            Usage {
+                prompt_tokens: 7,
+                completion_tokens: 2,
+                cached_tokens: 3
+            }
+        );
+        assert!(find_usage(br#"{"response":{"body":{"data":[]}}}"#).is_none());
+        assert!(find_usage(br#"{"response":{"body":{"usage":"odd"}}}"#).is_none());
         assert_eq!(parse_usage(br#"{"usage":{"prompt_tokens":9"#), None);
         assert_eq!(parse_usage(b"<html>"), None);
     }

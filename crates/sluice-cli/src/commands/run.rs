@@ -111,9 +111,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let in_flight = Arc::new(Mutex::new(std::collections::BTreeSet::new()));
     let mut progress = Progress::new();
     let mut config = ClientConfig::from_flags(&args.server, &args.limits, &args.cost)?;
-    let mut options = args.input.options()?;
+    let options = args.input.options()?;
     let input_path = &args.input.input;
     let identity = InputIdentity::of(input_path)
+        .with_context(|| format!("cannot open {}", input_path.display()))?;
+    // The input's priority pass runs beside the scan of what earlier runs wrote.
+    let opening = input::start(input_path, options)
         .with_context(|| format!("cannot open {}", input_path.display()))?;
     let open = OpenOptions {
         restart: args.restart,
@@ -152,7 +155,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let client = config.build(run_observer(in_flight.clone(), progress.shared.clone()))?;
     let recovered_lines = recovered.done.len();
     progress.shared.set_resumed(recovered_lines);
-    if input_path.as_os_str() != "-" {
+    if let Some(lines) = recovered.total_lines {
+        // Counted by an earlier run of this very input (its fingerprint was checked).
+        progress.shared.set_total(lines);
+    } else if input_path.as_os_str() != "-" {
         let (path, shared) = (input_path.display().to_string(), progress.shared.clone());
         tokio::task::spawn_blocking(move || {
             if let Some(lines) = count_lines(&path) {
@@ -162,8 +168,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     let resent = recovered.previously_in_flight.len() as u64;
     let earlier_failures = recovered.failed;
-    options.skip = std::mem::take(&mut recovered.done);
-    let input = input::open(input_path, options)
+    let input = opening
+        .finish(std::mem::take(&mut recovered.done))
         .await
         .with_context(|| format!("cannot open {}", input_path.display()))?;
     let input_name = if input_path.as_os_str() == "-" {

@@ -32,6 +32,15 @@ impl<R: AsyncBufRead + Unpin> LineReader<R> {
         }
     }
 
+    /// A reader placed after `lines` lines (the file was positioned at the start of the
+    /// next one).
+    pub fn after(reader: R, max_bytes: usize, lines: u64) -> Self {
+        LineReader {
+            number: lines,
+            ..LineReader::new(reader, max_bytes)
+        }
+    }
+
     /// Consumes the next line through its newline, copying it into `buf` (up to just past
     /// the limit) when `keep`. Returns the bytes it had, or `None` at the end.
     async fn consume_line(&mut self, keep: bool) -> std::io::Result<Option<usize>> {

@@ -72,30 +72,89 @@ pub enum InputItem {
 pub type InputStream = Pin<Box<dyn Stream<Item = InputItem> + Send>>;
 
 /// Opens `path` (`-` for stdin) as a stream of items.
-pub async fn open(path: &Path, options: InputOptions) -> std::io::Result<InputStream> {
-    if path == Path::new("-") {
-        Ok(read(
-            "<stdin>".to_owned(),
-            BufReader::with_capacity(256 * 1024, tokio::io::stdin()),
-            options,
-        ))
+pub async fn open(path: &Path, mut options: InputOptions) -> std::io::Result<InputStream> {
+    let skip = std::mem::take(&mut options.skip);
+    start(path, options)?.finish(skip).await
+}
+
+/// An input being opened: the priority pass over the file runs on the blocking pool
+/// meanwhile, so a caller can do other start-up work (a resume's scan of its records)
+/// beside it and hand over the lines to skip when it has them.
+pub struct Opening {
+    path: std::path::PathBuf,
+    options: InputOptions,
+    plan: Option<tokio::task::JoinHandle<std::io::Result<Scanned>>>,
+}
+
+/// What the first pass over a file found: its priority plan, and where lines start.
+struct Scanned {
+    plan: Option<priority::PriorityPlan>,
+    /// `(lines before, byte offset)` at line starts, in file order.
+    marks: Vec<(u64, u64)>,
+}
+
+/// Starts opening `path`: the priority pass begins at once (for a file of Batch lines).
+pub fn start(path: &Path, options: InputOptions) -> std::io::Result<Opening> {
+    let plan = if path == Path::new("-") || options.format == Format::Prompts {
+        None
     } else {
-        let file = tokio::fs::File::open(path).await?;
-        // Priority across the whole file: a first pass spools the lines that have one.
-        let plan = if options.format == Format::Prompts {
-            None
-        } else {
-            let owned = path.to_owned();
-            let max = options.max_line_bytes;
-            tokio::task::spawn_blocking(move || priority::PriorityPlan::scan(&owned, max))
-                .await
-                .map_err(std::io::Error::other)??
+        // Fail now, not after the pass, when the file cannot be opened.
+        std::fs::File::open(path)?;
+        let owned = path.to_owned();
+        let max = options.max_line_bytes;
+        Some(tokio::task::spawn_blocking(move || {
+            let mut marks = Vec::new();
+            let plan = priority::PriorityPlan::scan(&owned, max, &mut marks)?;
+            Ok(Scanned { plan, marks })
+        }))
+    };
+    Ok(Opening {
+        path: path.to_owned(),
+        options,
+        plan,
+    })
+}
+
+impl Opening {
+    /// The stream of items, passing over the lines in `skip`.
+    pub async fn finish(self, skip: LineSet) -> std::io::Result<InputStream> {
+        let mut options = self.options;
+        options.skip = skip;
+        if self.path == Path::new("-") {
+            return Ok(read(
+                "<stdin>".to_owned(),
+                BufReader::with_capacity(256 * 1024, tokio::io::stdin()),
+                options,
+            ));
+        }
+        let mut file = tokio::fs::File::open(&self.path).await?;
+        let scanned = match self.plan {
+            Some(task) => task.await.map_err(std::io::Error::other)??,
+            None => Scanned {
+                plan: None,
+                marks: Vec::new(),
+            },
         };
+        // Every line before the first without a record would only be passed over: start
+        // reading at the last line start noted before it.
+        let first = options.skip.first_absent();
+        let start = scanned
+            .marks
+            .iter()
+            .take_while(|(before, _)| *before < first)
+            .last()
+            .copied()
+            .unwrap_or((0, 0));
+        if start.1 > 0 {
+            use tokio::io::AsyncSeekExt;
+            file.seek(std::io::SeekFrom::Start(start.1)).await?;
+        }
+        let reader = BufReader::with_capacity(256 * 1024, file);
         Ok(read_planned(
-            path.display().to_string(),
-            BufReader::with_capacity(256 * 1024, file),
+            self.path.display().to_string(),
+            LineReader::after(reader, options.max_line_bytes, start.0),
             options,
-            plan,
+            scanned.plan,
         ))
     }
 }
@@ -152,12 +211,13 @@ pub fn read<R>(name: String, reader: R, options: InputOptions) -> InputStream
 where
     R: AsyncBufRead + Unpin + Send + 'static,
 {
-    read_planned(name, reader, options, None)
+    let lines = LineReader::new(reader, options.max_line_bytes);
+    read_planned(name, lines, options, None)
 }
 
 fn read_planned<R>(
     name: String,
-    reader: R,
+    lines: LineReader<R>,
     options: InputOptions,
     plan: Option<priority::PriorityPlan>,
 ) -> InputStream
@@ -166,7 +226,7 @@ where
 {
     let state = State {
         name,
-        lines: LineReader::new(reader, options.max_line_bytes),
+        lines,
         format: options.format,
         options,
         done: false,

@@ -84,8 +84,14 @@ fn anonymous_file() -> io::Result<File> {
 
 impl PriorityPlan {
     /// Scans `path`; `None` when no line has a non-zero priority (or there are too many
-    /// distinct ones).
-    pub(crate) fn scan(path: &Path, max_line_bytes: usize) -> io::Result<Option<Self>> {
+    /// distinct ones). Also notes where lines start, every buffer or so, in `marks`:
+    /// `(lines before, byte offset)`, so that a resume can start reading at the first line
+    /// without a record instead of reading past every line done.
+    pub(crate) fn scan(
+        path: &Path,
+        max_line_bytes: usize,
+        marks: &mut Vec<(u64, u64)>,
+    ) -> io::Result<Option<Self>> {
         let input = File::open(path)?;
         let mut reader = BufReader::with_capacity(1 << 20, input.try_clone()?);
         let mut classes: Vec<Class> = Vec::new();
@@ -140,6 +146,7 @@ impl PriorityPlan {
             reader.consume(len);
             read_pos += len as u64;
             let block_start = consumed;
+            marks.push((lines_before, block_start));
             let mut counted_to = 0usize;
             let mut line_at = lines_before;
             for hit in finder.find_iter(&block) {
@@ -288,7 +295,9 @@ mod tests {
             r#"{"custom_id":"n2","priority":0}"#,
         ];
         std::fs::write(&p, lines.join("\n") + "\n").unwrap();
-        let mut plan = PriorityPlan::scan(&p, 1 << 20).unwrap().unwrap();
+        let mut plan = PriorityPlan::scan(&p, 1 << 20, &mut Vec::new())
+            .unwrap()
+            .unwrap();
         let mut high = Vec::new();
         while let Some((line, bytes)) = plan.next(true).unwrap() {
             high.push((line, String::from_utf8(bytes).unwrap().trim().to_owned()));
@@ -304,8 +313,23 @@ mod tests {
         assert!(plan.next(false).unwrap().is_none());
         assert!(plan.spooled.contains(3) && !plan.spooled.contains(1) && !plan.spooled.contains(6));
         let plain = dir.join("plain.jsonl");
-        std::fs::write(&plain, "{\"custom_id\":\"a\"}\n").unwrap();
-        assert!(PriorityPlan::scan(&plain, 1 << 20).unwrap().is_none());
+        // Three buffers' worth of lines: the marks are line starts with their counts.
+        let text: String = (0..60_000)
+            .map(|i| format!("{{\"custom_id\":\"line-{i}\"}}\n"))
+            .collect();
+        std::fs::write(&plain, &text).unwrap();
+        let mut marks = Vec::new();
+        assert!(
+            PriorityPlan::scan(&plain, 1 << 20, &mut marks)
+                .unwrap()
+                .is_none()
+        );
+        assert!(marks.len() >= 2, "{marks:?}");
+        for (before, offset) in marks {
+            let at = offset as usize;
+            assert!(at == 0 || text.as_bytes()[at - 1] == b'\n');
+            assert_eq!(text[..at].matches('\n').count() as u64, before);
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -321,7 +345,9 @@ mod tests {
         content.extend_from_slice(b"\"}\n");
         content.extend_from_slice(b"{\"custom_id\":\"c\",\"priority\":5}\n");
         std::fs::write(&p, &content).unwrap();
-        let mut plan = PriorityPlan::scan(&p, 1024).unwrap().unwrap();
+        let mut plan = PriorityPlan::scan(&p, 1024, &mut Vec::new())
+            .unwrap()
+            .unwrap();
         let mut lines = Vec::new();
         while let Some((line, bytes)) = plan.next(true).unwrap() {
             assert!(bytes.len() < 100);

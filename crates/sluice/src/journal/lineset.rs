@@ -40,6 +40,18 @@ impl LineSet {
             .is_some_and(|w| w & (1 << (line % 64)) != 0)
     }
 
+    /// The first line (from 1) not in the set.
+    pub fn first_absent(&self) -> u64 {
+        for (i, w) in self.words.iter().enumerate() {
+            // Line 0 does not exist: count it as present.
+            let w = if i == 0 { *w | 1 } else { *w };
+            if w != u64::MAX {
+                return i as u64 * 64 + u64::from((!w).trailing_zeros());
+            }
+        }
+        (self.words.len() as u64 * 64).max(1)
+    }
+
     /// Lines in the set.
     pub fn len(&self) -> u64 {
         self.len
@@ -58,6 +70,23 @@ impl LineSet {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn first_absent_is_the_first_line_without_a_record() {
+        let mut s = super::LineSet::default();
+        assert_eq!(s.first_absent(), 1);
+        for l in 1..=200 {
+            s.insert(l);
+        }
+        assert_eq!(s.first_absent(), 201);
+        s.insert(202);
+        assert_eq!(s.first_absent(), 201);
+        s.insert(201);
+        assert_eq!(s.first_absent(), 203);
+        let mut t = super::LineSet::default();
+        t.insert(2);
+        assert_eq!(t.first_absent(), 1);
+    }
+
     use super::*;
 
     #[test]

@@ -220,6 +220,8 @@ pub struct Recovered {
     pub duplicates: u64,
     /// Whether there was a previous run at all.
     pub resumed: bool,
+    /// The input's lines, as an earlier run counted them (the input is unchanged).
+    pub total_lines: Option<u64>,
     /// Tokens the success records report, by the model the server named (`""` when it
     /// named none): what earlier runs spent.
     pub billed: std::collections::BTreeMap<String, crate::Usage>,
@@ -321,6 +323,7 @@ impl Journal {
                     });
                 }
                 recovered.resumed = true;
+                recovered.total_lines = state.total_lines;
                 recovered.previously_in_flight = state.in_flight.clone();
                 for (p, is_errors) in [(&paths.output, false), (&paths.errors, true)] {
                     let retry_failed = is_errors && options.retry_failed;

@@ -5,7 +5,7 @@
 //! only that prefix of each line; other lines fall back to a full parse.
 
 use std::fs::OpenOptions;
-use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
@@ -83,77 +83,115 @@ pub fn repair_torn_tail(path: &Path) -> io::Result<u64> {
     Ok(len - keep)
 }
 
+/// Bytes read at once by [`scan`]: lines are checked in place, in blocks this size.
+const BLOCK: usize = 8 << 20;
+
 /// Reads every whole line of `path` without changing it. Each line that is a record is
-/// passed to `each`, which returns whether to keep it; lines that are not records are
-/// counted as unreadable. Both kinds are noted for [`repair`], as is a torn tail.
+/// passed to `each`, in file order, which returns whether to keep it; lines that are not
+/// records are counted as unreadable. Both kinds are noted for [`repair`], as is a torn
+/// tail.
+///
+/// A resume reads hundreds of MB here before its first request, and checking that each
+/// line is whole JSON is most of the work: each block's lines are checked on two threads
+/// (the second half on a scoped thread), then handed to `each` in order.
 pub fn scan(path: &Path, mut each: impl FnMut(RecordId) -> bool) -> io::Result<ScanReport> {
-    let file = match std::fs::File::open(path) {
+    let mut file = match std::fs::File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(ScanReport::default()),
         Err(e) => return Err(e),
     };
-    // Lines are read in place from the buffer; only a line that straddles two fills is
-    // copied (into `carry`). A resume reads hundreds of MB here before its first request.
-    let mut reader = BufReader::with_capacity(1 << 20, file);
-    let mut carry: Vec<u8> = Vec::new();
     let mut report = ScanReport::default();
-    // Offset of the first byte of the current buffer, and of the line in `carry`.
+    // buf[..valid] holds what was read and not yet handled; the buffer is zeroed once and
+    // only grows for a line longer than it.
+    let mut buf: Vec<u8> = vec![0; BLOCK];
+    let mut valid = 0;
+    // File offset of buf[0].
     let mut pos: u64 = 0;
-    let mut handle = |line: &[u8], at: u64, report: &mut ScanReport| {
-        let keep = match checked(line) {
-            Some(id) => {
-                let keep = each(id);
-                report.rejected += u64::from(!keep);
-                keep
-            }
-            None => {
-                report.unreadable += 1;
-                false
-            }
-        };
-        if !keep {
-            let end = at + line.len() as u64;
-            match report.drop.last_mut() {
-                Some(last) if last.1 == at => last.1 = end,
-                _ => report.drop.push((at, end)),
-            }
-        }
-    };
+    let mut ends: Vec<usize> = Vec::new();
     loop {
-        let buf = reader.fill_buf()?;
-        if buf.is_empty() {
-            break;
+        if valid == buf.len() {
+            buf.resize(buf.len() * 2, 0);
         }
-        let len = buf.len();
+        let before = valid;
+        while valid < buf.len() {
+            match file.read(&mut buf[valid..]) {
+                Ok(0) => break,
+                Ok(n) => valid += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let at_end = valid == before;
+        let Some(last) = memchr::memrchr(b'\n', &buf[..valid]) else {
+            if at_end {
+                break;
+            }
+            continue;
+        };
+        let whole = &buf[..=last];
+        ends.clear();
+        ends.extend(memchr::memchr_iter(b'\n', whole));
+        let checks = check_lines(whole, &ends);
         let mut start = 0;
-        if !carry.is_empty() {
-            match memchr::memchr(b'\n', buf) {
-                Some(i) => {
-                    carry.extend_from_slice(&buf[..=i]);
-                    let at = pos - (carry.len() - (i + 1)) as u64;
-                    handle(&carry, at, &mut report);
-                    carry.clear();
-                    start = i + 1;
+        for (&end, id) in ends.iter().zip(checks) {
+            let line_at = pos + start as u64;
+            let keep = match id {
+                Some(id) => {
+                    let keep = each(id);
+                    report.rejected += u64::from(!keep);
+                    keep
                 }
                 None => {
-                    carry.extend_from_slice(buf);
-                    reader.consume(len);
-                    pos += len as u64;
-                    continue;
+                    report.unreadable += 1;
+                    false
+                }
+            };
+            if !keep {
+                let line_end = pos + end as u64 + 1;
+                match report.drop.last_mut() {
+                    Some(l) if l.1 == line_at => l.1 = line_end,
+                    _ => report.drop.push((line_at, line_end)),
                 }
             }
-        }
-        let base = start;
-        for end in memchr::memchr_iter(b'\n', &buf[base..]).map(|i| base + i) {
-            handle(&buf[start..=end], pos + start as u64, &mut report);
             start = end + 1;
         }
-        carry.extend_from_slice(&buf[start..]);
-        reader.consume(len);
-        pos += len as u64;
+        buf.copy_within(last + 1..valid, 0);
+        valid -= last + 1;
+        pos += last as u64 + 1;
+        if at_end {
+            break;
+        }
     }
-    report.torn_bytes = carry.len() as u64;
+    report.torn_bytes = valid as u64;
     Ok(report)
+}
+
+/// [`checked`] of each line of `block` (ending at the offsets `ends`), the second half on
+/// another thread.
+fn check_lines(block: &[u8], ends: &[usize]) -> Vec<Option<RecordId>> {
+    let line = |i: usize| {
+        let start = if i == 0 { 0 } else { ends[i - 1] + 1 };
+        &block[start..=ends[i]]
+    };
+    let half = ends.len() / 2;
+    if half < 64 {
+        return (0..ends.len()).map(|i| checked(line(i))).collect();
+    }
+    std::thread::scope(|s| {
+        let second = s.spawn(|| {
+            (half..ends.len())
+                .map(|i| checked(line(i)))
+                .collect::<Vec<_>>()
+        });
+        let mut out: Vec<Option<RecordId>> = (0..half).map(|i| checked(line(i))).collect();
+        // A panic in checking is a bug; it is passed on as it is.
+        out.extend(
+            second
+                .join()
+                .unwrap_or_else(|e| std::panic::resume_unwind(e)),
+        );
+        out
+    })
 }
 
 /// Makes `path` hold only what [`scan`] kept: cuts a torn tail in place, and rewrites the
@@ -202,32 +240,14 @@ fn checked(line: &[u8]) -> Option<RecordId> {
         return None;
     }
     let mut id = identify(trimmed)?;
-    // Validates the whole line and finds the response body, for its usage.
-    let record: Validated = serde_json::from_slice(trimmed).ok()?;
-    id.billed = record
-        .response
-        .map(|r| r.get().as_bytes())
-        .filter(|r| r.starts_with(b"{") && memchr::memmem::find(r, b"\"usage\"").is_some())
-        .and_then(|r| serde_json::from_slice::<ValidatedResponse>(r).ok())
-        .and_then(|r| r.body)
-        .and_then(|b| crate::outcome::parse_usage(b.get().as_bytes()))
-        .map(|r| Billed {
+    serde_json::from_slice::<serde::de::IgnoredAny>(trimmed).ok()?;
+    if id.error_code.is_none() {
+        id.billed = crate::outcome::find_usage(trimmed).map(|r| Billed {
             model: r.model.map(std::borrow::Cow::into_owned),
             usage: r.usage,
         });
+    }
     Some(id)
-}
-
-#[derive(Deserialize)]
-struct Validated<'a> {
-    #[serde(borrow)]
-    response: Option<&'a serde_json::value::RawValue>,
-}
-
-#[derive(Deserialize)]
-struct ValidatedResponse<'a> {
-    #[serde(borrow)]
-    body: Option<&'a serde_json::value::RawValue>,
 }
 
 /// The identity of one record line, from its prefix when sluice wrote it, else from a
