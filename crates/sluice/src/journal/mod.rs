@@ -549,7 +549,9 @@ fn scan_into(
         if r.error_code.as_deref() != Some(ErrorKind::DuplicateId.code())
             && let Some(id) = &r.custom_id
         {
-            recovered.ids.insert(id);
+            // A run writes one record per id (later duplicates get duplicate_custom_id
+            // records, left out above), so no lookup is needed.
+            recovered.ids.insert_new(id);
         }
         if is_errors {
             recovered.failed += 1;
