@@ -125,6 +125,16 @@ impl Request {
     }
 }
 
+/// The `model` a request body names, read without parsing the rest.
+pub(crate) fn request_model(body: &[u8]) -> Option<std::borrow::Cow<'_, str>> {
+    #[derive(serde::Deserialize)]
+    struct ModelOnly<'a> {
+        #[serde(borrow)]
+        model: Option<std::borrow::Cow<'a, str>>,
+    }
+    serde_json::from_slice::<ModelOnly>(body).ok()?.model
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,14 +147,4 @@ mod tests {
         }
         assert!("/v1/images/generations".parse::<Endpoint>().is_err());
     }
-}
-
-/// The `model` a request body names, read without parsing the rest.
-pub(crate) fn request_model(body: &[u8]) -> Option<std::borrow::Cow<'_, str>> {
-    #[derive(serde::Deserialize)]
-    struct ModelOnly<'a> {
-        #[serde(borrow)]
-        model: Option<std::borrow::Cow<'a, str>>,
-    }
-    serde_json::from_slice::<ModelOnly>(body).ok()?.model
 }
