@@ -32,7 +32,7 @@ use crate::error::{ErrorKind, RequestError};
 
 use crate::binding::Binding;
 use crate::events::Event;
-use crate::halt::{Halt, Tripwire};
+use crate::halt::{Halt, StopEarly, Tripwire};
 use crate::limits::AdmitDecision;
 use crate::outcome::BatchResult;
 use crate::request::Request;
@@ -158,7 +158,7 @@ impl Ord for Delayed {
     }
 }
 
-pub(crate) fn spawn_batch<S>(inner: Arc<Inner>, input: S) -> BatchRun
+pub(crate) fn spawn_batch<S>(inner: Arc<Inner>, input: S, stop_early: StopEarly) -> BatchRun
 where
     S: Stream<Item = Request> + Send + Unpin + 'static,
 {
@@ -167,7 +167,7 @@ where
     let halt = Arc::new(Mutex::new(None));
     let cap = Arc::new(Mutex::new(None));
     let prepared = prepare(inner.clone(), input);
-    let scheduler = Scheduler::new(inner, tx, stop.clone(), halt.clone(), cap.clone());
+    let scheduler = Scheduler::new(inner, tx, stop.clone(), halt.clone(), cap.clone(), stop_early);
     let task = tokio::spawn(scheduler.run(prepared));
     BatchRun {
         results: rx,
@@ -268,10 +268,11 @@ impl Scheduler {
         stop: CancellationToken,
         halt: Arc<Mutex<Option<Halt>>>,
         cap: Arc<Mutex<Option<CapStop>>>,
+        stop_early: StopEarly,
     ) -> Self {
         let lookahead = (inner.concurrency.get() * 2).max(64);
         Scheduler {
-            tripwire: Tripwire::new(inner.stop_early),
+            tripwire: Tripwire::new(stop_early),
             halt,
             cap,
             inner,

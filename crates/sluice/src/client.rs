@@ -6,7 +6,7 @@ use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use tokio::sync::Semaphore;
@@ -20,7 +20,7 @@ use crate::error::{ConfigError, ErrorKind, RequestError};
 use crate::estimate::{Estimate, estimate};
 use crate::events::{Event, Observer};
 use crate::halt::StopEarly;
-use crate::limits::{Admission, AdmitDecision, ConcurrencyController, Limits, Refusal};
+use crate::limits::{Admission, ConcurrencyController, Limits, Refusal};
 use crate::outcome::{Reported, Success, parse_usage};
 use crate::redact::Redactor;
 use crate::request::{Request, request_model};
@@ -738,19 +738,6 @@ impl Inner {
         Some(now + delay)
     }
 
-    /// Waits until admission lets a request of `cost` tokens through, then takes the cost.
-    pub(crate) async fn admit(&self, charge: Charge) -> Result<(), RequestError> {
-        let cost = charge.estimate.cost();
-        loop {
-            let decision = self.gate().admissions[charge.gate].try_admit(Instant::now(), cost);
-            match decision {
-                AdmitDecision::Now => return Ok(()),
-                AdmitDecision::Wait(at) => tokio::time::sleep_until(at).await,
-                AdmitDecision::Never { limit } => return Err(too_large(cost, limit)),
-            }
-        }
-    }
-
     /// After a success: corrects the token budget with the prompt tokens the server
     /// counted, and lets adaptive rates grow.
     pub(crate) fn correct(&self, charge: Charge, success: &Success) {
@@ -784,64 +771,23 @@ impl Client {
     }
 
     /// Sends one request, waiting for admission and retrying as the policy says.
+    ///
+    /// It is a batch of one: the same admission, permits, retries, events and statistics
+    /// as [`Client::run`], so the two cannot behave differently. A single call never stops
+    /// early (see [`crate::halt`]): a refused key is that call's error.
     pub async fn send(&self, request: &Request) -> Result<Success, RequestError> {
-        let inner = &self.inner;
-        let charge = inner.charge(request);
-        let reserved = inner.reserve(charge, request).map_err(|stop| {
-            inner.stats().record_failure(ErrorKind::SpendCap);
-            RequestError::new(ErrorKind::SpendCap, stop.to_string())
-        })?;
-        let mut attempts = 0;
-        let mut state = RetryState::default();
-        let outcome = loop {
-            if let Err(e) = inner.admit(charge).await {
-                break Err(e);
+        let one = futures::stream::iter([request.clone()]);
+        let mut run = spawn_batch(self.inner.clone(), one, StopEarly::never());
+        if let Some(result) = run.next().await {
+            return result.outcome;
+        }
+        Err(match run.cap_stop() {
+            Some(stop) => {
+                self.inner.stats().record_failure(ErrorKind::SpendCap);
+                RequestError::new(ErrorKind::SpendCap, stop.to_string())
             }
-            let Ok(permit) = inner.permits.acquire().await else {
-                break Err(RequestError::new(
-                    ErrorKind::Cancelled,
-                    "the client was closed",
-                ));
-            };
-            attempts += 1;
-            if attempts == 1 {
-                inner.gate().budget.deposit();
-            }
-            inner.stats().record_attempt(attempts);
-            let started = Instant::now();
-            let outcome = inner.attempt(request, attempts, charge).await;
-            drop(permit);
-            match outcome {
-                Attempt::Done(success) => {
-                    inner.correct(charge, &success);
-                    inner.concurrency_sample(started.elapsed());
-                    inner.stats().record_success(&success, started.elapsed());
-                    break Ok(success);
-                }
-                Attempt::Fail(error) => {
-                    inner.stats().record_failure(error.kind);
-                    break Err(error);
-                }
-                Attempt::Retry(mut retry) => {
-                    match inner.plan_retry(
-                        charge,
-                        &request.custom_id,
-                        &mut state,
-                        attempts,
-                        started,
-                        &mut retry,
-                    ) {
-                        Some(at) => tokio::time::sleep_until(at).await,
-                        None => {
-                            inner.stats().record_failure(retry.error.kind);
-                            break Err(retry.error);
-                        }
-                    }
-                }
-            }
-        };
-        inner.settle_spend(reserved, outcome.as_ref().ok().and_then(|s| s.cost));
-        outcome
+            None => RequestError::new(ErrorKind::Cancelled, "the call ended without a result"),
+        })
     }
 
     /// Runs a batch: requests are pulled from `requests` only as fast as they can be sent,
@@ -851,7 +797,7 @@ impl Client {
     where
         S: Stream<Item = Request> + Send + Unpin + 'static,
     {
-        spawn_batch(self.inner.clone(), requests)
+        spawn_batch(self.inner.clone(), requests, self.inner.stop_early)
     }
 
     /// A snapshot of the statistics of everything sent through this client.

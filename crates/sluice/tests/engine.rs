@@ -581,3 +581,41 @@ async fn a_spend_cap_holds_for_single_calls_and_batches_alike() {
         .sum();
     assert!(cost <= cap, "{cost}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_call_reports_the_same_events_as_a_batch() {
+    use std::sync::{Arc, Mutex};
+    let sim = spawn(Sim::builder().fault(Fault::Status(503), 0.5).seed(3)).await;
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let log = seen.clone();
+    let c = client(&sim)
+        .observer(Arc::new(move |e: &sluice::Event<'_>| {
+            let name = match e {
+                sluice::Event::Sent { .. } => "sent",
+                sluice::Event::Retrying { .. } => "retrying",
+                sluice::Event::Finished { .. } => "finished",
+                _ => return,
+            };
+            log.lock().unwrap().push(name.to_owned());
+        }))
+        .build()
+        .unwrap();
+    for i in 0..6 {
+        c.send(&chat(i, 5)).await.unwrap();
+    }
+    let seen = seen.lock().unwrap();
+    let count = |n: &str| seen.iter().filter(|s| *s == n).count();
+    assert_eq!(count("finished"), 6, "{seen:?}");
+    assert_eq!(count("sent"), 6 + count("retrying"), "{seen:?}");
+    assert!(count("retrying") > 0, "the 503s were retried: {seen:?}");
+    assert_eq!(c.stats().ok, 6);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_call_with_a_refused_key_fails_instead_of_stopping_early() {
+    let sim = spawn(Sim::builder().fault(Fault::Status(401), 1.0)).await;
+    let c = client(&sim).build().unwrap();
+    let err = c.send(&chat(1, 5)).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Auth);
+    assert_eq!(c.stats().failed_total(), 1);
+}
