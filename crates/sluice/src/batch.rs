@@ -167,7 +167,14 @@ where
     let halt = Arc::new(Mutex::new(None));
     let cap = Arc::new(Mutex::new(None));
     let prepared = prepare(inner.clone(), input);
-    let scheduler = Scheduler::new(inner, tx, stop.clone(), halt.clone(), cap.clone(), stop_early);
+    let scheduler = Scheduler::new(
+        inner,
+        tx,
+        stop.clone(),
+        halt.clone(),
+        cap.clone(),
+        stop_early,
+    );
     let task = tokio::spawn(scheduler.run(prepared));
     BatchRun {
         results: rx,

@@ -27,6 +27,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod answer;
 mod batch;
 mod binding;
 mod client;

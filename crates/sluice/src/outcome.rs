@@ -34,6 +34,28 @@ pub struct Success {
     pub cost: Option<f64>,
 }
 
+impl Success {
+    /// The body as the caller's own type: bring-your-own response structs, so a field a
+    /// provider adds never waits for this crate.
+    pub fn json<R: serde::de::DeserializeOwned>(&self) -> serde_json::Result<R> {
+        serde_json::from_slice(&self.body)
+    }
+
+    /// The answer's text, embedding and finish reason (see [`crate::answer::Answer`]);
+    /// empty when the body is not JSON.
+    pub fn answer(&self) -> crate::answer::Answer {
+        self.json::<serde_json::Value>()
+            .map(|v| crate::answer::Answer::of(&v))
+            .unwrap_or_default()
+    }
+
+    /// The answer's text: chat `message.content`, completions `text`, responses'
+    /// output text. `None` for embeddings or a body without one.
+    pub fn text(&self) -> Option<String> {
+        self.answer().text
+    }
+}
+
 /// The final result of one request of a batch.
 #[derive(Debug, Clone)]
 pub struct BatchResult {

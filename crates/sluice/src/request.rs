@@ -107,6 +107,22 @@ impl Request {
         }
     }
 
+    /// A request from any serializable body (bring-your-own request structs); fails when
+    /// it does not serialize to a JSON object.
+    pub fn json<T: serde::Serialize + ?Sized>(
+        custom_id: impl Into<String>,
+        endpoint: Endpoint,
+        body: &T,
+    ) -> serde_json::Result<Self> {
+        let value = serde_json::to_value(body)?;
+        if !value.is_object() {
+            return Err(serde::ser::Error::custom(
+                "a request body must be a JSON object",
+            ));
+        }
+        Ok(Self::new(custom_id, endpoint, &value))
+    }
+
     /// A chat completion request.
     pub fn chat(custom_id: impl Into<String>, body: &serde_json::Value) -> Self {
         Self::new(custom_id, Endpoint::ChatCompletions, body)

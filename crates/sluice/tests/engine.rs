@@ -524,7 +524,33 @@ async fn send_shares_the_clients_limits_and_reports_usage() {
     assert_eq!(ok.status, 200);
     assert_eq!(ok.usage.completion_tokens, 3);
     assert!(ok.request_id.is_some());
-    assert_eq!(c.stats().ok, 1);
+    // The answer read for the caller, and the body as the caller's own type.
+    assert!(!ok.text().expect("a chat answer has text").is_empty());
+    assert!(ok.answer().finish_reason.is_some());
+    #[derive(serde::Deserialize)]
+    struct Mine {
+        model: String,
+    }
+    assert_eq!(ok.json::<Mine>().unwrap().model, "gpt-4o-mini");
+    #[derive(serde::Serialize)]
+    struct Body<'a> {
+        model: &'a str,
+        messages: Vec<serde_json::Value>,
+        max_tokens: u64,
+    }
+    let typed = Request::json(
+        "typed",
+        Endpoint::ChatCompletions,
+        &Body {
+            model: "gpt-4o-mini",
+            messages: vec![json!({"role": "user", "content": "hi"})],
+            max_tokens: 4,
+        },
+    )
+    .unwrap();
+    assert_eq!(c.send(&typed).await.unwrap().status, 200);
+    assert!(Request::json("x", Endpoint::ChatCompletions, &[1, 2]).is_err());
+    assert_eq!(c.stats().ok, 2);
     sim.shutdown().await;
 }
 

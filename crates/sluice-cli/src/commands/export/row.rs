@@ -103,36 +103,12 @@ impl Row {
     }
 }
 
-/// Fills the text (or embedding) and finish reason from a response body of any of the
-/// four endpoints. With several choices (`n` > 1), the first.
+/// Fills the text (or embedding) and finish reason, read as the library reads answers.
 fn answer(body: &Value, row: &mut Row) {
-    if let Some(choice) = body["choices"].get(0) {
-        row.finish_reason = choice["finish_reason"].as_str().map(str::to_owned);
-        let message = &choice["message"];
-        row.text = match &message["content"] {
-            Value::String(s) => Some(s.clone()),
-            _ if message["tool_calls"].is_array() => Some(message["tool_calls"].to_string()),
-            _ => message["refusal"]
-                .as_str()
-                .or_else(|| choice["text"].as_str())
-                .map(str::to_owned),
-        };
-    } else if let Some(embedding) = body["data"].get(0).map(|d| &d["embedding"]) {
-        row.embedding = Some(embedding.to_string());
-    } else if let Some(output) = body["output"].as_array() {
-        let text: String = output
-            .iter()
-            .filter(|item| item["type"] == "message")
-            .flat_map(|item| item["content"].as_array().into_iter().flatten())
-            .filter(|part| part["type"] == "output_text")
-            .filter_map(|part| part["text"].as_str())
-            .collect();
-        row.text = Some(text);
-        row.finish_reason = body["incomplete_details"]["reason"]
-            .as_str()
-            .or_else(|| body["status"].as_str())
-            .map(str::to_owned);
-    }
+    let a = sluice::answer::Answer::of(body);
+    row.text = a.text;
+    row.embedding = a.embedding.map(|e| e.to_string());
+    row.finish_reason = a.finish_reason;
 }
 
 /// The prompt of an input line: a Batch line's last user message (chat), `prompt`
