@@ -17,7 +17,7 @@ use crate::binding::{Binding, SharedBinding};
 use crate::cost::{CapStop, PriceTable, SpendCap};
 use crate::describe::{keep_for_record, server_words};
 use crate::error::{ConfigError, ErrorKind, RequestError};
-use crate::estimate::{Estimate, estimate};
+use crate::estimate::{Estimate, inspect};
 use crate::events::{Event, Observer};
 use crate::halt::StopEarly;
 use crate::limits::{Admission, ConcurrencyController, Limits, Refusal};
@@ -440,13 +440,14 @@ impl Inner {
         let limits_tokens = gate.admissions[index].limits_tokens();
         drop(gate);
         let capped = self.spend.is_some();
-        let estimate = if limits_tokens || capped {
-            estimate(request.endpoint, &request.body)
+        // One parse gives both the tokens and, for the cap's price, the model.
+        let (estimate, model) = if limits_tokens || capped {
+            let found = inspect(request.endpoint, &request.body);
+            (found.estimate, found.model)
         } else {
-            Estimate::default()
+            (Estimate::default(), String::new())
         };
         let at_most = if capped {
-            let model = request_model(&request.body).unwrap_or_default();
             self.prices.lookup(&model).map(|p| p.at_most(estimate))
         } else {
             Some(0.0)

@@ -131,15 +131,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     .await;
     let seen = progress.finish().await;
     let report = report?;
-    let figures = crate::progress::RunFigures {
-        total_lines: Some(args.requests as u64),
-        resumed: 0,
-        invalid_lines: report.invalid_lines,
-        attempts_histogram: report.attempts.clone(),
-        wall: report.wall,
-        earlier_cost: None,
-        prices_taken: config.prices.taken().to_owned(),
-    };
+    let figures = report.figures(Some(args.requests as u64), 0, None, config.prices.taken());
     let input_name = input_path.display().to_string();
     crate::progress::write_stats(
         &paths.stats,

@@ -83,6 +83,26 @@ impl Messages {
 }
 
 impl Outcome {
+    /// The figures of the stats file this run's outcome gives, with what the caller knows
+    /// beyond it.
+    pub fn figures(
+        &self,
+        total_lines: Option<u64>,
+        resumed: u64,
+        earlier_cost: Option<f64>,
+        prices_taken: &str,
+    ) -> crate::progress::RunFigures {
+        crate::progress::RunFigures {
+            total_lines,
+            resumed,
+            invalid_lines: self.invalid_lines,
+            attempts_histogram: self.attempts.clone(),
+            wall: self.wall,
+            earlier_cost,
+            prices_taken: prices_taken.to_owned(),
+        }
+    }
+
     /// The process exit code (see the README's table), counting `earlier_failures` left in
     /// the errors file by earlier runs of the same output.
     pub fn exit_code(&self, earlier_failures: u64) -> u8 {

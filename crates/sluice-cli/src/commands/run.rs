@@ -24,7 +24,7 @@ use super::resume_hint::ResumeHint;
 use super::signals::Signals;
 use super::values;
 use super::{EXIT_HALTED, EXIT_LOCKED, EXIT_SPEND_CAP, summary, usage};
-use crate::progress::{self, Progress, ProgressArgs, RunFigures, Shared, write_stats};
+use crate::progress::{self, Progress, ProgressArgs, Shared, write_stats};
 
 /// Flags of `sluice run`.
 #[derive(Debug, Args)]
@@ -225,15 +225,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         text.push('\n');
     }
     let paths = args.paths();
-    let figures = RunFigures {
-        total_lines: display.total(),
-        resumed: recovered_lines,
-        invalid_lines: outcome.invalid_lines,
-        attempts_histogram: outcome.attempts.clone(),
-        wall: outcome.wall,
-        earlier_cost: recovered.resumed.then_some(earlier.dollars),
-        prices_taken: config.prices.taken().to_owned(),
-    };
+    let figures = outcome.figures(
+        display.total(),
+        recovered_lines,
+        recovered.resumed.then_some(earlier.dollars),
+        config.prices.taken(),
+    );
     write_stats(
         &paths.stats,
         &input_name,

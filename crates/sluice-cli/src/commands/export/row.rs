@@ -6,7 +6,7 @@ use serde_json::Value;
 use sluice::cost::PriceTable;
 
 /// A record reduced to the export's columns.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Row {
     /// The input line (records without one sort last, in the order read).
     pub line: Option<u64>,
@@ -60,19 +60,8 @@ impl Row {
         let record: Record = serde_json::from_slice(bytes).ok()?;
         let mut row = Row {
             line: record.line,
-            seq: 0,
             custom_id: record.custom_id,
-            failed: false,
-            text: None,
-            embedding: None,
-            finish_reason: None,
-            model: None,
-            prompt_tokens: None,
-            cached_tokens: None,
-            completion_tokens: None,
-            cost_usd: None,
-            error_code: None,
-            error_message: None,
+            ..Row::default()
         };
         if let Some(e) = record.error {
             row.failed = true;

@@ -153,19 +153,9 @@ mod tests {
     fn row(line: Option<u64>) -> Row {
         Row {
             line,
-            seq: 0,
             custom_id: line.map(|l| format!("c{l}")),
-            failed: false,
             text: Some("x".repeat(50)),
-            embedding: None,
-            finish_reason: None,
-            model: None,
-            prompt_tokens: None,
-            cached_tokens: None,
-            completion_tokens: None,
-            cost_usd: None,
-            error_code: None,
-            error_message: None,
+            ..Row::default()
         }
     }
 
