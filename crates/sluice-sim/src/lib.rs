@@ -30,6 +30,7 @@ mod config;
 pub mod content;
 mod duration_fmt;
 mod faults;
+mod in_memory;
 mod limiter;
 mod server;
 mod state;
@@ -43,6 +44,7 @@ pub use config::{
 };
 pub use duration_fmt::format_reset;
 pub use faults::{Fault, FaultPlan};
+pub use in_memory::{IN_MEMORY_BASE_URL, InMemoryError, InMemorySim};
 pub use limiter::{BudgetView, Decision, LimitKind, LimitView, Limiter};
 pub use server::{Sim, SimHandle};
 pub use stats::{PeakWindows, SimStats};

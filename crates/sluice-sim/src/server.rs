@@ -137,8 +137,8 @@ impl Drop for SimHandle {
 /// Lets a handler act on the connection its request came on.
 #[derive(Clone, Debug)]
 pub(crate) struct ConnControl {
-    close: CancellationToken,
-    reset: Arc<AtomicBool>,
+    pub(crate) close: CancellationToken,
+    pub(crate) reset: Arc<AtomicBool>,
 }
 
 impl ConnControl {

@@ -26,7 +26,9 @@ use crate::redact::Redactor;
 use crate::request::{Request, request_model};
 use crate::retry::{RetryBudget, RetryPolicy, RetryState, Verdict, classify, retry_after_in_text};
 use crate::stats::Stats;
-use crate::transport::{ApiKey, AuthStyle, Transport, TransportConfig, is_secret_header};
+use crate::transport::{
+    ApiKey, AuthStyle, HttpService, Transport, TransportConfig, is_secret_header,
+};
 
 /// How much of an error answer's body its record keeps: enough for any provider's error
 /// object, not a whole HTML page or a runaway body.
@@ -48,6 +50,7 @@ pub struct ClientBuilder {
     secrets: Vec<String>,
     prices: Option<PriceTable>,
     spend_cap: Option<SpendCap>,
+    service: Option<Arc<dyn HttpService>>,
 }
 
 impl std::fmt::Debug for ClientBuilder {
@@ -184,6 +187,15 @@ impl ClientBuilder {
         self
     }
 
+    /// Sends every request to `service` in memory instead of over HTTP: for tests, of the
+    /// engine and of code built on it, that need no server and can run on paused
+    /// `tokio::time`. URLs, headers, the key, timeouts and the size limit apply as over
+    /// HTTP (see [`crate::transport::HttpService`]).
+    pub fn service(mut self, service: impl HttpService) -> Self {
+        self.service = Some(Arc::new(service));
+        self
+    }
+
     /// Called for every [`Event`].
     pub fn observer(mut self, observer: Observer) -> Self {
         self.observer = Some(observer);
@@ -226,7 +238,7 @@ impl ClientBuilder {
         };
         Ok(Client {
             inner: Arc::new(Inner {
-                transport: Transport::new(&transport)?,
+                transport: Transport::new(&transport, self.service)?,
                 permits: Arc::new(permits),
                 concurrency,
                 adaptive: adaptive.map(Mutex::new),

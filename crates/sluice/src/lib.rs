@@ -46,7 +46,7 @@ pub mod redact;
 mod request;
 pub mod retry;
 mod stats;
-mod transport;
+pub mod transport;
 
 pub use batch::BatchRun;
 pub use binding::Binding;

@@ -1,26 +1,24 @@
-//! Adaptive control against the simulator: header sync, AIMD, two jobs on one key.
+//! Adaptive control against the simulator in memory, on paused time: header sync, AIMD, two
+//! jobs on one key, pacing, priorities, adaptive concurrency.
 
 use std::num::{NonZeroU32, NonZeroU64, NonZeroUsize};
 use std::time::Duration;
 
 mod common;
 
-use common::{arrivals, retry_after_server};
+use common::{arrivals_in_memory, arrivals_with_prefix, in_memory, retry_after_client};
 use futures::StreamExt;
 use serde_json::json;
 use sluice::{Backoff, BatchResult, Client, Limits, Request, RetryPolicy};
-use sluice_sim::{Latency, Sim, SimBuilder, SimHandle};
-
-/// These tests measure rates and latencies: run them one at a time, so that they do not
-/// slow each other down on a small machine.
-static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+use sluice_sim::{InMemorySim, Latency, Sim, SimBuilder};
 
 fn nz(n: u64) -> Option<NonZeroU64> {
     NonZeroU64::new(n)
 }
 
-async fn spawn(b: SimBuilder) -> SimHandle {
-    b.build().unwrap().spawn().await.unwrap()
+/// The simulator in memory: these tests run on paused time, exact and fast.
+fn simulator(b: SimBuilder) -> InMemorySim {
+    b.build().unwrap().in_memory()
 }
 
 fn policy() -> RetryPolicy {
@@ -56,18 +54,15 @@ fn rate_between(times: &[f64], from: f64, to: f64) -> f64 {
         / (to - from)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn told_twice_the_limit_it_follows_the_headers_with_no_429_after_the_first_responses() {
-    let _serial = SERIAL.lock().await;
     // Real: 12,000 rpm (200/s). Told: 24,000.
-    let sim = spawn(Sim::builder().rpm(nz(12_000)).latency(Latency {
+    let sim = simulator(Sim::builder().rpm(nz(12_000)).latency(Latency {
         ttft: Duration::from_millis(10),
         per_token: Duration::ZERO,
         jitter: 0.3,
-    }))
-    .await;
-    let client = Client::builder()
-        .base_url(sim.base_url())
+    }));
+    let client = in_memory(&sim)
         .retry(policy())
         .concurrency(NonZeroUsize::new(32).unwrap())
         .limits(Limits {
@@ -81,17 +76,15 @@ async fn told_twice_the_limit_it_follows_the_headers_with_no_429_after_the_first
     let stats = sim.stats();
     // 429s can only come from the opening burst, before the first answer told the limit.
     assert!(stats.total_429() <= 32, "{} 429s", stats.total_429());
-    let times = arrivals(&sim);
+    let times = arrivals_in_memory(&sim);
     let steady = rate_between(&times, 1.0, times.last().unwrap() - times[0]);
     assert!(steady >= 0.95 * 200.0, "{steady:.1} requests/s of 200");
-    sim.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn an_unknown_limit_without_headers_is_found_by_aimd() {
-    let _serial = SERIAL.lock().await;
     // Hidden: 3,000 rpm (50/s), no headers.
-    let sim = spawn(
+    let sim = simulator(
         Sim::builder()
             .rpm(nz(3000))
             .send_headers(false)
@@ -100,10 +93,8 @@ async fn an_unknown_limit_without_headers_is_found_by_aimd() {
                 per_token: Duration::ZERO,
                 jitter: 0.3,
             }),
-    )
-    .await;
-    let client = Client::builder()
-        .base_url(sim.base_url())
+    );
+    let client = in_memory(&sim)
         .retry(policy())
         .concurrency(NonZeroUsize::new(32).unwrap())
         .limits(Limits {
@@ -124,29 +115,25 @@ async fn an_unknown_limit_without_headers_is_found_by_aimd() {
         stats.received,
         share_429 * 100.0
     );
-    let times = arrivals(&sim);
+    let times = arrivals_in_memory(&sim);
     let end = times.last().unwrap() - times[0];
     let converged = rate_between(&times, end / 2.0, end);
     assert!(
         converged >= 0.9 * 50.0,
         "{converged:.1} requests/s of 50 in the second half"
     );
-    sim.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn two_jobs_on_one_key_stay_within_the_limit_and_neither_starves() {
-    let _serial = SERIAL.lock().await;
     // 6,000 rpm (100/s) shared; each job believes it has all of it.
-    let sim = spawn(Sim::builder().rpm(nz(6000)).latency(Latency {
+    let sim = simulator(Sim::builder().rpm(nz(6000)).latency(Latency {
         ttft: Duration::from_millis(10),
         per_token: Duration::ZERO,
         jitter: 0.3,
-    }))
-    .await;
+    }));
     let job = |name: &'static str| {
-        let client = Client::builder()
-            .base_url(sim.base_url())
+        let client = in_memory(&sim)
             .retry(policy())
             .concurrency(NonZeroUsize::new(16).unwrap())
             .limits(Limits {
@@ -156,7 +143,7 @@ async fn two_jobs_on_one_key_stay_within_the_limit_and_neither_starves() {
             .build()
             .unwrap();
         async move {
-            let started = std::time::Instant::now();
+            let started = tokio::time::Instant::now();
             let results = run(&client, requests(name, 500)).await;
             (results, started.elapsed())
         }
@@ -178,21 +165,17 @@ async fn two_jobs_on_one_key_stay_within_the_limit_and_neither_starves() {
     let (fast, slow) = (ta.min(tb).as_secs_f64(), slower);
     eprintln!("two jobs: {fast:.1} s and {slow:.1} s");
     assert!(fast >= 0.6 * slow, "{fast:.1} s against {slow:.1} s");
-    sim.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn the_sliding_window_limiter_keeps_every_second_within_its_share() {
-    let _serial = SERIAL.lock().await;
     // 30,000 rpm = 500 a second, and no burst on top with the sliding window.
-    let sim = spawn(Sim::builder().rpm(nz(30_000)).latency(Latency {
+    let sim = simulator(Sim::builder().rpm(nz(30_000)).latency(Latency {
         ttft: Duration::from_millis(5),
         per_token: Duration::ZERO,
         jitter: 0.5,
-    }))
-    .await;
-    let client = Client::builder()
-        .base_url(sim.base_url())
+    }));
+    let client = in_memory(&sim)
         .retry(policy())
         .concurrency(NonZeroUsize::new(32).unwrap())
         .limits(Limits {
@@ -210,21 +193,18 @@ async fn the_sliding_window_limiter_keeps_every_second_within_its_share() {
     // server, arrivals shifted by scheduling delay get 10 %. A token bucket's burst would
     // show as 750 here.
     assert!(stats.peak.requests_1s <= 550, "{:?}", stats.peak);
-    let times = arrivals(&sim);
+    let times = arrivals_in_memory(&sim);
     assert!(
         times.last().unwrap() - times[0] >= 2.0,
         "1,500 requests at 500 a second take at least 2 s"
     );
-    sim.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn per_model_budgets_admit_each_model_against_its_own_limit() {
-    let _serial = SERIAL.lock().await;
-    let sim = spawn(Sim::builder()).await;
+    let sim = simulator(Sim::builder());
     // gpt-4o: 600 rpm (10 a second after a burst of 5); everything else: unlimited.
-    let client = Client::builder()
-        .base_url(sim.base_url())
+    let client = in_memory(&sim)
         .retry(policy())
         .concurrency(NonZeroUsize::new(16).unwrap())
         .model_limits(
@@ -251,8 +231,8 @@ async fn per_model_budgets_admit_each_model_against_its_own_limit() {
     }
     let results = run(&client, reqs).await;
     assert!(results.iter().all(|r| r.outcome.is_ok()));
-    let slow = arrivals_of(&sim, "slow-");
-    let fast = arrivals_of(&sim, "fast-");
+    let slow = arrivals_with_prefix(&sim, "slow-");
+    let fast = arrivals_with_prefix(&sim, "fast-");
     // 25 gpt-4o requests at 10 a second after a burst of 5: about 2 s.
     let slow_span = slow.last().unwrap() - slow[0];
     assert!(
@@ -264,33 +244,18 @@ async fn per_model_budgets_admit_each_model_against_its_own_limit() {
         fast.last().unwrap() < &(slow[0] + 1.0),
         "gpt-4o-mini waited behind gpt-4o"
     );
-    sim.shutdown().await;
 }
 
-fn arrivals_of(sim: &SimHandle, prefix: &str) -> Vec<f64> {
-    let mut t: Vec<f64> = sim
-        .stats()
-        .attempts
-        .iter()
-        .filter(|(id, _)| id.starts_with(prefix))
-        .flat_map(|(_, a)| a.iter().map(|us| *us as f64 / 1e6))
-        .collect();
-    t.sort_by(f64::total_cmp);
-    t
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn adaptive_concurrency_fills_a_queueing_server_without_letting_latency_run_away() {
-    let _serial = SERIAL.lock().await;
     // A self-hosted server: 32 at once, 20 ms each, the rest queue; no 429s.
-    let sim = spawn(Sim::builder().max_concurrency(Some(32)).latency(Latency {
+    let sim = simulator(Sim::builder().max_concurrency(Some(32)).latency(Latency {
         ttft: Duration::from_millis(20),
         per_token: Duration::ZERO,
         jitter: 0.1,
-    }))
-    .await;
+    }));
     let throughput = |client: Client, n: usize| async move {
-        let started = std::time::Instant::now();
+        let started = tokio::time::Instant::now();
         let results = run(&client, requests("c", n)).await;
         assert!(results.iter().all(|r| r.outcome.is_ok()));
         (n as f64 / started.elapsed().as_secs_f64(), client.stats())
@@ -298,8 +263,7 @@ async fn adaptive_concurrency_fills_a_queueing_server_without_letting_latency_ru
     let mut best: f64 = 0.0;
     let mut no_load = Duration::MAX;
     for c in [8, 16, 32, 64, 128] {
-        let client = Client::builder()
-            .base_url(sim.base_url())
+        let client = in_memory(&sim)
             .concurrency(NonZeroUsize::new(c).unwrap())
             .build()
             .unwrap();
@@ -311,8 +275,7 @@ async fn adaptive_concurrency_fills_a_queueing_server_without_letting_latency_ru
             no_load = stats.latency(0.99);
         }
     }
-    let client = Client::builder()
-        .base_url(sim.base_url())
+    let client = in_memory(&sim)
         .concurrency_auto(NonZeroUsize::new(512).unwrap())
         .build()
         .unwrap();
@@ -326,20 +289,16 @@ async fn adaptive_concurrency_fills_a_queueing_server_without_letting_latency_ru
         p99 <= no_load * 2,
         "p99 {p99:?} against no-load {no_load:?}"
     );
-    sim.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn library_submissions_with_priority_go_ahead_of_a_running_batch() {
-    let _serial = SERIAL.lock().await;
-    let sim = spawn(Sim::builder().latency(Latency {
+    let sim = simulator(Sim::builder().latency(Latency {
         ttft: Duration::from_millis(3),
         per_token: Duration::ZERO,
         jitter: 0.0,
-    }))
-    .await;
-    let client = Client::builder()
-        .base_url(sim.base_url())
+    }));
+    let client = in_memory(&sim)
         .concurrency(NonZeroUsize::new(1).unwrap())
         .build()
         .unwrap();
@@ -378,17 +337,14 @@ async fn library_submissions_with_priority_go_ahead_of_a_running_batch() {
         urgent_done_at.iter().all(|&n| n <= 50 + 2 * 5 + 3),
         "{urgent_done_at:?}"
     );
-    sim.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn after_a_30_second_pause_no_herd_reaches_the_server() {
-    let _serial = SERIAL.lock().await;
     // The first request is told to come back in 30 s; every other one succeeds.
-    let (url, times) = retry_after_server("retry-after", || "30".to_owned()).await;
+    let (client, times) = retry_after_client("retry-after", || "30".to_owned());
     // 6,000 rpm: 100 a second, with a burst of half a second (50).
-    let client = Client::builder()
-        .base_url(url)
+    let client = client
         .retry(policy())
         .concurrency(NonZeroUsize::new(64).unwrap())
         .limits(Limits {

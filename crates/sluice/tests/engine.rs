@@ -1,4 +1,6 @@
-//! The engine against the in-process simulator, over real HTTP on 127.0.0.1.
+//! The engine against the simulator: in memory on paused `tokio::time` (exact, and
+//! milliseconds long), and over real HTTP on 127.0.0.1 for what only a socket shows (resets,
+//! bodies cut off, timeouts).
 
 use std::collections::{BTreeMap, HashSet};
 use std::num::{NonZeroU32, NonZeroU64, NonZeroUsize};
@@ -6,7 +8,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::retry_after_server;
+use common::{in_memory, retry_after_client};
 use futures::StreamExt;
 use serde_json::{Value, json};
 use sluice::estimate::estimate;
@@ -14,14 +16,20 @@ use sluice::{
     Backoff, BatchResult, Client, ClientBuilder, Endpoint, ErrorKind, Limits, Request, RetryPolicy,
 };
 use sluice_sim::content::{prompt_fingerprint, reply_marker};
-use sluice_sim::{Fault, Latency, QuotaMode, Sim, SimBuilder, SimHandle};
+use sluice_sim::{Fault, InMemorySim, Latency, QuotaMode, Sim, SimBuilder, SimHandle};
 
 fn nz(n: u64) -> Option<NonZeroU64> {
     NonZeroU64::new(n)
 }
 
+/// The simulator on 127.0.0.1, for the tests of the transport itself.
 async fn spawn(b: SimBuilder) -> SimHandle {
     b.build().unwrap().spawn().await.unwrap()
+}
+
+/// The simulator in memory: the engine's tests run on paused time, exact and fast.
+fn simulator(b: SimBuilder) -> InMemorySim {
+    b.build().unwrap().in_memory()
 }
 
 /// Fast retries, so fault tests take milliseconds.
@@ -35,7 +43,11 @@ fn quick_retries(max_attempts: u32) -> RetryPolicy {
     }
 }
 
-fn client(sim: &SimHandle) -> ClientBuilder {
+fn client(sim: &InMemorySim) -> ClientBuilder {
+    in_memory(sim).seed(1).retry(quick_retries(8))
+}
+
+fn http_client(sim: &SimHandle) -> ClientBuilder {
     Client::builder()
         .base_url(sim.base_url())
         .seed(1)
@@ -77,7 +89,7 @@ async fn every_result_matches_its_request_exactly_once_despite_faults() {
             .seed(11),
     )
     .await;
-    let c = client(&sim)
+    let c = http_client(&sim)
         .concurrency(NonZeroUsize::new(16).unwrap())
         .build()
         .unwrap();
@@ -136,17 +148,16 @@ async fn every_result_matches_its_request_exactly_once_despite_faults() {
     sim.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn known_limits_give_zero_429s_and_no_window_over_the_limit() {
     // 30,000 rpm = 500/s; 1,500,000 tpm = 25,000/s. Each request costs about 30 + 40 tokens,
     // so both budgets bind at about the same rate: 2,000 requests take some 4 s.
     let (rpm, tpm) = (30_000u64, 1_500_000u64);
-    let sim = spawn(Sim::builder().rpm(nz(rpm)).tpm(nz(tpm)).latency(Latency {
+    let sim = simulator(Sim::builder().rpm(nz(rpm)).tpm(nz(tpm)).latency(Latency {
         ttft: Duration::from_millis(5),
         per_token: Duration::ZERO,
         jitter: 0.5,
-    }))
-    .await;
+    }));
     let burst = Duration::from_millis(500);
     let c = client(&sim)
         .concurrency(NonZeroUsize::new(64).unwrap())
@@ -190,10 +201,9 @@ async fn known_limits_give_zero_429s_and_no_window_over_the_limit() {
         "{:?}",
         stats.peak
     );
-    sim.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn retryable_faults_are_retried_until_they_succeed() {
     let retryable = [
         Fault::Status(408),
@@ -207,7 +217,7 @@ async fn retryable_faults_are_retried_until_they_succeed() {
         Fault::MalformedJson,
     ];
     for fault in retryable {
-        let sim = spawn(Sim::builder().fault(fault, 0.3).seed(5)).await;
+        let sim = simulator(Sim::builder().fault(fault, 0.3).seed(5));
         let c = client(&sim)
             .concurrency(NonZeroUsize::new(8).unwrap())
             .build()
@@ -223,13 +233,12 @@ async fn retryable_faults_are_retried_until_they_succeed() {
         assert!(fired > 0, "{fault} never fired");
         assert_eq!(stats.received, 60 + fired, "{fault}: one retry per fault");
         assert_eq!(c.stats().retries, fired, "{fault}");
-        sim.shutdown().await;
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn bad_request_and_insufficient_quota_are_never_retried() {
-    let sim = spawn(Sim::builder().fault(Fault::BadRequest, 0.5).seed(9)).await;
+    let sim = simulator(Sim::builder().fault(Fault::BadRequest, 0.5).seed(9));
     let c = client(&sim).build().unwrap();
     let results = run_all(&c, (0..40).map(|i| chat(i, 5)).collect()).await;
     let bad = sim.stats().fault(Fault::BadRequest) as usize;
@@ -242,9 +251,8 @@ async fn bad_request_and_insufficient_quota_are_never_retried() {
         assert_eq!(r.attempts, 1);
     }
     assert_eq!(sim.stats().received, 40, "nothing was sent twice");
-    sim.shutdown().await;
 
-    let broke = spawn(Sim::builder().quota(QuotaMode::Exhausted)).await;
+    let broke = simulator(Sim::builder().quota(QuotaMode::Exhausted));
     let c = client(&broke).build().unwrap();
     let results = run_all(&c, (0..10).map(|i| chat(i, 5)).collect()).await;
     assert!(results.iter().all(|r| {
@@ -253,13 +261,12 @@ async fn bad_request_and_insufficient_quota_are_never_retried() {
             .is_err_and(|e| e.kind == ErrorKind::InsufficientQuota)
     }));
     assert_eq!(broke.stats().received, 10);
-    broke.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_request_times_out_and_is_retried_then_given_up() {
     let sim = spawn(Sim::builder().fault(Fault::Hang, 1.0)).await;
-    let c = client(&sim)
+    let c = http_client(&sim)
         .timeout(Duration::from_millis(150))
         .retry(quick_retries(2))
         .build()
@@ -278,9 +285,9 @@ async fn a_hung_request_times_out_and_is_retried_then_given_up() {
     sim.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn a_request_larger_than_the_whole_tpm_fails_at_once_unsent() {
-    let sim = spawn(Sim::builder()).await;
+    let sim = simulator(Sim::builder());
     let c = client(&sim)
         .limits(Limits {
             tpm: nz(1000),
@@ -288,7 +295,7 @@ async fn a_request_larger_than_the_whole_tpm_fails_at_once_unsent() {
         })
         .build()
         .unwrap();
-    let started = Instant::now();
+    let started = tokio::time::Instant::now();
     let results = run_all(&c, vec![chat(1, 5000), chat(2, 10)]).await;
     assert!(started.elapsed() < Duration::from_secs(2));
     let too_large = results.iter().find(|r| r.custom_id == "req-1").unwrap();
@@ -304,12 +311,11 @@ async fn a_request_larger_than_the_whole_tpm_fails_at_once_unsent() {
             .is_ok()
     );
     assert_eq!(sim.stats().received, 1);
-    sim.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn the_retry_budget_slows_a_storm_of_failures() {
-    let sim = spawn(Sim::builder().fault(Fault::Status(503), 1.0)).await;
+    let sim = simulator(Sim::builder().fault(Fault::Status(503), 1.0));
     let stingy = RetryPolicy {
         budget_ratio: 0.2,
         budget_min_per_sec: 50.0,
@@ -320,7 +326,7 @@ async fn the_retry_budget_slows_a_storm_of_failures() {
         .concurrency(NonZeroUsize::new(64).unwrap())
         .build()
         .unwrap();
-    let started = Instant::now();
+    let started = tokio::time::Instant::now();
     let results = run_all(&c, (0..100).map(|i| chat(i, 5)).collect()).await;
     let took = started.elapsed();
     assert!(results.iter().all(|r| {
@@ -335,12 +341,11 @@ async fn the_retry_budget_slows_a_storm_of_failures() {
         "{took:?}: retries were not held back"
     );
     assert_eq!(sim.stats().received, 300);
-    sim.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn the_tpm_estimate_is_within_5_percent_of_the_servers_count_on_a_mixed_corpus() {
-    let sim = spawn(Sim::builder().output_tokens(Some(1))).await;
+    let sim = simulator(Sim::builder().output_tokens(Some(1)));
     let c = client(&sim).build().unwrap();
     let long = "The quick brown fox jumps over the lazy dog. ".repeat(40);
     let tools = json!([{"type": "function", "function": {"name": "get_weather", "description": "Current weather for a city",
@@ -419,13 +424,12 @@ async fn the_tpm_estimate_is_within_5_percent_of_the_servers_count_on_a_mixed_co
         "corpus: estimate {est_total}, server {real_total} ({:.1}% off)",
         off * 100.0
     );
-    sim.shutdown().await;
 }
 
 /// A header name, a function making its value, and the least wait it asks for.
 type RetryAfterForm = (&'static str, fn() -> String, Duration);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn retry_after_is_honoured_in_all_three_forms() {
     let forms: [RetryAfterForm; 3] = [
         (
@@ -446,13 +450,8 @@ async fn retry_after_is_honoured_in_all_three_forms() {
         ),
     ];
     for (header, value, at_least) in forms {
-        let (url, times) = retry_after_server(header, value).await;
-        let c = Client::builder()
-            .base_url(url)
-            .seed(1)
-            .retry(quick_retries(3))
-            .build()
-            .unwrap();
+        let (builder, times) = retry_after_client(header, value);
+        let c = builder.seed(1).retry(quick_retries(3)).build().unwrap();
         c.send(&chat(1, 5)).await.unwrap();
         let t = times.lock().unwrap().clone();
         assert_eq!(t.len(), 2);
@@ -464,14 +463,13 @@ async fn retry_after_is_honoured_in_all_three_forms() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn a_429_pauses_every_worker_not_just_the_one_that_got_it() {
     // The first request gets 429 with retry-after-ms 400. Requests are paced 100 ms apart
     // (600 rpm, a burst of one), so without a shared pause the next would arrive ~100 ms
     // after the first; with it, nothing arrives for 400 ms.
-    let (url, times) = retry_after_server("retry-after-ms", || "400".to_owned()).await;
-    let c = Client::builder()
-        .base_url(url)
+    let (builder, times) = retry_after_client("retry-after-ms", || "400".to_owned());
+    let c = builder
         .seed(1)
         .retry(quick_retries(3))
         .concurrency(NonZeroUsize::new(8).unwrap())
@@ -502,23 +500,19 @@ async fn a_429_pauses_every_worker_not_just_the_one_that_got_it() {
     assert_eq!(c.stats().rate_limited, 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn a_retry_after_above_the_cap_fails_as_rate_limited() {
-    let (url, times) = retry_after_server("retry-after", || "300".to_owned()).await;
-    let c = Client::builder()
-        .base_url(url)
-        .retry(quick_retries(3))
-        .build()
-        .unwrap();
+    let (builder, times) = retry_after_client("retry-after", || "300".to_owned());
+    let c = builder.retry(quick_retries(3)).build().unwrap();
     let err = c.send(&chat(1, 5)).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::RateLimited);
     assert_eq!(err.attempts, 1, "not retried");
     assert_eq!(times.lock().unwrap().len(), 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn send_shares_the_clients_limits_and_reports_usage() {
-    let sim = spawn(Sim::builder().output_tokens(Some(3))).await;
+    let sim = simulator(Sim::builder().output_tokens(Some(3)));
     let c = client(&sim).build().unwrap();
     let ok = c.send(&chat(7, 10)).await.unwrap();
     assert_eq!(ok.status, 200);
@@ -551,13 +545,12 @@ async fn send_shares_the_clients_limits_and_reports_usage() {
     assert_eq!(c.send(&typed).await.unwrap().status, 200);
     assert!(Request::json("x", Endpoint::ChatCompletions, &[1, 2]).is_err());
     assert_eq!(c.stats().ok, 2);
-    sim.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_spend_cap_holds_for_single_calls_and_batches_alike() {
     use sluice::cost::{CapStop, Price, PriceTable, SpendCap};
-    let sim = spawn(Sim::builder()).await;
+    let sim = simulator(Sim::builder());
     let mut prices = PriceTable::empty();
     // A dollar a token: each request below costs its tokens in dollars.
     prices.set("gpt-4o-mini", Price::new(1e6, 1e6, 1e6));
@@ -608,10 +601,10 @@ async fn a_spend_cap_holds_for_single_calls_and_batches_alike() {
     assert!(cost <= cap, "{cost}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn a_single_call_reports_the_same_events_as_a_batch() {
     use std::sync::{Arc, Mutex};
-    let sim = spawn(Sim::builder().fault(Fault::Status(503), 0.5).seed(3)).await;
+    let sim = simulator(Sim::builder().fault(Fault::Status(503), 0.5).seed(3));
     let seen: Arc<Mutex<Vec<String>>> = Arc::default();
     let log = seen.clone();
     let c = client(&sim)
@@ -637,9 +630,9 @@ async fn a_single_call_reports_the_same_events_as_a_batch() {
     assert_eq!(c.stats().ok, 6);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn a_single_call_with_a_refused_key_fails_instead_of_stopping_early() {
-    let sim = spawn(Sim::builder().fault(Fault::Status(401), 1.0)).await;
+    let sim = simulator(Sim::builder().fault(Fault::Status(401), 1.0));
     let c = client(&sim).build().unwrap();
     let err = c.send(&chat(1, 5)).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::Auth);

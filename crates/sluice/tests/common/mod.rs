@@ -59,3 +59,81 @@ pub fn arrivals(sim: &sluice_sim::SimHandle) -> Vec<f64> {
     t.sort_by(f64::total_cmp);
     t
 }
+
+/// A client builder whose requests go to `sim` in memory (no socket), so the test can run
+/// on paused `tokio::time`.
+pub fn in_memory(sim: &sluice_sim::InMemorySim) -> sluice::ClientBuilder {
+    let server = sim.clone();
+    sluice::Client::builder()
+        .base_url(sim.base_url())
+        .service(move |request| {
+            let server = server.clone();
+            async move {
+                server.call(request).await.map_err(|e| {
+                    sluice::transport::TransportError::new(
+                        sluice::ErrorKind::Transport,
+                        e.to_string(),
+                    )
+                })
+            }
+        })
+}
+
+/// Arrival times (seconds since the simulator started) of every attempt, sorted.
+pub fn arrivals_in_memory(sim: &sluice_sim::InMemorySim) -> Vec<f64> {
+    sorted_arrivals(sim.stats(), |_| true)
+}
+
+/// Arrival times of the attempts whose id starts with `prefix`, sorted.
+pub fn arrivals_with_prefix(sim: &sluice_sim::InMemorySim, prefix: &str) -> Vec<f64> {
+    sorted_arrivals(sim.stats(), |id| id.starts_with(prefix))
+}
+
+fn sorted_arrivals(stats: sluice_sim::SimStats, keep: impl Fn(&str) -> bool) -> Vec<f64> {
+    let mut t: Vec<f64> = stats
+        .attempts
+        .iter()
+        .filter(|(id, _)| keep(id))
+        .flat_map(|(_, a)| a.iter().map(|us| *us as f64 / 1e6))
+        .collect();
+    t.sort_by(f64::total_cmp);
+    t
+}
+
+/// In memory, what [`retry_after_server`] serves: a client builder whose first request is
+/// answered 429 with `header: value()` and every later one 200, and the (paused-clock)
+/// arrival times.
+pub fn retry_after_client(
+    header: &'static str,
+    value: fn() -> String,
+) -> (sluice::ClientBuilder, Arc<Mutex<Vec<tokio::time::Instant>>>) {
+    let times = Arc::new(Mutex::new(Vec::new()));
+    let recorded = times.clone();
+    let builder = sluice::Client::builder()
+        .base_url("http://in-memory.invalid/v1")
+        .service(move |_request: http::Request<bytes::Bytes>| {
+            let n = {
+                let mut t = recorded.lock().unwrap();
+                t.push(tokio::time::Instant::now());
+                t.len()
+            };
+            async move {
+                let response = if n == 1 {
+                    http::Response::builder()
+                        .status(429)
+                        .header(header, value())
+                        .body(bytes::Bytes::from_static(
+                            br#"{"error":{"code":"rate_limit_exceeded"}}"#,
+                        ))
+                } else {
+                    http::Response::builder()
+                        .status(200)
+                        .body(bytes::Bytes::from_static(
+                            br#"{"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1}}"#,
+                        ))
+                };
+                Ok(response.unwrap())
+            }
+        });
+    (builder, times)
+}

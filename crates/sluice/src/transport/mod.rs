@@ -1,0 +1,349 @@
+//! Sending one attempt: the URLs, the headers every request shares and the key (marked
+//! sensitive), over a wire that is HTTP (reqwest) in production or a service in
+//! memory ([`HttpService`]) in tests.
+
+mod reqwest_wire;
+mod service;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+
+use crate::error::{ConfigError, ErrorKind};
+use crate::limits::RateHeaders;
+use crate::request::{Endpoint, Request};
+use crate::retry::{retry_after, should_retry};
+
+pub use service::HttpService;
+use service::ServiceWire;
+
+/// An API key. Its `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKey(String);
+
+impl ApiKey {
+    /// Wraps a key. White space around it (a stray space or newline from a copy and
+    /// paste) is not part of it: it is neither sent nor looked for when redacting.
+    pub fn new(key: impl Into<String>) -> Self {
+        let key: String = key.into();
+        let trimmed = key.trim();
+        ApiKey(if trimmed.len() == key.len() {
+            key
+        } else {
+            trimmed.to_owned()
+        })
+    }
+
+    /// The key itself, for the one place that sends it and the places that redact it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ApiKey(<redacted>)")
+    }
+}
+
+/// How the key is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AuthStyle {
+    /// `Authorization: Bearer KEY` (OpenAI and most compatible servers).
+    #[default]
+    Bearer,
+    /// `api-key: KEY` (Azure OpenAI).
+    ApiKeyHeader,
+}
+
+/// The header a request's `custom_id` travels in.
+pub const CLIENT_REQUEST_ID: &str = "x-client-request-id";
+
+/// The default cap on a response body: a batch of 2,048 embeddings of 3,072 dimensions,
+/// pretty-printed with full precision as OpenAI sends them, is about 190 MB.
+pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 256 * 1024 * 1024;
+
+/// How much of an over-long body an error keeps, for people to see what it was.
+pub const TOO_LARGE_PREFIX: usize = 1024;
+
+/// Whether a header's value is a credential: sent marked sensitive, and redacted from
+/// everything a server sends back.
+pub fn is_secret_header(name: &str) -> bool {
+    let name = name.trim().to_ascii_lowercase();
+    [
+        "authorization",
+        "cookie",
+        "key",
+        "token",
+        "secret",
+        "password",
+        "credential",
+    ]
+    .iter()
+    .any(|word| name.contains(word))
+}
+
+/// What came back from one attempt.
+#[derive(Debug, Clone)]
+pub(crate) struct Reply {
+    /// The HTTP status.
+    pub status: u16,
+    /// The server's retry delay, if it gave one.
+    pub retry_after: Option<Duration>,
+    /// The server's `x-should-retry`, if it gave one.
+    pub should_retry: Option<bool>,
+    /// The server's request id (`x-request-id`).
+    pub request_id: Option<String>,
+    /// The whole body.
+    pub body: Bytes,
+    /// The rate-limit headers.
+    pub rate: RateHeaders,
+    /// Where a redirect points (3xx only).
+    pub location: Option<String>,
+}
+
+/// A failure before a whole answer arrived.
+#[derive(Debug, Clone)]
+pub struct TransportError {
+    /// Connect, timeout, transport, or a body over the size limit.
+    pub kind: ErrorKind,
+    /// What happened.
+    pub message: String,
+    /// The HTTP status, when the headers arrived.
+    pub status: Option<u16>,
+    /// The start of the body, for a body over the size limit.
+    pub prefix: Option<Bytes>,
+}
+
+/// Settings of the HTTP layer.
+#[derive(Debug, Clone)]
+pub struct TransportConfig {
+    /// Ends in `/v1` for OpenAI-compatible servers.
+    pub base_url: String,
+    /// The key, if any.
+    pub api_key: Option<ApiKey>,
+    /// How the key is sent.
+    pub auth: AuthStyle,
+    /// Extra headers sent with every request.
+    pub headers: Vec<(String, String)>,
+    /// Time allowed to connect.
+    pub connect_timeout: Duration,
+    /// Time allowed for a whole request, body included.
+    pub timeout: Duration,
+    /// Idle connections kept per host.
+    pub pool_size: usize,
+    /// The largest response body read; a larger one fails the attempt unread.
+    pub max_response_bytes: u64,
+}
+
+impl Default for TransportConfig {
+    fn default() -> Self {
+        TransportConfig {
+            base_url: "https://api.openai.com/v1".to_owned(),
+            api_key: None,
+            auth: AuthStyle::Bearer,
+            headers: Vec::new(),
+            connect_timeout: Duration::from_secs(10),
+            timeout: Duration::from_secs(600),
+            pool_size: 64,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+        }
+    }
+}
+
+/// Sends requests: the URLs and headers every attempt shares, and the wire under them
+/// (HTTP, or a service in memory).
+#[derive(Clone)]
+pub(crate) struct Transport {
+    urls: [reqwest::Url; 4],
+    wire: Wire,
+    max_response_bytes: u64,
+}
+
+impl fmt::Debug for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Transport")
+            .field("urls", &self.urls)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What carries the bytes.
+#[derive(Clone)]
+enum Wire {
+    Http(reqwest::Client),
+    Service(ServiceWire),
+}
+
+impl Transport {
+    /// The transport `config` describes, over HTTP or, given one, through `service`.
+    pub(crate) fn new(
+        config: &TransportConfig,
+        service: Option<Arc<dyn HttpService>>,
+    ) -> Result<Self, ConfigError> {
+        let base = config.base_url.trim_end_matches('/');
+        let url_for = |e: Endpoint| {
+            let url = reqwest::Url::parse(&format!("{base}{}", e.path()))
+                .map_err(|_| ConfigError::BadBaseUrl(config.base_url.clone()))?;
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(ConfigError::BadBaseUrl(config.base_url.clone()));
+            }
+            Ok(url)
+        };
+        let urls = [
+            url_for(Endpoint::ChatCompletions)?,
+            url_for(Endpoint::Completions)?,
+            url_for(Endpoint::Embeddings)?,
+            url_for(Endpoint::Responses)?,
+        ];
+        let headers = shared_headers(config)?;
+        let wire = match service {
+            Some(service) => Wire::Service(ServiceWire {
+                service,
+                headers,
+                timeout: config.timeout,
+            }),
+            None => Wire::Http(reqwest_wire::client(config, headers)?),
+        };
+        Ok(Transport {
+            urls,
+            wire,
+            max_response_bytes: config.max_response_bytes,
+        })
+    }
+
+    /// The URL requests to `endpoint` go to.
+    pub(crate) fn url(&self, endpoint: Endpoint) -> &reqwest::Url {
+        &self.urls[endpoint.index()]
+    }
+
+    /// One attempt: the whole answer, or what stopped it.
+    pub(crate) async fn send(&self, request: &Request) -> Result<Reply, TransportError> {
+        let url = &self.urls[request.endpoint.index()];
+        let id = HeaderValue::from_str(&request.custom_id).ok();
+        let body = request.body.clone();
+        match &self.wire {
+            Wire::Http(client) => {
+                reqwest_wire::send(client, url.clone(), body, id, self.max_response_bytes).await
+            }
+            Wire::Service(wire) => wire.send(url, body, id, self.max_response_bytes).await,
+        }
+    }
+}
+
+/// The headers every request carries: content type, the configured extras and the key,
+/// credentials marked sensitive.
+fn shared_headers(config: &TransportConfig) -> Result<HeaderMap, ConfigError> {
+    let mut headers = HeaderMap::new();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    for (name, value) in &config.headers {
+        let bad = || ConfigError::BadHeader(name.clone());
+        let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| bad())?;
+        let mut value = HeaderValue::from_str(value.trim()).map_err(|_| bad())?;
+        value.set_sensitive(is_secret_header(name.as_str()));
+        headers.insert(name, value);
+    }
+    if let Some(key) = &config.api_key {
+        let (name, value) = match config.auth {
+            AuthStyle::Bearer => (
+                reqwest::header::AUTHORIZATION,
+                format!("Bearer {}", key.expose()),
+            ),
+            AuthStyle::ApiKeyHeader => {
+                (HeaderName::from_static("api-key"), key.expose().to_owned())
+            }
+        };
+        // Never name the key in the error: it would be printed.
+        let mut value = HeaderValue::from_str(&value)
+            .map_err(|_| ConfigError::BadHeader("the API key".to_owned()))?;
+        value.set_sensitive(true);
+        headers.insert(name, value);
+    }
+    Ok(headers)
+}
+
+impl Reply {
+    /// What the status line and headers say; the body comes with [`Reply::with_body`].
+    pub(crate) fn from_head(status: u16, headers: &HeaderMap) -> Reply {
+        let now = SystemTime::now();
+        let text = |name| {
+            headers
+                .get(name)
+                .and_then(|v: &HeaderValue| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        Reply {
+            status,
+            retry_after: retry_after(headers, now),
+            should_retry: should_retry(headers),
+            request_id: text(reqwest::header::HeaderName::from_static("x-request-id")),
+            body: Bytes::new(),
+            rate: RateHeaders::parse(headers, now),
+            location: (300..400)
+                .contains(&status)
+                .then(|| text(reqwest::header::LOCATION))
+                .flatten(),
+        }
+    }
+
+    pub(crate) fn with_body(mut self, body: Bytes) -> Reply {
+        self.body = body;
+        self
+    }
+}
+
+impl TransportError {
+    /// A failure of `kind` (connect, timeout, transport) before any answer.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        TransportError {
+            kind,
+            message: message.into(),
+            status: None,
+            prefix: None,
+        }
+    }
+
+    /// The same failure, after the answer's status arrived.
+    pub fn with_status(mut self, status: u16) -> Self {
+        self.status = Some(status);
+        self
+    }
+}
+
+/// The failure for an answer whose body passes `limit`; `prefix` keeps its start.
+fn too_large(status: u16, limit: u64, prefix: Bytes, seen: String) -> TransportError {
+    TransportError {
+        kind: ErrorKind::ResponseTooLarge,
+        message: format!(
+            "HTTP {status} with a body of {seen}, over the limit of {limit} bytes; \
+             the body was not read"
+        ),
+        status: Some(status),
+        prefix: Some(prefix),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_trimmed_and_credential_headers_recognised() {
+        assert_eq!(ApiKey::new(" \tsk-abc\n").expose(), "sk-abc");
+        for name in [
+            "Authorization",
+            "x-api-key",
+            "X-Auth-Token",
+            "Cookie",
+            "client_secret",
+        ] {
+            assert!(is_secret_header(name), "{name}");
+        }
+        for name in ["OpenAI-Organization", "X-Trace", "anthropic-version"] {
+            assert!(!is_secret_header(name), "{name}");
+        }
+    }
+}
