@@ -28,11 +28,12 @@
 //! ```
 
 pub mod answer;
-mod batch;
 mod binding;
+mod builder;
 mod client;
 pub mod cost;
 mod describe;
+mod engine;
 pub mod error;
 pub mod estimate;
 pub mod events;
@@ -48,9 +49,9 @@ pub mod retry;
 mod stats;
 pub mod transport;
 
-pub use batch::BatchRun;
 pub use binding::Binding;
 pub use client::{Client, ClientBuilder, LimitsNow, RateNow};
+pub use engine::BatchRun;
 pub use error::{ConfigError, ErrorKind, RequestError};
 pub use events::{Event, Observer};
 pub use halt::{Halt, HaltReason, StopEarly};

@@ -17,16 +17,18 @@ use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::{FutureExt, Stream, StreamExt};
 use tokio::sync::mpsc;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::client::{Attempt, Charge, Inner, too_large};
+use super::attempt::Attempt;
+use super::batch_run::BatchRun;
+use super::gate::too_large;
+use super::{Charge, Inner};
 use crate::cost::CapStop;
 use crate::error::{ErrorKind, RequestError};
 
@@ -37,61 +39,6 @@ use crate::limits::AdmitDecision;
 use crate::outcome::BatchResult;
 use crate::request::Request;
 use crate::retry::RetryState;
-
-/// The results of a batch, in completion order.
-///
-/// [`BatchRun::stop`] ends it gracefully: nothing new is sent, requests in flight finish and
-/// their results still come out, then the stream ends; requests not yet finished (queued,
-/// or waiting to retry) get no result. Dropping it cancels the batch at once: requests in
-/// flight are abandoned and nothing more is read from the input.
-#[derive(Debug)]
-#[must_use = "a batch runs only while its results are read"]
-pub struct BatchRun {
-    results: mpsc::Receiver<BatchResult>,
-    task: JoinHandle<()>,
-    stop: CancellationToken,
-    halt: Arc<Mutex<Option<Halt>>>,
-    cap: Arc<Mutex<Option<CapStop>>>,
-}
-
-impl BatchRun {
-    /// Stops sending; the stream ends once the requests in flight have finished.
-    pub fn stop(&self) {
-        self.stop.cancel();
-    }
-
-    /// A token that stops the batch when cancelled, for wiring to a shutdown signal.
-    pub fn stop_token(&self) -> CancellationToken {
-        self.stop.clone()
-    }
-
-    /// Why the batch stopped by itself, if it did (see [`crate::halt`]): then the stream
-    /// ends early, and the requests without a result stay pending.
-    pub fn halted(&self) -> Option<Halt> {
-        self.halt.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    /// Why the spend cap stopped admission, if it did: then the stream ends once the
-    /// requests in flight have finished, and the rest stay pending (a later run with a
-    /// higher cap sends them).
-    pub fn cap_stop(&self) -> Option<CapStop> {
-        self.cap.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-}
-
-impl Stream for BatchRun {
-    type Item = BatchResult;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<BatchResult>> {
-        self.results.poll_recv(cx)
-    }
-}
-
-impl Drop for BatchRun {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
 
 /// A request waiting its turn.
 struct Item {

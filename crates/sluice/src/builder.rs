@@ -1,0 +1,266 @@
+//! [`ClientBuilder`]: every setting of a [`Client`], checked when it is built.
+
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+
+use crate::Client;
+use crate::binding::SharedBinding;
+use crate::cost::{PriceTable, SpendCap};
+use crate::engine::{AdaptiveConcurrency, Gate, Inner};
+use crate::error::ConfigError;
+use crate::events::Observer;
+use crate::halt::StopEarly;
+use crate::limits::{Admission, ConcurrencyController, Limits};
+use crate::redact::Redactor;
+use crate::retry::{RetryBudget, RetryPolicy};
+use crate::stats::Stats;
+use crate::transport::{
+    ApiKey, AuthStyle, HttpService, Transport, TransportConfig, is_secret_header,
+};
+
+/// Builds a [`Client`].
+#[derive(Clone, Default)]
+pub struct ClientBuilder {
+    transport: TransportConfig,
+    limits: Limits,
+    concurrency: Option<NonZeroUsize>,
+    adaptive_concurrency: bool,
+    retry: RetryPolicy,
+    seed: Option<u64>,
+    observer: Option<Observer>,
+    model_limits: Vec<(String, Limits)>,
+    priority_aging: Option<u64>,
+    stop_early: StopEarly,
+    secrets: Vec<String>,
+    prices: Option<PriceTable>,
+    spend_cap: Option<SpendCap>,
+    service: Option<Arc<dyn HttpService>>,
+}
+
+impl std::fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("transport", &self.transport)
+            .field("limits", &self.limits)
+            .field("concurrency", &self.concurrency)
+            .field("retry", &self.retry)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientBuilder {
+    /// The API's base URL, ending in `/v1` (default `https://api.openai.com/v1`).
+    pub fn base_url(mut self, url: impl Into<String>) -> Self {
+        self.transport.base_url = url.into();
+        self
+    }
+
+    /// The API key.
+    pub fn api_key(mut self, key: ApiKey) -> Self {
+        self.transport.api_key = Some(key);
+        self
+    }
+
+    /// How the key is sent (default `Authorization: Bearer`).
+    pub fn auth_style(mut self, style: AuthStyle) -> Self {
+        self.transport.auth = style;
+        self
+    }
+
+    /// An extra header for every request.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.transport.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Requests and tokens per minute to keep within.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Requests in flight at most (default 64).
+    pub fn concurrency(mut self, n: NonZeroUsize) -> Self {
+        self.concurrency = Some(n);
+        self.adaptive_concurrency = false;
+        self
+    }
+
+    /// Finds the concurrency instead (for servers that queue rather than refuse): starts at
+    /// 8, follows latency (see [`crate::limits::ConcurrencyController`]), never above `max`.
+    pub fn concurrency_auto(mut self, max: NonZeroUsize) -> Self {
+        self.concurrency = Some(max);
+        self.adaptive_concurrency = true;
+        self
+    }
+
+    /// Retry policy.
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    /// Time allowed to connect (default 10 s).
+    pub fn connect_timeout(mut self, d: Duration) -> Self {
+        self.transport.connect_timeout = d;
+        self
+    }
+
+    /// Time allowed for a whole request (default 600 s, like the OpenAI SDK).
+    pub fn timeout(mut self, d: Duration) -> Self {
+        self.transport.timeout = d;
+        self
+    }
+
+    /// Seed for backoff jitter, for reproducible runs (default: from the OS).
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// Separate limits for one model: its requests are admitted against these instead of
+    /// the client's (providers limit each model separately).
+    pub fn model_limits(mut self, model: impl Into<String>, limits: Limits) -> Self {
+        self.model_limits.push((model.into(), limits));
+        self
+    }
+
+    /// Lets waiting requests gain one priority level for every `requests` that arrive after
+    /// them, so a steady stream of high-priority calls cannot starve low-priority work.
+    pub fn priority_aging(mut self, requests: u64) -> Self {
+        self.priority_aging = Some(requests.max(1));
+        self
+    }
+
+    /// The largest response body read (default 256 MiB, see
+    /// [`crate::DEFAULT_MAX_RESPONSE_BYTES`]); a larger answer fails its request as
+    /// [`ErrorKind::ResponseTooLarge`] without being held in memory.
+    pub fn max_response_bytes(mut self, bytes: u64) -> Self {
+        self.transport.max_response_bytes = bytes;
+        self
+    }
+
+    /// When a batch stops by itself because it cannot succeed (default: after 3 failures
+    /// of one such cause before any success, or 30 s without any connection); see
+    /// [`crate::halt`].
+    pub fn stop_early(mut self, policy: StopEarly) -> Self {
+        self.stop_early = policy;
+        self
+    }
+
+    /// One more secret to scrub from everything a server sends back (the API key and the
+    /// values of credential headers are scrubbed already).
+    pub fn secret(mut self, secret: impl Into<String>) -> Self {
+        self.secrets.push(secret.into());
+        self
+    }
+
+    /// Subscribes to events.
+    /// The prices that costs are counted at [default: the built-in table].
+    pub fn prices(mut self, prices: PriceTable) -> Self {
+        self.prices = Some(prices);
+        self
+    }
+
+    /// Stops admitting requests before spent plus reserved money would pass the cap (see
+    /// [`crate::cost::SpendCap`]); a batch then drains and reports
+    /// [`BatchRun::cap_stop`], and [`Client::send`] fails with
+    /// [`ErrorKind::SpendCap`].
+    pub fn spend_cap(mut self, cap: SpendCap) -> Self {
+        self.spend_cap = Some(cap);
+        self
+    }
+
+    /// Sends every request to `service` in memory instead of over HTTP: for tests, of the
+    /// engine and of code built on it, that need no server and can run on paused
+    /// `tokio::time`. URLs, headers, the key, timeouts and the size limit apply as over
+    /// HTTP (see [`crate::transport::HttpService`]).
+    pub fn service(mut self, service: impl HttpService) -> Self {
+        self.service = Some(Arc::new(service));
+        self
+    }
+
+    /// Called for every [`Event`].
+    pub fn observer(mut self, observer: Observer) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// Builds the client (and its connection pool).
+    pub fn build(self) -> Result<Client, ConfigError> {
+        let concurrency = self
+            .concurrency
+            .unwrap_or(NonZeroUsize::new(64).expect("64 is not zero"));
+        let mut transport = self.transport;
+        transport.pool_size = concurrency.get();
+        let mut redactor = Redactor::default();
+        if let Some(key) = &transport.api_key {
+            redactor.add(key.expose());
+        }
+        for (name, value) in &transport.headers {
+            if is_secret_header(name) {
+                redactor.add(value);
+            }
+        }
+        for secret in &self.secrets {
+            redactor.add(secret);
+        }
+        let permits = Semaphore::new(concurrency.get());
+        let adaptive = self.adaptive_concurrency.then(|| {
+            let controller = ConcurrencyController::new(8, 1, concurrency.get());
+            let current = controller.limit();
+            permits.forget_permits(concurrency.get() - current);
+            AdaptiveConcurrency {
+                controller,
+                current,
+            }
+        });
+        let now = Instant::now();
+        let rng = match self.seed {
+            Some(seed) => SmallRng::seed_from_u64(seed),
+            None => SmallRng::from_os_rng(),
+        };
+        Ok(Client {
+            inner: Arc::new(Inner {
+                transport: Transport::new(&transport, self.service)?,
+                permits: Arc::new(permits),
+                concurrency,
+                adaptive: adaptive.map(Mutex::new),
+                priority_aging: self.priority_aging,
+                retry: self.retry,
+                gate: Mutex::new(Gate {
+                    admissions: std::iter::once(&self.limits)
+                        .chain(self.model_limits.iter().map(|(_, l)| l))
+                        .map(|l| Admission::new(l, now))
+                        .collect(),
+                    models: self
+                        .model_limits
+                        .iter()
+                        .enumerate()
+                        .map(|(i, (m, _))| (m.clone(), i + 1))
+                        .collect(),
+                    budget: RetryBudget::new(
+                        self.retry.budget_ratio,
+                        self.retry.budget_min_per_sec,
+                        now,
+                    ),
+                    rng,
+                    consecutive_limited: 0,
+                }),
+                stats: Mutex::new(Stats::default()),
+                observer: self.observer,
+                redactor,
+                stop_early: self.stop_early,
+                binding: SharedBinding::default(),
+                prices: self.prices.unwrap_or_default(),
+                spend: self.spend_cap.map(Mutex::new),
+            }),
+        })
+    }
+}

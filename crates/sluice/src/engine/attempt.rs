@@ -1,0 +1,194 @@
+//! The attempt stage: one send through the transport, its answer classified into a
+//! success, a failure worth another attempt, or a final failure; secrets scrubbed from
+//! everything the server sent back.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::{Charge, Inner};
+use crate::describe::{keep_for_record, server_words};
+use crate::error::{ErrorKind, RequestError};
+use crate::events::Event;
+use crate::outcome::{Reported, Success, parse_usage};
+use crate::request::{Request, request_model};
+use crate::retry::{Verdict, classify, retry_after_in_text};
+
+/// How much of an error answer's body its record keeps: enough for any provider's error
+/// object, not a whole HTML page or a runaway body.
+const ERROR_BODY_KEPT: usize = 64 * 1024;
+
+/// What one attempt came to.
+pub(crate) enum Attempt {
+    Done(Success),
+    Retry(Retryable),
+    Fail(RequestError),
+}
+
+/// A failed attempt worth another.
+pub(crate) struct Retryable {
+    pub error: RequestError,
+    /// The delay the server asked for, from any header that says it or the error's text.
+    pub server_delay: Option<Duration>,
+    /// A 429 rate limit (not quota).
+    pub rate_limited: bool,
+    /// The request limit the answer's headers state, when they also state that budget
+    /// remains: a refusal while the run is far below it is not about the run's rate.
+    pub headroom: Option<u64>,
+}
+
+impl Retryable {
+    fn transient(error: RequestError) -> Self {
+        Retryable {
+            error,
+            server_delay: None,
+            rate_limited: false,
+            headroom: None,
+        }
+    }
+}
+
+impl Inner {
+    /// The price of an answer: at the model the server names, else at the request's.
+    fn cost_of(&self, request: &Request, reported: &Reported<'_>) -> Option<f64> {
+        let price = reported
+            .model
+            .as_deref()
+            .and_then(|m| self.prices.lookup(m))
+            .or_else(|| request_model(&request.body).and_then(|m| self.prices.lookup(&m)))?;
+        Some(price.cost(reported.usage))
+    }
+
+    /// Sends one attempt and classifies it.
+    pub(crate) async fn attempt(&self, request: &Request, attempt: u32, charge: Charge) -> Attempt {
+        self.emit(Event::Sent {
+            custom_id: &request.custom_id,
+            tag: request.tag,
+            attempt,
+        });
+        let reply = match self.transport.send(request).await {
+            Ok(reply) => reply,
+            Err(e) => {
+                tracing::debug!(
+                    custom_id = %request.custom_id,
+                    attempt,
+                    kind = %e.kind,
+                    "attempt failed before an answer"
+                );
+                let mut error = RequestError::new(e.kind, self.redactor.redact_str(&e.message));
+                error.status = e.status;
+                error.body = e.prefix.map(|b| self.redact(b));
+                error.attempts = attempt;
+                return if e.kind.is_retryable() {
+                    Attempt::Retry(Retryable::transient(error))
+                } else {
+                    Attempt::Fail(error)
+                };
+            }
+        };
+        {
+            let in_flight = self.in_flight() as u64;
+            let cap = self.concurrency.get() as u64;
+            self.gate().admissions[charge.gate].observe(
+                Instant::now(),
+                &reply.rate,
+                in_flight,
+                cap,
+            );
+        }
+        let body = self.redact(reply.body);
+        let verdict = classify(reply.status, reply.should_retry, &body);
+        tracing::debug!(
+            custom_id = %request.custom_id,
+            attempt,
+            status = reply.status,
+            verdict = ?verdict,
+            "attempt answered"
+        );
+        if verdict == Verdict::Success {
+            let reported = parse_usage(&body).map(|r| {
+                let cost = self.cost_of(request, &r);
+                (r.usage, cost)
+            });
+            return match reported {
+                Some((usage, cost)) => Attempt::Done(Success {
+                    status: reply.status,
+                    request_id: reply.request_id,
+                    body,
+                    usage,
+                    cost,
+                }),
+                None => {
+                    let mut e = RequestError::new(
+                        ErrorKind::MalformedResponse,
+                        format!("HTTP {} with a body that is not JSON", reply.status),
+                    );
+                    e.status = Some(reply.status);
+                    e.body = Some(keep_for_record(body, ERROR_BODY_KEPT));
+                    e.request_id = reply.request_id;
+                    e.attempts = attempt;
+                    Attempt::Retry(Retryable::transient(e))
+                }
+            };
+        }
+        let left = |remaining: Option<u64>| remaining.is_none_or(|r| r > 1);
+        let headroom = reply
+            .rate
+            .requests
+            .limit
+            .filter(|_| reply.rate.requests.remaining.is_some())
+            .filter(|_| left(reply.rate.requests.remaining) && left(reply.rate.tokens.remaining));
+        let server_delay = reply
+            .retry_after
+            .or_else(|| retry_after_in_text(&body).filter(|_| verdict != Verdict::Success));
+        let message = self.describe(request, reply.status, reply.location.as_deref(), &body);
+        let error = move |kind: ErrorKind| {
+            let mut e = RequestError::new(kind, message);
+            e.status = Some(reply.status);
+            e.body = Some(keep_for_record(body, ERROR_BODY_KEPT));
+            e.request_id = reply.request_id;
+            e.attempts = attempt;
+            e
+        };
+        match verdict {
+            Verdict::Retry { kind, rate_limited } => Attempt::Retry(Retryable {
+                error: error(kind),
+                server_delay,
+                rate_limited,
+                headroom,
+            }),
+            Verdict::Fail(kind) => Attempt::Fail(error(kind)),
+            Verdict::Success => unreachable!("handled above"),
+        }
+    }
+
+    /// What an error answer says: the status, the server's own words, and what the status
+    /// alone would not tell (the URL that was not found, where a redirect points).
+    fn describe(
+        &self,
+        request: &Request,
+        status: u16,
+        location: Option<&str>,
+        body: &[u8],
+    ) -> String {
+        let mut message = format!("HTTP {status}");
+        if status == 404 {
+            message.push_str(&format!(
+                " from POST {}",
+                self.transport.url(request.endpoint)
+            ));
+        }
+        if (300..400).contains(&status) {
+            message.push_str(&format!(
+                " redirect to {}; redirects are not followed (the key must not go to another \
+                 host): use the final URL as the base URL",
+                location.unwrap_or("an unnamed place")
+            ));
+        }
+        if let Some(words) = server_words(body) {
+            message.push_str(": ");
+            message.push_str(&words);
+        }
+        self.redactor.redact_str(&message)
+    }
+}
