@@ -5,6 +5,8 @@ use std::fmt;
 
 use bytes::Bytes;
 
+use crate::retry::GiveUp;
+
 /// What kind of failure a request met. The string form is the `error.code` written to the
 /// errors file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -97,7 +99,8 @@ impl fmt::Display for ErrorKind {
 /// A request that failed for good: its kind, a message for people, and what the server
 /// said last, if it said anything.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("{kind}: {message}")]
+#[error("{kind}: {}", self.full_message())]
+#[non_exhaustive]
 pub struct RequestError {
     /// The classification.
     pub kind: ErrorKind,
@@ -111,6 +114,8 @@ pub struct RequestError {
     pub request_id: Option<String>,
     /// Attempts made (0 when the request was never sent).
     pub attempts: u32,
+    /// Why it was not retried again, when the retry policy wrote it off.
+    pub gave_up: Option<GiveUp>,
 }
 
 impl RequestError {
@@ -123,6 +128,15 @@ impl RequestError {
             body: None,
             request_id: None,
             attempts: 0,
+            gave_up: None,
+        }
+    }
+
+    /// The message with why retrying stopped, if it did: what a person reads.
+    pub fn full_message(&self) -> std::borrow::Cow<'_, str> {
+        match &self.gave_up {
+            Some(why) => format!("{}; {why}", self.message).into(),
+            None => self.message.as_str().into(),
         }
     }
 }

@@ -40,6 +40,10 @@ enum Body<'a> {
 struct ErrorPart<'a> {
     code: &'a str,
     message: &'a str,
+    /// Why retrying stopped ([`crate::retry::GiveUp::code`]), when the policy wrote the
+    /// request off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gave_up: Option<&'static str>,
 }
 
 /// A body fit for one JSONL line: raw when it is JSON without line breaks, re-serialised
@@ -117,7 +121,8 @@ pub fn write_error(
         response,
         error: Some(ErrorPart {
             code: e.kind.code(),
-            message: &e.message,
+            message: &e.full_message(),
+            gave_up: e.gave_up.map(|g| g.code()),
         }),
     };
     write(out, &record);

@@ -48,7 +48,7 @@ impl std::fmt::Display for CapStop {
             ),
             CapStop::Unpriced { model } => write!(
                 f,
-                "model `{model}` has no price, so a spend cap cannot hold; give its price with --prices FILE"
+                "model `{model}` has no price, so a spend cap cannot hold; give the price table a price for it"
             ),
         }
     }

@@ -115,7 +115,7 @@ pub(crate) fn too_large(cost: u64, limit: u64) -> RequestError {
         ErrorKind::TooLarge,
         format!(
             "the request needs about {cost} tokens (prompt plus max_tokens times n), more than the whole \
-             budget of {limit} tokens per minute; lower max_tokens or raise --tpm"
+             budget of {limit} tokens per minute; lower max_tokens or raise the tokens-per-minute budget"
         ),
     )
 }

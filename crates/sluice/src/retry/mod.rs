@@ -3,6 +3,7 @@
 mod backoff;
 mod budget;
 mod classify;
+mod decide;
 mod retry_after;
 
 use std::num::NonZeroU32;
@@ -11,6 +12,7 @@ use std::time::Duration;
 pub use backoff::Backoff;
 pub use budget::RetryBudget;
 pub use classify::{Verdict, classify};
+pub use decide::{Decision, Failure, GiveUp, decide};
 pub use retry_after::{retry_after, retry_after_in_text, should_retry};
 
 /// How a request is retried.
