@@ -55,6 +55,20 @@ impl std::fmt::Debug for ClientBuilder {
 }
 
 impl ClientBuilder {
+    /// The key from `OPENAI_API_KEY` and the base URL from `OPENAI_BASE_URL` (if set), as
+    /// the OpenAI SDKs read them. Fails when `OPENAI_API_KEY` is not set.
+    pub fn from_env(self) -> Result<Self, ConfigError> {
+        let key = std::env::var("OPENAI_API_KEY")
+            .ok()
+            .filter(|k| !k.trim().is_empty())
+            .ok_or(ConfigError::MissingEnv("OPENAI_API_KEY"))?;
+        let builder = self.api_key(ApiKey::new(key));
+        Ok(match std::env::var("OPENAI_BASE_URL") {
+            Ok(url) if !url.trim().is_empty() => builder.base_url(url.trim()),
+            _ => builder,
+        })
+    }
+
     /// The API's base URL, ending in `/v1` (default `https://api.openai.com/v1`).
     pub fn base_url(mut self, url: impl Into<String>) -> Self {
         self.transport.base_url = url.into();

@@ -7,16 +7,22 @@ use std::sync::Arc;
 
 use futures::{Stream, StreamExt};
 
+use crate::batch::Batch;
 use crate::binding::Binding;
+use crate::chat::{Chat, next_call_id, typed};
 use crate::engine::{BatchRun, Inner, spawn_batch};
-use crate::error::{ErrorKind, RequestError};
+use crate::error::{ConfigError, ErrorKind, RequestError};
 use crate::halt::StopEarly;
 use crate::outcome::Success;
 use crate::redact::Redactor;
-use crate::request::Request;
+use crate::request::{Endpoint, Request};
 use crate::stats::Stats;
+use crate::types::{ApiRequest, EmbeddingRequest, EmbeddingResponse};
 
 pub use crate::builder::ClientBuilder;
+
+/// The most inputs [`Client::embed`] puts in one request (OpenAI's limit).
+pub const EMBED_CHUNK: usize = 2048;
 
 /// A per-minute budget as it stands: the rate admitted now and the limit it keeps under.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -49,6 +55,98 @@ impl Client {
         ClientBuilder::default()
     }
 
+    /// A client for the server the environment names, as the OpenAI SDKs read it: the key
+    /// from `OPENAI_API_KEY`, the base URL from `OPENAI_BASE_URL` (default
+    /// `https://api.openai.com/v1`). For limits and other settings, start from
+    /// [`ClientBuilder::from_env`].
+    pub fn from_env() -> Result<Client, ConfigError> {
+        ClientBuilder::default().from_env()?.build()
+    }
+
+    /// A chat completion, written as it reads:
+    /// `client.chat("gpt-4o-mini").user("hi").send().await?.text()`.
+    pub fn chat(&self, model: impl Into<String>) -> Chat<'_> {
+        Chat::new(self, model)
+    }
+
+    /// Sends a typed request (see [`crate::types`]) and reads its typed answer.
+    pub async fn call<R: ApiRequest>(&self, body: &R) -> Result<R::Response, RequestError> {
+        let request = Request::json(next_call_id(), R::ENDPOINT, body).map_err(|e| {
+            RequestError::new(
+                ErrorKind::InvalidInput,
+                format!("the request body is not a JSON object: {e}"),
+            )
+        })?;
+        typed(&self.send(&request).await?)
+    }
+
+    /// Embeds `inputs` with `model`: one vector per input, in input order. Inputs are sent
+    /// in requests of up to [`EMBED_CHUNK`] (OpenAI's most per request), together as a
+    /// batch, within the client's limits; the first request that fails for good fails the
+    /// call.
+    pub async fn embed<I, T>(&self, model: &str, inputs: I) -> Result<Vec<Vec<f32>>, RequestError>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<String>,
+    {
+        let inputs: Vec<String> = inputs.into_iter().map(Into::into).collect();
+        let chunks: Vec<Request> = inputs
+            .chunks(EMBED_CHUNK)
+            .map(|chunk| {
+                let body = EmbeddingRequest::new(model, chunk.to_vec());
+                let body = serde_json::to_value(&body).unwrap_or_default();
+                Request::new(next_call_id(), Endpoint::Embeddings, &body)
+            })
+            .collect();
+        let expected: Vec<usize> = inputs.chunks(EMBED_CHUNK).map(<[String]>::len).collect();
+        let window = NonZeroUsize::new(chunks.len().max(1)).unwrap_or(NonZeroUsize::MIN);
+        let mut results = self
+            .batch_of(futures::stream::iter(chunks), StopEarly::never())
+            .in_order(window);
+        let mut vectors = Vec::with_capacity(inputs.len());
+        let mut chunk = 0;
+        while let Some(result) = results.next().await {
+            let response: EmbeddingResponse = typed(&result.outcome?)?;
+            let mut data = response.data;
+            data.sort_by_key(|e| e.index);
+            if data.len() != expected[chunk] {
+                return Err(RequestError::new(
+                    ErrorKind::MalformedResponse,
+                    format!(
+                        "{} embeddings came back for {} inputs",
+                        data.len(),
+                        expected[chunk]
+                    ),
+                ));
+            }
+            vectors.extend(data.into_iter().map(|e| e.embedding));
+            chunk += 1;
+        }
+        if chunk < expected.len() {
+            return Err(RequestError::new(
+                ErrorKind::Cancelled,
+                "the embedding requests ended without every result",
+            ));
+        }
+        Ok(vectors)
+    }
+
+    /// A batch with options (cancellation token, progress callback, input order); see
+    /// [`Batch`]. [`Client::run`] is the same batch with none.
+    pub fn batch<S>(&self, requests: S) -> Batch<'_, S>
+    where
+        S: Stream<Item = Request> + Send + Unpin + 'static,
+    {
+        Batch::new(self, requests)
+    }
+
+    fn batch_of<S>(&self, requests: S, stop_early: StopEarly) -> Batch<'_, S>
+    where
+        S: Stream<Item = Request> + Send + Unpin + 'static,
+    {
+        Batch::new(self, requests).stop_early(stop_early)
+    }
+
     /// Sends one request, waiting for admission and retrying as the policy says.
     ///
     /// It is a batch of one: the same admission, permits, retries, events and statistics
@@ -76,7 +174,19 @@ impl Client {
     where
         S: Stream<Item = Request> + Send + Unpin + 'static,
     {
-        spawn_batch(self.inner.clone(), requests, self.inner.stop_early)
+        self.run_with(requests, None)
+    }
+
+    /// A batch stopping early as `stop_early` says, or as the client's policy says.
+    pub(crate) fn run_with<S>(&self, requests: S, stop_early: Option<StopEarly>) -> BatchRun
+    where
+        S: Stream<Item = Request> + Send + Unpin + 'static,
+    {
+        spawn_batch(
+            self.inner.clone(),
+            requests,
+            stop_early.unwrap_or(self.inner.stop_early),
+        )
     }
 
     /// A snapshot of the statistics of everything sent through this client.

@@ -158,6 +158,9 @@ pub enum ConfigError {
         /// The maximum delay.
         max: std::time::Duration,
     },
+    /// A setting the environment must give is not there.
+    #[error("{0} is not set")]
+    MissingEnv(&'static str),
     /// The HTTP client could not be built.
     #[error("cannot build the HTTP client: {0}")]
     Http(String),

@@ -28,8 +28,10 @@
 //! ```
 
 pub mod answer;
+pub mod batch;
 mod binding;
 mod builder;
+mod chat;
 mod client;
 pub mod cost;
 mod describe;
@@ -43,20 +45,25 @@ pub mod journal;
 pub mod limits;
 mod outcome;
 pub mod output;
+mod priority;
 pub mod redact;
 mod request;
 pub mod retry;
 mod stats;
 pub mod transport;
+pub mod types;
 
+pub use batch::{Batch, InOrder, Progress};
 pub use binding::Binding;
-pub use client::{Client, ClientBuilder, LimitsNow, RateNow};
+pub use chat::Chat;
+pub use client::{Client, ClientBuilder, EMBED_CHUNK, LimitsNow, RateNow};
 pub use engine::BatchRun;
 pub use error::{ConfigError, ErrorKind, RequestError};
 pub use events::{Event, Observer};
 pub use halt::{Halt, HaltReason, StopEarly};
 pub use limits::Limits;
 pub use outcome::{BatchResult, Reported, Success, Usage, parse_usage};
+pub use priority::Priority;
 pub use request::{Endpoint, Request};
 pub use retry::{Backoff, RetryPolicy};
 pub use stats::Stats;

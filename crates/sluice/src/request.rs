@@ -134,9 +134,10 @@ impl Request {
         self
     }
 
-    /// The same request with a priority.
-    pub fn with_priority(mut self, priority: i32) -> Self {
-        self.priority = priority;
+    /// The same request with a priority: a [`crate::Priority`] or any `i32` (higher
+    /// goes first).
+    pub fn with_priority(mut self, priority: impl Into<i32>) -> Self {
+        self.priority = priority.into();
         self
     }
 }

@@ -2,10 +2,12 @@
 //! every worker respects after a 429, adaptive rates (AIMD), and the server's headers.
 
 mod adaptive;
+mod adaptive_pacer;
 mod admission;
 mod bucket;
 mod concurrency;
 mod headers;
+mod pacer;
 mod window;
 
 use std::fmt::Debug;
@@ -14,10 +16,12 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 pub use adaptive::RateController;
+pub use adaptive_pacer::AdaptivePacer;
 pub use admission::{Admission, AdmitDecision, Limits, Refusal};
 pub use bucket::TokenBucket;
 pub use concurrency::ConcurrencyController;
 pub use headers::{BudgetHeaders, RateHeaders, parse_go_duration, until_rfc3339};
+pub use pacer::Pacer;
 pub use window::SlidingWindow;
 
 /// Which admission algorithm a budget uses.

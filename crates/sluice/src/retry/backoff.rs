@@ -1,6 +1,7 @@
 //! Exponential backoff with full jitter: the n-th retry waits a uniform time between zero
-//! and `min(max, base * 2^(n-1))`, which spreads a crowd of retries out instead of sending
-//! them back together. The RNG is the caller's, so tests are deterministic.
+//! and `min(max, base * factor^(n-1))` (factor 2 unless set), which spreads a crowd of
+//! retries out instead of sending them back together. Without jitter it waits the whole
+//! ceiling. The RNG is the caller's, so tests are deterministic.
 
 use std::time::Duration;
 
@@ -13,6 +14,8 @@ use crate::error::ConfigError;
 pub struct Backoff {
     base: Duration,
     max: Duration,
+    factor: f64,
+    jitter: bool,
 }
 
 impl Backoff {
@@ -21,18 +24,50 @@ impl Backoff {
         if base.is_zero() || base > max {
             return Err(ConfigError::BadBackoff { base, max });
         }
-        Ok(Backoff { base, max })
+        Ok(Backoff {
+            base,
+            max,
+            factor: 2.0,
+            jitter: true,
+        })
+    }
+
+    /// The same backoff growing by `factor` each retry instead of 2 (at least 1).
+    pub fn with_factor(mut self, factor: f64) -> Self {
+        self.factor = if factor.is_finite() {
+            factor.max(1.0)
+        } else {
+            2.0
+        };
+        self
+    }
+
+    /// The same backoff with jitter on (the default: a uniform draw below the ceiling) or
+    /// off (every delay is its ceiling: predictable, but a crowd retries together).
+    pub fn with_jitter(mut self, jitter: bool) -> Self {
+        self.jitter = jitter;
+        self
     }
 
     /// The cap for retry number `retry` (1 for the first retry).
     pub fn ceiling(&self, retry: u32) -> Duration {
-        let factor = 2u32.saturating_pow(retry.saturating_sub(1).min(31));
-        self.base.saturating_mul(factor).min(self.max)
+        let exponent = retry.saturating_sub(1).min(64) as i32;
+        let grown = self.base.as_secs_f64() * self.factor.powi(exponent);
+        if grown >= self.max.as_secs_f64() {
+            self.max
+        } else {
+            Duration::from_secs_f64(grown)
+        }
     }
 
-    /// A delay for retry number `retry`, drawn uniformly from `[0, ceiling]`.
+    /// A delay for retry number `retry`: drawn uniformly from `[0, ceiling]`, or the
+    /// ceiling itself without jitter.
     pub fn delay(&self, retry: u32, rng: &mut impl Rng) -> Duration {
-        self.ceiling(retry).mul_f64(rng.random::<f64>())
+        if self.jitter {
+            self.ceiling(retry).mul_f64(rng.random::<f64>())
+        } else {
+            self.ceiling(retry)
+        }
     }
 }
 
@@ -42,6 +77,8 @@ impl Default for Backoff {
         Backoff {
             base: Duration::from_millis(500),
             max: Duration::from_secs(60),
+            factor: 2.0,
+            jitter: true,
         }
     }
 }
@@ -59,6 +96,18 @@ mod tests {
         let caps: Vec<u128> = (1..=6).map(|n| b.ceiling(n).as_millis()).collect();
         assert_eq!(caps, vec![100, 200, 400, 800, 1000, 1000]);
         assert_eq!(b.ceiling(1000), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn factor_and_jitter_can_be_set() {
+        let b = Backoff::new(Duration::from_millis(100), Duration::from_secs(10))
+            .unwrap()
+            .with_factor(3.0)
+            .with_jitter(false);
+        let mut rng = SmallRng::seed_from_u64(1);
+        let delays: Vec<u128> = (1..=5).map(|n| b.delay(n, &mut rng).as_millis()).collect();
+        assert_eq!(delays, vec![100, 300, 900, 2700, 8100]);
+        assert_eq!(b.delay(6, &mut rng), Duration::from_secs(10));
     }
 
     #[test]

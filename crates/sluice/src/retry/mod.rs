@@ -1,5 +1,6 @@
 //! Retrying: classification, backoff with jitter, the server's retry-after, and a budget.
 
+mod around;
 mod backoff;
 mod budget;
 mod classify;
@@ -9,6 +10,7 @@ mod retry_after;
 use std::num::NonZeroU32;
 use std::time::Duration;
 
+pub use around::with_backoff;
 pub use backoff::Backoff;
 pub use budget::RetryBudget;
 pub use classify::{Verdict, classify};
