@@ -124,6 +124,8 @@ impl<'a> Chat<'a> {
 }
 
 /// A success's body as `R`, or a [`ErrorKind::MalformedResponse`] error that keeps it.
+// `RequestError` is the error of every call of the library, returned by value throughout.
+#[allow(clippy::result_large_err)]
 pub(crate) fn typed<R: serde::de::DeserializeOwned>(success: &Success) -> Result<R, RequestError> {
     success.json().map_err(|e| {
         let mut error = RequestError::new(
