@@ -97,7 +97,8 @@ impl<'a> Chat<'a> {
         self
     }
 
-    /// Its priority against other requests waiting on the same client.
+    /// Its priority against the other requests waiting in the same batch or
+    /// [`crate::Queue`].
     pub fn priority(mut self, priority: impl Into<i32>) -> Self {
         self.priority = priority.into();
         self
@@ -116,6 +117,12 @@ impl<'a> Chat<'a> {
         self.client.send(&self.request()).await
     }
 
+    /// Submits it to `queue` (where priorities order it against the queue's other calls)
+    /// and waits for its answer.
+    pub async fn submit(self, queue: &crate::Queue) -> Result<Success, RequestError> {
+        queue.submit(self.request()).await
+    }
+
     /// Sends it and reads the answer as a [`ChatResponse`].
     pub async fn response(self) -> Result<ChatResponse, RequestError> {
         let success = self.send().await?;
@@ -124,8 +131,6 @@ impl<'a> Chat<'a> {
 }
 
 /// A success's body as `R`, or a [`ErrorKind::MalformedResponse`] error that keeps it.
-// `RequestError` is the error of every call of the library, returned by value throughout.
-#[allow(clippy::result_large_err)]
 pub(crate) fn typed<R: serde::de::DeserializeOwned>(success: &Success) -> Result<R, RequestError> {
     success.json().map_err(|e| {
         let mut error = RequestError::new(

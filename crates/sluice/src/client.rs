@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use futures::{Stream, StreamExt};
 
-use crate::batch::Batch;
+use crate::batch::{Batch, Queue};
 use crate::binding::Binding;
 use crate::chat::{Chat, next_call_id, typed};
 use crate::engine::{BatchRun, Inner, spawn_batch};
@@ -138,6 +138,12 @@ impl Client {
         S: Stream<Item = Request> + Send + Unpin + 'static,
     {
         Batch::new(self, requests)
+    }
+
+    /// A queue to submit calls to one by one, each awaiting its result, in priority order
+    /// (see [`Queue`]). Needs a tokio runtime: its batch runs on a task of its own.
+    pub fn queue(&self) -> Queue {
+        Queue::start(self)
     }
 
     fn batch_of<S>(&self, requests: S, stop_early: StopEarly) -> Batch<'_, S>

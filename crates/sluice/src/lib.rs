@@ -53,7 +53,7 @@ mod stats;
 pub mod transport;
 pub mod types;
 
-pub use batch::{Batch, InOrder, Progress};
+pub use batch::{Batch, InOrder, Progress, Queue};
 pub use binding::Binding;
 pub use chat::Chat;
 pub use client::{Client, ClientBuilder, EMBED_CHUNK, LimitsNow, RateNow};

@@ -82,6 +82,19 @@ impl Stats {
         *self.failed.entry(kind).or_default() += 1;
     }
 
+    /// Prompt and completion tokens together.
+    pub fn total_tokens(&self) -> u64 {
+        self.prompt_tokens + self.completion_tokens
+    }
+
+    /// Successes among the requests finished (1.0 when none has finished).
+    pub fn success_rate(&self) -> f64 {
+        match self.finished() {
+            0 => 1.0,
+            n => self.ok as f64 / n as f64,
+        }
+    }
+
     /// Requests that failed for good.
     pub fn failed_total(&self) -> u64 {
         self.failed.values().sum()

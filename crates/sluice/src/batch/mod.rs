@@ -2,6 +2,7 @@
 //! callback, and results in input order instead of completion order.
 
 mod in_order;
+mod queue;
 
 use std::num::NonZeroUsize;
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use crate::outcome::BatchResult;
 use crate::request::Request;
 
 pub use in_order::InOrder;
+pub use queue::Queue;
 
 /// Where a batch stands, for a progress callback.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
