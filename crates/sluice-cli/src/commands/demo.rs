@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use sluice::Limits;
-use sluice::input::{self, InputOptions};
+use sluice::durable::{DurableOptions, DurableRun};
 
 use super::client_config::ClientConfig;
 use super::run::run_observer;
@@ -21,7 +21,6 @@ use super::execute::execute;
 use super::signals::Signals;
 use super::summary;
 use crate::progress::{Progress, ProgressArgs};
-use sluice::journal::{InputIdentity, Journal, JournalPaths, OpenOptions};
 
 /// Flags of `sluice demo`.
 #[derive(Debug, Args)]
@@ -103,32 +102,16 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         tpm: Some(tpm),
         ..Limits::default()
     };
-    let in_flight = std::sync::Arc::new(std::sync::Mutex::new(Default::default()));
-    let client = config.build(run_observer(in_flight.clone(), progress.shared.clone()))?;
+    let client = config.build(run_observer(progress.shared.clone()))?;
     let mut signals = Signals::install()?;
-    let input = input::open(&input_path, InputOptions::default()).await?;
-    let paths = JournalPaths::for_output(&output_path, None);
-    let fresh = OpenOptions {
-        restart: true,
-        ..OpenOptions::default()
-    };
-    let (journal, recovered) =
-        Journal::open(paths.clone(), InputIdentity::of(&input_path)?, fresh)?;
+    let mut fresh = DurableOptions::new(&input_path, &output_path);
+    fresh.restart = true;
+    let paths = fresh.paths.clone();
+    let durable = DurableRun::open(fresh)?;
     let drain = Duration::from_secs(30);
     progress.shared.set_total(args.requests as u64);
     progress.start(&args.progress, client.clone()).await?;
-    let report = execute(
-        &client,
-        &input_path.display().to_string(),
-        input,
-        journal,
-        recovered.ids,
-        &in_flight,
-        &mut signals,
-        drain,
-        &progress.shared,
-    )
-    .await;
+    let report = execute(&client, durable, &mut signals, drain, &progress.shared).await;
     let seen = progress.finish().await;
     let report = report?;
     let figures = report.figures(Some(args.requests as u64), 0, None, config.prices.taken());

@@ -3,17 +3,14 @@
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
 use sluice::cost::{PriceTable, SpendCap};
-use sluice::input;
-use sluice::journal::{
-    GuardError, InputIdentity, Journal, JournalError, JournalPaths, OpenOptions, Recovered,
-    SyncPolicy,
-};
+use sluice::durable::{DurableError, DurableOptions, DurableRun};
+use sluice::journal::{GuardError, JournalError, JournalPaths, Recovered, SyncPolicy};
 use sluice::{Event, Halt, HaltReason, Observer};
 
 use super::client_config::{ClientConfig, CostArgs, LimitArgs, ServerArgs};
@@ -81,65 +78,43 @@ impl RunArgs {
     }
 }
 
-/// The observer a run's client reports to: it follows the tags in flight (for the
-/// checkpoint) and hands the rest to the display.
-pub fn run_observer(
-    in_flight: Arc<Mutex<std::collections::BTreeSet<u64>>>,
-    display: Arc<Shared>,
-) -> Observer {
-    Arc::new(move |event: &Event<'_>| match event {
-        Event::Sent { tag, .. } => {
-            in_flight
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(*tag);
-        }
-        Event::Finished { tag, .. } => {
-            in_flight
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(tag);
-        }
-        other => display.on_event(other),
-    })
+/// The observer a run's client reports to: the display. (The requests in flight, for the
+/// checkpoint, are the library's to follow: [`sluice::BatchRun::in_flight`].)
+pub fn run_observer(display: Arc<Shared>) -> Observer {
+    Arc::new(move |event: &Event<'_>| display.on_event(event))
 }
 
 /// Runs `args` to the end (or to a signal, or to a halt) and prints the summary.
 pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let mut signals = Signals::install()?;
-    // Ordered, so the checkpoint gets the lines sorted; no hashing on the hot path.
-    let in_flight = Arc::new(Mutex::new(std::collections::BTreeSet::new()));
     let mut progress = Progress::new();
     let mut config = ClientConfig::from_flags(&args.server, &args.limits, &args.cost)?;
-    let options = args.input.options()?;
     let input_path = &args.input.input;
-    let identity = InputIdentity::of(input_path)
-        .with_context(|| format!("cannot open {}", input_path.display()))?;
+    let mut options = DurableOptions::new(input_path, &args.output);
+    options.paths = args.paths();
+    options.input_options = args.input.options()?;
+    options.restart = args.restart;
+    options.retry_failed = args.retry_failed;
+    options.sync = args.sync;
     // The input's priority pass runs beside the scan of what earlier runs wrote.
-    let opening = input::start(input_path, options)
-        .with_context(|| format!("cannot open {}", input_path.display()))?;
-    let open = OpenOptions {
-        restart: args.restart,
-        retry_failed: args.retry_failed,
-        sync: args.sync,
-    };
-    let (journal, mut recovered) = match Journal::open(args.paths(), identity, open) {
-        Ok(x) => x,
-        Err(JournalError::Guard(e @ GuardError::Locked { .. })) => {
+    let durable = match DurableRun::open(options) {
+        Ok(run) => run,
+        Err(DurableError::Journal(JournalError::Guard(e @ GuardError::Locked { .. }))) => {
             eprintln!("sluice: {e}");
             return Ok(ExitCode::from(EXIT_LOCKED));
         }
-        Err(
+        Err(DurableError::Journal(
             e @ (JournalError::InputChanged { .. }
             | JournalError::OutputWithoutState { .. }
             | JournalError::Guard(_)),
-        ) => usage!("{e}"),
+        )) => usage!("{e}"),
         Err(e) => return Err(e.into()),
     };
+    let recovered = durable.recovered();
     if recovered.resumed && !args.progress.quiet {
-        report_resume(&args, &recovered);
+        report_resume(&args, recovered);
     }
-    let earlier = earlier_spend(&recovered, &config.prices);
+    let earlier = earlier_spend(recovered, &config.prices);
     if let Some(cap) = args.cost.max_cost {
         config.spend_cap = Some(SpendCap::new(cap, earlier.dollars));
         if earlier.unpriced > 0 {
@@ -152,7 +127,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if recovered.resumed {
         progress.shared.set_earlier_cost(earlier.dollars);
     }
-    let client = config.build(run_observer(in_flight.clone(), progress.shared.clone()))?;
+    let client = config.build(run_observer(progress.shared.clone()))?;
     let recovered_lines = recovered.done.len();
     progress.shared.set_resumed(recovered_lines);
     if let Some(lines) = recovered.total_lines {
@@ -168,10 +143,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     let resent = recovered.previously_in_flight.len() as u64;
     let earlier_failures = recovered.failed;
-    let input = opening
-        .finish(std::mem::take(&mut recovered.done))
-        .await
-        .with_context(|| format!("cannot open {}", input_path.display()))?;
+    let resumed = recovered.resumed;
     let input_name = if input_path.as_os_str() == "-" {
         "<stdin>".to_owned()
     } else {
@@ -180,11 +152,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     progress.start(&args.progress, client.clone()).await?;
     let outcome = execute(
         &client,
-        &input_name,
-        input,
-        journal,
-        recovered.ids,
-        &in_flight,
+        durable,
         &mut signals,
         args.drain_timeout,
         &progress.shared,
@@ -206,7 +174,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             resumed: recovered_lines,
         },
         summary::Money {
-            earlier: recovered.resumed.then_some(earlier.dollars),
+            earlier: resumed.then_some(earlier.dollars),
             taken: config.prices.taken(),
         },
     );
@@ -228,7 +196,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let figures = outcome.figures(
         display.total(),
         recovered_lines,
-        recovered.resumed.then_some(earlier.dollars),
+        resumed.then_some(earlier.dollars),
         config.prices.taken(),
     );
     write_stats(

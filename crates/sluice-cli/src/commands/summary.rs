@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use sluice::Stats;
 
-use super::execute::Messages;
+use sluice::durable::Messages;
 
 /// Where the input stands, for the summary's first line.
 #[derive(Debug, Clone, Copy, Default)]

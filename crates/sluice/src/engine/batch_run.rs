@@ -1,5 +1,6 @@
 //! [`BatchRun`]: the handle a batch's caller holds, its results in completion order.
 
+use std::collections::BTreeMap;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -27,6 +28,36 @@ pub struct BatchRun {
     pub(super) stop: CancellationToken,
     pub(super) halt: Arc<Mutex<Option<Halt>>>,
     pub(super) cap: Arc<Mutex<Option<CapStop>>>,
+    pub(super) in_flight: InFlight,
+}
+
+/// The tags of the requests sent at least once and not yet finished (a multiset: tags are
+/// the caller's and need not be unique).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct InFlight(Arc<Mutex<BTreeMap<u64, u32>>>);
+
+impl InFlight {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, u32>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(super) fn sent(&self, tag: u64) {
+        *self.lock().entry(tag).or_default() += 1;
+    }
+
+    pub(super) fn finished(&self, tag: u64) {
+        let mut tags = self.lock();
+        if let Some(n) = tags.get_mut(&tag) {
+            *n -= 1;
+            if *n == 0 {
+                tags.remove(&tag);
+            }
+        }
+    }
+
+    pub(crate) fn tags(&self) -> Vec<u64> {
+        self.lock().keys().copied().collect()
+    }
 }
 
 impl BatchRun {
@@ -44,6 +75,19 @@ impl BatchRun {
     /// ends early, and the requests without a result stay pending.
     pub fn halted(&self) -> Option<Halt> {
         self.halt.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The [`crate::Request::tag`]s of the requests sent and not finished yet (waiting for an
+    /// answer or for a retry), ascending: what a checkpoint records, so that a run
+    /// resumed after a crash knows which requests may have reached the server.
+    pub fn in_flight(&self) -> Vec<u64> {
+        self.in_flight.tags()
+    }
+
+    /// The live set behind [`BatchRun::in_flight`], for a checkpoint taken while the
+    /// results stream is borrowed.
+    pub(crate) fn in_flight_handle(&self) -> InFlight {
+        self.in_flight.clone()
     }
 
     /// Why the spend cap stopped admission, if it did: then the stream ends once the

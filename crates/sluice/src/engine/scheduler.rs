@@ -26,7 +26,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::attempt::Attempt;
-use super::batch_run::BatchRun;
+use super::batch_run::{BatchRun, InFlight};
 use super::gate::too_large;
 use super::{Charge, Inner};
 use crate::cost::CapStop;
@@ -113,8 +113,9 @@ where
     let stop = CancellationToken::new();
     let halt = Arc::new(Mutex::new(None));
     let cap = Arc::new(Mutex::new(None));
+    let in_flight = InFlight::default();
     let prepared = prepare(inner.clone(), input);
-    let scheduler = Scheduler::new(
+    let mut scheduler = Scheduler::new(
         inner,
         tx,
         stop.clone(),
@@ -122,6 +123,7 @@ where
         cap.clone(),
         stop_early,
     );
+    scheduler.in_flight = in_flight.clone();
     let task = tokio::spawn(scheduler.run(prepared));
     BatchRun {
         results: rx,
@@ -129,6 +131,7 @@ where
         stop,
         halt,
         cap,
+        in_flight,
     }
 }
 
@@ -203,6 +206,8 @@ struct Scheduler {
     halt: Arc<Mutex<Option<Halt>>>,
     /// Where a spend cap's stop is published for [`BatchRun::cap_stop`].
     cap: Arc<Mutex<Option<CapStop>>>,
+    /// The tags of requests sent and not yet finished, for [`BatchRun::in_flight`].
+    in_flight: InFlight,
 }
 
 /// How the scheduling loop ended.
@@ -237,6 +242,7 @@ impl Scheduler {
             lookahead,
             next_seq: 0,
             stop,
+            in_flight: InFlight::default(),
         }
     }
 
@@ -418,6 +424,7 @@ impl Scheduler {
                     item.attempts += 1;
                     if item.attempts == 1 {
                         self.inner.gate().budget.deposit();
+                        self.in_flight.sent(item.request.tag);
                     }
                     self.tripwire.on_attempt(now);
                     self.inner.stats().record_attempt(item.attempts);
@@ -518,6 +525,9 @@ impl Scheduler {
         latency: Duration,
     ) -> bool {
         let error_kind: Option<ErrorKind> = outcome.as_ref().err().map(|e| e.kind);
+        if item.attempts > 0 {
+            self.in_flight.finished(item.request.tag);
+        }
         self.inner
             .settle_spend(item.reserved, outcome.as_ref().ok().and_then(|s| s.cost));
         self.inner.emit(Event::Finished {
