@@ -42,7 +42,7 @@ async fn run() -> Result<(), support::Error> {
     let client = builder
         .concurrency(NonZeroUsize::new(32).unwrap())
         .limits(Limits {
-            rpm_auto: true,
+            rpm: sluice::limits::Budget::auto(),
             ..Limits::default()
         })
         .retry(RetryPolicy {

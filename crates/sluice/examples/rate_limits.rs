@@ -25,8 +25,8 @@ async fn run() -> Result<(), support::Error> {
     .await?;
     let client = builder
         .limits(Limits {
-            rpm: NonZeroU64::new(rpm),
-            tpm: NonZeroU64::new(tpm),
+            rpm: NonZeroU64::new(rpm).into(),
+            tpm: NonZeroU64::new(tpm).into(),
             ..Limits::default()
         })
         .build()?;

@@ -24,13 +24,32 @@ use crate::transport::{
     ApiKey, AuthStyle, HttpService, Transport, TransportConfig, is_secret_header,
 };
 
+/// How many requests may be in flight at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Concurrency {
+    /// Exactly this many at most.
+    Fixed(NonZeroUsize),
+    /// Found from latency (for servers that queue rather than refuse), never above
+    /// `ceiling`; see [`crate::limits::ConcurrencyController`].
+    Auto {
+        /// The most it may reach.
+        ceiling: NonZeroUsize,
+    },
+}
+
+impl Default for Concurrency {
+    /// 64 at once.
+    fn default() -> Self {
+        Concurrency::Fixed(NonZeroUsize::new(64).unwrap_or(NonZeroUsize::MIN))
+    }
+}
+
 /// Builds a [`Client`].
 #[derive(Clone, Default)]
 pub struct ClientBuilder {
     transport: TransportConfig,
     limits: Limits,
-    concurrency: Option<NonZeroUsize>,
-    adaptive_concurrency: bool,
+    concurrency: Concurrency,
     retry: RetryPolicy,
     seed: Option<u64>,
     observer: Option<Observer>,
@@ -101,16 +120,21 @@ impl ClientBuilder {
 
     /// Requests in flight at most (default 64).
     pub fn concurrency(mut self, n: NonZeroUsize) -> Self {
-        self.concurrency = Some(n);
-        self.adaptive_concurrency = false;
+        self.concurrency = Concurrency::Fixed(n);
+        self
+    }
+
+    /// The concurrency as a [`Concurrency`] value (what [`ClientBuilder::concurrency`] and
+    /// [`ClientBuilder::concurrency_auto`] set).
+    pub fn concurrency_budget(mut self, c: Concurrency) -> Self {
+        self.concurrency = c;
         self
     }
 
     /// Finds the concurrency instead (for servers that queue rather than refuse): starts at
     /// 8, follows latency (see [`crate::limits::ConcurrencyController`]), never above `max`.
     pub fn concurrency_auto(mut self, max: NonZeroUsize) -> Self {
-        self.concurrency = Some(max);
-        self.adaptive_concurrency = true;
+        self.concurrency = Concurrency::Auto { ceiling: max };
         self
     }
 
@@ -208,9 +232,10 @@ impl ClientBuilder {
 
     /// Builds the client (and its connection pool).
     pub fn build(self) -> Result<Client, ConfigError> {
-        let concurrency = self
-            .concurrency
-            .unwrap_or(NonZeroUsize::new(64).expect("64 is not zero"));
+        let (concurrency, adaptive_concurrency) = match self.concurrency {
+            Concurrency::Fixed(n) => (n, false),
+            Concurrency::Auto { ceiling } => (ceiling, true),
+        };
         let mut transport = self.transport;
         transport.pool_size = concurrency.get();
         let mut redactor = Redactor::default();
@@ -226,7 +251,7 @@ impl ClientBuilder {
             redactor.add(secret);
         }
         let permits = Semaphore::new(concurrency.get());
-        let adaptive = self.adaptive_concurrency.then(|| {
+        let adaptive = adaptive_concurrency.then(|| {
             let controller = ConcurrencyController::new(8, 1, concurrency.get());
             let current = controller.limit();
             permits.forget_permits(concurrency.get() - current);

@@ -19,7 +19,7 @@ use crate::request::{Endpoint, Request};
 use crate::stats::Stats;
 use crate::types::{ApiRequest, EmbeddingRequest, EmbeddingResponse};
 
-pub use crate::builder::ClientBuilder;
+pub use crate::builder::{ClientBuilder, Concurrency};
 
 /// The most inputs [`Client::embed`] puts in one request (OpenAI's limit).
 pub const EMBED_CHUNK: usize = 2048;

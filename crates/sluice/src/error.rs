@@ -10,6 +10,7 @@ use crate::retry::GiveUp;
 /// What kind of failure a request met. The string form is the `error.code` written to the
 /// errors file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
 pub enum ErrorKind {
     /// 429 because a rate limit was reached (retryable).
     RateLimited,
@@ -143,6 +144,7 @@ impl RequestError {
 
 /// A configuration that cannot work.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConfigError {
     /// The base URL does not parse or is not http(s).
     #[error("base URL `{0}` is not a valid http(s) URL")]

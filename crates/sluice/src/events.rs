@@ -10,6 +10,7 @@ use crate::halt::HaltReason;
 
 /// Something the engine did.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum Event<'a> {
     /// An attempt went out.
     Sent {

@@ -15,7 +15,7 @@
 //! let client = Client::builder()
 //!     .base_url("http://127.0.0.1:8080/v1")
 //!     .api_key(ApiKey::new("sk-..."))
-//!     .limits(Limits { rpm: NonZeroU64::new(500), tpm: NonZeroU64::new(200_000), ..Limits::default() })
+//!     .limits(Limits { rpm: NonZeroU64::new(500).into(), tpm: NonZeroU64::new(200_000).into(), ..Limits::default() })
 //!     .build()?;
 //! let body = serde_json::json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]});
 //! let one = client.send(&Request::chat("r0", &body)).await?;
@@ -57,7 +57,7 @@ pub mod types;
 pub use batch::{Batch, InOrder, Progress, Queue};
 pub use binding::Binding;
 pub use chat::Chat;
-pub use client::{Client, ClientBuilder, EMBED_CHUNK, LimitsNow, RateNow};
+pub use client::{Client, ClientBuilder, Concurrency, EMBED_CHUNK, LimitsNow, RateNow};
 pub use durable::{DurableOptions, DurableRun, RunControl};
 pub use engine::BatchRun;
 pub use error::{ConfigError, ErrorKind, RequestError};

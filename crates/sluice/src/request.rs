@@ -7,6 +7,7 @@ use bytes::Bytes;
 
 /// The OpenAI endpoints sluice sends to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Endpoint {
     /// `/v1/chat/completions`
     ChatCompletions,

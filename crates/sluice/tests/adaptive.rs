@@ -66,7 +66,7 @@ async fn told_twice_the_limit_it_follows_the_headers_with_no_429_after_the_first
         .retry(policy())
         .concurrency(NonZeroUsize::new(32).unwrap())
         .limits(Limits {
-            rpm: nz(24_000),
+            rpm: nz(24_000).into(),
             ..Limits::default()
         })
         .build()
@@ -98,7 +98,7 @@ async fn an_unknown_limit_without_headers_is_found_by_aimd() {
         .retry(policy())
         .concurrency(NonZeroUsize::new(32).unwrap())
         .limits(Limits {
-            rpm_auto: true,
+            rpm: sluice::limits::Budget::auto(),
             ..Limits::default()
         })
         .build()
@@ -137,7 +137,7 @@ async fn two_jobs_on_one_key_stay_within_the_limit_and_neither_starves() {
             .retry(policy())
             .concurrency(NonZeroUsize::new(16).unwrap())
             .limits(Limits {
-                rpm: nz(6000),
+                rpm: nz(6000).into(),
                 ..Limits::default()
             })
             .build()
@@ -179,7 +179,7 @@ async fn the_sliding_window_limiter_keeps_every_second_within_its_share() {
         .retry(policy())
         .concurrency(NonZeroUsize::new(32).unwrap())
         .limits(Limits {
-            rpm: nz(30_000),
+            rpm: nz(30_000).into(),
             algorithm: sluice::limits::Algorithm::SlidingWindow,
             ..Limits::default()
         })
@@ -210,7 +210,7 @@ async fn per_model_budgets_admit_each_model_against_its_own_limit() {
         .model_limits(
             "gpt-4o",
             Limits {
-                rpm: nz(600),
+                rpm: nz(600).into(),
                 ..Limits::default()
             },
         )
@@ -348,7 +348,7 @@ async fn after_a_30_second_pause_no_herd_reaches_the_server() {
         .retry(policy())
         .concurrency(NonZeroUsize::new(64).unwrap())
         .limits(Limits {
-            rpm: nz(6000),
+            rpm: nz(6000).into(),
             ..Limits::default()
         })
         .build()

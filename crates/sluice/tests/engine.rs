@@ -163,8 +163,8 @@ async fn known_limits_give_zero_429s_and_no_window_over_the_limit() {
     let c = client(&sim)
         .concurrency(NonZeroUsize::new(64).unwrap())
         .limits(Limits {
-            rpm: nz(rpm),
-            tpm: nz(tpm),
+            rpm: nz(rpm).into(),
+            tpm: nz(tpm).into(),
             burst,
             ..Limits::default()
         })
@@ -287,7 +287,7 @@ async fn a_request_larger_than_the_whole_tpm_fails_at_once_unsent() {
     let sim = simulator(Sim::builder());
     let c = client(&sim)
         .limits(Limits {
-            tpm: nz(1000),
+            tpm: nz(1000).into(),
             ..Limits::default()
         })
         .build()
@@ -470,7 +470,7 @@ async fn a_429_pauses_every_worker_not_just_the_one_that_got_it() {
         .retry(quick_retries(3))
         .concurrency(NonZeroUsize::new(8).unwrap())
         .limits(Limits {
-            rpm: nz(600),
+            rpm: nz(600).into(),
             burst: Duration::from_millis(1),
             ..Limits::default()
         })

@@ -197,7 +197,7 @@ async fn high_priority_goes_before_normal_and_low_fifo_within_each() {
     let client = in_memory(&sim)
         .concurrency(NonZeroUsize::new(1).unwrap())
         .limits(sluice::Limits {
-            rpm: NonZeroU64::new(600),
+            rpm: NonZeroU64::new(600).into(),
             ..sluice::Limits::default()
         })
         .build()

@@ -186,7 +186,7 @@ async fn after_a_forced_decrease_the_rate_is_back_at_90_percent_within_10_s() {
     let t0 = Instant::now();
     let mut gate = Admission::new(
         &Limits {
-            rpm: NonZeroU64::new(600),
+            rpm: NonZeroU64::new(600).into(),
             ..Limits::default()
         },
         t0,
@@ -240,7 +240,7 @@ async fn against_a_minute_burst_server(rpm: Option<u64>, n: usize) -> Duration {
     let client = Client::builder()
         .base_url(sim.base_url())
         .limits(Limits {
-            rpm: rpm.and_then(NonZeroU64::new),
+            rpm: rpm.and_then(NonZeroU64::new).into(),
             ..Limits::default()
         })
         .build()

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use sluice::cost::{PriceTable, SpendCap};
-use sluice::limits::Algorithm;
+use sluice::limits::{Algorithm, Budget};
 use sluice::{
     ApiKey, AuthStyle, Backoff, Client, Limits, Observer, RetryPolicy, StopEarly, is_secret_header,
 };
@@ -57,11 +57,14 @@ pub struct LimitArgs {
 
 impl LimitArgs {
     fn limits(&self, rpm: Option<RateArg>, tpm: Option<RateArg>) -> Limits {
+        let budget = |rate: Option<RateArg>| match rate {
+            None => Budget::Unlimited,
+            Some(r) if r.auto => Budget::Auto { ceiling: r.limit },
+            Some(r) => r.limit.into(),
+        };
         Limits {
-            rpm: rpm.and_then(|r| r.limit),
-            tpm: tpm.and_then(|r| r.limit),
-            rpm_auto: rpm.is_some_and(|r| r.auto),
-            tpm_auto: tpm.is_some_and(|r| r.auto),
+            rpm: budget(rpm),
+            tpm: budget(tpm),
             burst: self.burst_secs.unwrap_or(Duration::from_millis(500)),
             opening_burst: self.burst_secs.is_none(),
             algorithm: match self.limiter {

@@ -11,6 +11,7 @@ use anyhow::Context;
 use clap::Args;
 use sluice::Limits;
 use sluice::durable::{DurableOptions, DurableRun};
+use sluice::limits::Budget;
 
 use super::client_config::ClientConfig;
 use super::run::run_observer;
@@ -98,8 +99,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         },
     );
     config.limits = Limits {
-        rpm: Some(rpm),
-        tpm: Some(tpm),
+        rpm: Budget::Fixed(rpm),
+        tpm: Budget::Fixed(tpm),
         ..Limits::default()
     };
     let client = config.build(run_observer(progress.shared.clone()))?;

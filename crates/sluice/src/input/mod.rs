@@ -19,6 +19,7 @@ use crate::request::Request;
 
 /// The input's format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum Format {
     /// Decided by the first line that tells: a usable Batch line means Batch lines, a line
     /// that does not start a JSON object means prompts. Bad Batch lines before it are

@@ -11,6 +11,7 @@ use crate::request::{Endpoint, Request};
 
 /// Why a line could not be used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
 pub enum LineErrorKind {
     /// Longer than the allowed line length.
     TooLong,

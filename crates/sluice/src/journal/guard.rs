@@ -56,6 +56,7 @@ impl RunLock {
 
 /// Why a run's files cannot be used.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum GuardError {
     /// Another process holds the run's lock.
     #[error(

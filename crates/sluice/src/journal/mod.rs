@@ -137,6 +137,7 @@ pub struct RunState {
 
 /// Why a journal cannot be opened.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum JournalError {
     /// The input is not the one the existing results belong to.
     #[error(

@@ -13,21 +13,65 @@ use super::adaptive::RateController;
 use super::headers::{BudgetHeaders, RateHeaders};
 use super::{Algorithm, RateLimiter, limiter};
 
+/// One per-minute budget: none, a known limit, or one to find.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Budget {
+    /// No limit is kept (the server's headers may still state one, which is then kept).
+    #[default]
+    Unlimited,
+    /// Kept under this many a minute; backs off on 429s and climbs back to it.
+    Fixed(NonZeroU64),
+    /// Found from the traffic: starts low, doubles each second until the first refusal,
+    /// then follows AIMD; never above `ceiling`, if given.
+    Auto {
+        /// The most it may reach.
+        ceiling: Option<NonZeroU64>,
+    },
+}
+
+impl Budget {
+    /// `n` a minute, or [`Budget::Unlimited`] for 0.
+    pub fn per_minute(n: u64) -> Self {
+        NonZeroU64::new(n).map_or(Budget::Unlimited, Budget::Fixed)
+    }
+
+    /// A limit to find, with no ceiling.
+    pub fn auto() -> Self {
+        Budget::Auto { ceiling: None }
+    }
+
+    /// The configured limit: the fixed one, or an auto budget's ceiling.
+    pub fn limit(self) -> Option<NonZeroU64> {
+        match self {
+            Budget::Unlimited => None,
+            Budget::Fixed(n) => Some(n),
+            Budget::Auto { ceiling } => ceiling,
+        }
+    }
+
+    /// Whether it is kept at all.
+    pub fn is_limited(self) -> bool {
+        self != Budget::Unlimited
+    }
+}
+
+impl From<Option<NonZeroU64>> for Budget {
+    /// `None` is unlimited, `Some(n)` a fixed limit.
+    fn from(n: Option<NonZeroU64>) -> Self {
+        n.map_or(Budget::Unlimited, Budget::Fixed)
+    }
+}
+
 /// The budgets to keep within.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Limits {
-    /// Requests per minute (with `rpm_auto`, the ceiling of the search).
-    pub rpm: Option<NonZeroU64>,
-    /// Tokens per minute (prompt plus reserved output, as providers count at admission;
-    /// with `tpm_auto`, the ceiling of the search).
-    pub tpm: Option<NonZeroU64>,
+    /// Requests per minute.
+    pub rpm: Budget,
+    /// Tokens per minute (prompt plus reserved output, as providers count at admission).
+    pub tpm: Budget,
     /// How much of a minute's budget may go at once. Half a second by default: below the
     /// one-second slices providers enforce, leaving room for network jitter.
     pub burst: Duration,
-    /// Find the request rate: start low, search upwards, back off on 429s.
-    pub rpm_auto: bool,
-    /// Find the token rate the same way.
-    pub tpm_auto: bool,
     /// The admission algorithm.
     pub algorithm: Algorithm,
     /// When the server's first answer with rate-limit headers states that (nearly) its whole
@@ -42,11 +86,9 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            rpm: None,
-            tpm: None,
+            rpm: Budget::Unlimited,
+            tpm: Budget::Unlimited,
             burst: Duration::from_millis(500),
-            rpm_auto: false,
-            tpm_auto: false,
             algorithm: Algorithm::TokenBucket,
             opening_burst: true,
         }
@@ -63,7 +105,7 @@ const AUTO_START_TPM: f64 = 20_000.0;
 
 /// One budget: its bucket and the controller that sets the bucket's rate.
 #[derive(Debug)]
-struct Budget {
+struct BudgetState {
     bucket: Box<dyn RateLimiter>,
     control: RateController,
     configured: Option<f64>,
@@ -71,25 +113,24 @@ struct Budget {
     opening: bool,
 }
 
-impl Budget {
-    fn new(
-        configured: Option<NonZeroU64>,
-        auto: bool,
-        auto_start: f64,
-        limits: &Limits,
-        now: Instant,
-    ) -> Option<Self> {
-        let configured_f = configured.map(|c| c.get() as f64);
-        let control = match (configured_f, auto) {
-            (Some(limit), false) => RateController::fixed(limit),
-            (ceiling, true) => RateController::auto(auto_start, ceiling),
-            (None, false) => return None,
+impl BudgetState {
+    fn new(budget: Budget, auto_start: f64, limits: &Limits, now: Instant) -> Option<Self> {
+        let (control, configured) = match budget {
+            Budget::Unlimited => return None,
+            Budget::Fixed(limit) => {
+                let limit = limit.get() as f64;
+                (RateController::fixed(limit), Some(limit))
+            }
+            Budget::Auto { ceiling } => {
+                let ceiling = ceiling.map(|c| c.get() as f64);
+                (RateController::auto(auto_start, ceiling), ceiling)
+            }
         };
         let start = NonZeroU64::new(control.rate().round().max(1.0) as u64).expect("at least 1");
-        Some(Budget {
+        Some(BudgetState {
             bucket: limiter(limits.algorithm, start, limits.burst, now),
             control,
-            configured: configured_f,
+            configured,
             opening: limits.opening_burst,
         })
     }
@@ -98,7 +139,7 @@ impl Budget {
     fn learned(limit: u64, algorithm: Algorithm, burst: Duration, now: Instant) -> Self {
         let mut control = RateController::fixed(limit as f64);
         control.learn_limit(limit as f64, None);
-        Budget {
+        BudgetState {
             bucket: limiter(
                 algorithm,
                 NonZeroU64::new(limit.max(1)).expect("at least 1"),
@@ -227,8 +268,8 @@ impl Throughput {
 /// Request and token budgets and the shared pause.
 #[derive(Debug)]
 pub struct Admission {
-    requests: Option<Budget>,
-    tokens: Option<Budget>,
+    requests: Option<BudgetState>,
+    tokens: Option<BudgetState>,
     paused_until: Option<Instant>,
     burst: Duration,
     algorithm: Algorithm,
@@ -263,8 +304,8 @@ impl Admission {
     /// A gate for `limits`, opening at `now`.
     pub fn new(limits: &Limits, now: Instant) -> Self {
         Admission {
-            requests: Budget::new(limits.rpm, limits.rpm_auto, AUTO_START_RPM, limits, now),
-            tokens: Budget::new(limits.tpm, limits.tpm_auto, AUTO_START_TPM, limits, now),
+            requests: BudgetState::new(limits.rpm, AUTO_START_RPM, limits, now),
+            tokens: BudgetState::new(limits.tpm, AUTO_START_TPM, limits, now),
             paused_until: None,
             burst: limits.burst,
             algorithm: limits.algorithm,
@@ -389,7 +430,7 @@ impl Admission {
             let mut control = RateController::learned(rate, None);
             control.on_success(now);
             let start = NonZeroU64::new(rate.round().max(1.0) as u64).expect("at least 1");
-            self.requests = Some(Budget {
+            self.requests = Some(BudgetState {
                 bucket: limiter(self.algorithm, start, self.burst, now),
                 control,
                 configured: None,
@@ -426,7 +467,7 @@ impl Admission {
                 Some(b) => b.observe(now, h, in_flight, opening_cap),
                 None => {
                     if let Some(limit) = h.limit {
-                        let mut b = Budget::learned(limit, algorithm, burst, now);
+                        let mut b = BudgetState::learned(limit, algorithm, burst, now);
                         b.observe(now, h, in_flight, opening_cap);
                         *budget = Some(b);
                     }
@@ -489,8 +530,8 @@ mod tests {
 
     fn limits(rpm: u64, tpm: u64) -> Limits {
         Limits {
-            rpm: NonZeroU64::new(rpm),
-            tpm: NonZeroU64::new(tpm),
+            rpm: NonZeroU64::new(rpm).into(),
+            tpm: NonZeroU64::new(tpm).into(),
             burst: Duration::from_secs(1),
             ..Limits::default()
         }
@@ -558,7 +599,7 @@ mod tests {
         let t0 = Instant::now();
         let mut gate = Admission::new(
             &Limits {
-                rpm: NonZeroU64::new(600),
+                rpm: NonZeroU64::new(600).into(),
                 burst: Duration::from_millis(500),
                 ..Limits::default()
             },
@@ -588,8 +629,8 @@ mod tests {
     async fn a_30_second_pause_releases_no_herd_on_a_paused_clock() {
         let t0 = Instant::now();
         let limits = Limits {
-            rpm: NonZeroU64::new(6000),
-            tpm: NonZeroU64::new(600_000),
+            rpm: NonZeroU64::new(6000).into(),
+            tpm: NonZeroU64::new(600_000).into(),
             burst: Duration::from_millis(500),
             ..Limits::default()
         };

@@ -17,7 +17,7 @@ use tokio::time::Instant;
 
 pub use adaptive::RateController;
 pub use adaptive_pacer::AdaptivePacer;
-pub use admission::{Admission, AdmitDecision, Limits, Refusal};
+pub use admission::{Admission, AdmitDecision, Budget, Limits, Refusal};
 pub use bucket::TokenBucket;
 pub use concurrency::ConcurrencyController;
 pub use headers::{BudgetHeaders, RateHeaders, parse_go_duration, until_rfc3339};
@@ -26,6 +26,7 @@ pub use window::SlidingWindow;
 
 /// Which admission algorithm a budget uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum Algorithm {
     /// A continuously refilled bucket with a small burst (the default; how OpenAI counts).
     #[default]
