@@ -178,7 +178,7 @@ impl ClientBuilder {
 
     /// The largest response body read (default 256 MiB, see
     /// [`crate::DEFAULT_MAX_RESPONSE_BYTES`]); a larger answer fails its request as
-    /// [`ErrorKind::ResponseTooLarge`] without being held in memory.
+    /// [`crate::ErrorKind::ResponseTooLarge`] without being held in memory.
     pub fn max_response_bytes(mut self, bytes: u64) -> Self {
         self.transport.max_response_bytes = bytes;
         self
@@ -208,8 +208,8 @@ impl ClientBuilder {
 
     /// Stops admitting requests before spent plus reserved money would pass the cap (see
     /// [`crate::cost::SpendCap`]); a batch then drains and reports
-    /// [`BatchRun::cap_stop`], and [`Client::send`] fails with
-    /// [`ErrorKind::SpendCap`].
+    /// [`crate::BatchRun::cap_stop`], and [`Client::send`] fails with
+    /// [`crate::ErrorKind::SpendCap`].
     pub fn spend_cap(mut self, cap: SpendCap) -> Self {
         self.spend_cap = Some(cap);
         self
@@ -224,7 +224,7 @@ impl ClientBuilder {
         self
     }
 
-    /// Called for every [`Event`].
+    /// Called for every [`crate::Event`].
     pub fn observer(mut self, observer: Observer) -> Self {
         self.observer = Some(observer);
         self

@@ -1,31 +1,79 @@
 //! `sluice`: run large batches of LLM API requests as fast as the provider allows, and
 //! never faster.
 //!
-//! The engine keeps within requests-per-minute and tokens-per-minute budgets
-//! ([`Limits`]), pauses every worker on a 429, retries only what is worth retrying with
-//! backoff, jitter and a budget ([`RetryPolicy`]), and reports what it does as [`Event`]s
-//! instead of printing.
+//! One engine does the work for a single call, a batch of millions, a queue of calls from
+//! many tasks and a durable file run: it keeps within requests-per-minute and
+//! tokens-per-minute budgets ([`Limits`]), pauses every worker when the server says 429,
+//! finds limits nobody told it, retries only what is worth retrying with backoff, jitter
+//! and a budget ([`RetryPolicy`]), orders waiting work by [`Priority`], counts tokens and
+//! cost ([`Stats`]), and reports what it does as [`Event`]s instead of printing. The
+//! library never prints and never panics on what a server or an input says.
+//!
+//! # Quick start
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! use std::num::NonZeroU64;
 //! use futures::StreamExt;
-//! use sluice::{ApiKey, Client, Limits, Request};
+//! use sluice::{Client, Limits, limits::Budget};
 //!
+//! // OPENAI_API_KEY, and OPENAI_BASE_URL for a compatible server, as the OpenAI SDKs read them.
 //! let client = Client::builder()
-//!     .base_url("http://127.0.0.1:8080/v1")
-//!     .api_key(ApiKey::new("sk-..."))
-//!     .limits(Limits { rpm: NonZeroU64::new(500).into(), tpm: NonZeroU64::new(200_000).into(), ..Limits::default() })
+//!     .from_env()?
+//!     .limits(Limits { rpm: Budget::per_minute(500), tpm: Budget::per_minute(200_000), ..Limits::default() })
 //!     .build()?;
-//! let body = serde_json::json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]});
-//! let one = client.send(&Request::chat("r0", &body)).await?;
-//! let requests = (1..100).map(move |i| Request::chat(format!("r{i}"), &body));
-//! let mut results = client.run(futures::stream::iter(requests));
+//!
+//! // One call.
+//! let text = client.chat("gpt-4o-mini").user("Why is the sky blue?").max_tokens(60).send().await?.text();
+//!
+//! // Many, in parallel within the limits, results in input order, each a success or an error.
+//! let requests: Vec<_> = (0..1000)
+//!     .map(|i| client.chat("gpt-4o-mini").user(format!("Summarise item {i}")).request())
+//!     .collect();
+//! let mut results = client
+//!     .batch(futures::stream::iter(requests))
+//!     .on_progress(|p| eprintln!("{} done", p.done))
+//!     .in_order(std::num::NonZeroUsize::new(256).unwrap());
 //! while let Some(result) = results.next().await {
-//!     println!("{}: {}", result.custom_id, result.outcome.is_ok());
+//!     match result.outcome {
+//!         Ok(answer) => println!("{}: {}", result.custom_id, answer.text().unwrap_or_default()),
+//!         Err(e) => println!("{}: {} ({})", result.custom_id, e.kind, e.message),
+//!     }
 //! }
 //! # Ok(()) }
 //! ```
+//!
+//! # Patterns and their examples
+//!
+//! Each is a short program in `crates/sluice/examples/`, run with `cargo run -p sluice
+//! --example NAME` (against `OPENAI_API_KEY`'s server, or the built-in simulator without
+//! one) and run by `cargo test`, asserting what it shows.
+//!
+//! | Pattern | How | Example |
+//! |---|---|---|
+//! | One async completion | [`Client::chat`], [`Chat::send`] | `one_completion` |
+//! | Many prompts in parallel, errors beside their prompts, input order | [`Client::batch`], [`Batch::in_order`] | `many_prompts` |
+//! | Requests-per-minute and tokens-per-minute budgets | [`Limits`], [`limits::Budget`] | `rate_limits` |
+//! | N requests per sliding window, around any call | [`limits::Pacer::window`] | `sliding_window` |
+//! | Backoff with jitter around any async operation | [`retry::with_backoff`], [`Backoff`] | `backoff` |
+//! | A rate that rises on success and falls on 429s | [`limits::Budget::Auto`], [`limits::AdaptivePacer`] | `adaptive` |
+//! | A concurrency cap and a progress callback | [`ClientBuilder::concurrency`], [`Batch::on_progress`] | `progress` |
+//! | A priority queue: submit and await | [`Client::queue`], [`Priority`] | `priority_queue` |
+//! | A session with statistics, per-request timeout, per-item errors | [`Client::stats`], [`Stats`], [`ClientBuilder::timeout`] | `session` |
+//! | All of it: priorities, adaptive limits, backoff, progress, cancellation, bounded memory | [`Batch::cancel_on`], [`Batch::in_order`] | `full` |
+//! | A resumable file run, exactly one result per line | [`DurableRun`] | (the CLI's `sluice run`) |
+//!
+//! # Where things are
+//!
+//! - [`Client`] and [`ClientBuilder`]: the face; [`types`] for typed bodies, or
+//!   [`Request::json`] / [`Success::json`] with your own.
+//! - The engine (private) runs every request through the same stages: the gate
+//!   (admission, [`limits`]), the attempt ([`transport`]), and settle ([`retry`]).
+//! - [`transport::HttpService`]: the seam under the engine, for an in-memory server in
+//!   tests (run them on a paused `tokio::time` clock: they take milliseconds).
+//! - [`durable`], [`journal`], [`input`], [`output`]: file runs that survive crashes.
+//! - [`cost`]: prices and spend caps; [`estimate`]: token counts before sending.
+
+#![warn(missing_docs)]
 
 pub mod answer;
 pub mod batch;

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 /// Failure messages with their counts, for the summary's most common ones. Bounded: past
-/// [`Messages::MAX`] distinct messages, new ones are only counted as "other".
+/// 10,000 distinct messages, new ones are only counted as "other".
 #[derive(Debug, Default)]
 pub struct Messages {
     counts: HashMap<(&'static str, String), u64>,

@@ -120,7 +120,7 @@ impl RateController {
     /// A refusal of a request sent before the last decrease, or before any success since
     /// it, belongs to that decrease's episode (the requests in flight when the rate was too
     /// high all come back refused; they are one signal, not many); so does one within
-    /// [`DECREASE_COOLDOWN`]. Returns whether the rate went down.
+    /// `DECREASE_COOLDOWN` (200 ms). Returns whether the rate went down.
     pub fn on_limited(&mut self, now: Instant, sent: Instant) -> bool {
         if let Some(last) = self.last_decrease
             && (now.saturating_duration_since(last) < DECREASE_COOLDOWN
