@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
-use sluice::input::{Format, InputOptions, PromptOptions};
+use sluice::input::{Format, InputOptions, PromptOptions, SettingNames};
 
 use super::usage;
 
@@ -62,6 +62,10 @@ impl InputArgs {
                 temperature: self.temperature,
             }),
             max_line_bytes: usize::try_from(self.max_line_bytes).unwrap_or(usize::MAX),
+            names: SettingNames {
+                model: "--model",
+                max_line_bytes: "--max-line-bytes",
+            },
             skip: Default::default(),
         })
     }

@@ -100,14 +100,15 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let durable = match DurableRun::open(options) {
         Ok(run) => run,
         Err(DurableError::Journal(JournalError::Guard(e @ GuardError::Locked { .. }))) => {
-            eprintln!("sluice: {e}");
+            eprintln!("sluice: {e} (another -o)");
             return Ok(ExitCode::from(EXIT_LOCKED));
         }
         Err(DurableError::Journal(
-            e @ (JournalError::InputChanged { .. }
-            | JournalError::OutputWithoutState { .. }
-            | JournalError::Guard(_)),
-        )) => usage!("{e}"),
+            e @ (JournalError::InputChanged { .. } | JournalError::OutputWithoutState { .. }),
+        )) => usage!("{e} (--restart starts over; another -o writes elsewhere)"),
+        Err(DurableError::Journal(JournalError::Guard(e))) => {
+            usage!("{e} (-o, --errors and --stats-json name the files)")
+        }
         Err(e) => return Err(e.into()),
     };
     let recovered = durable.recovered();

@@ -43,6 +43,27 @@ pub struct InputOptions {
     pub max_line_bytes: usize,
     /// Lines to pass over without parsing (those a previous run already recorded).
     pub skip: LineSet,
+    /// How error messages name the settings that fix them.
+    pub names: SettingNames,
+}
+
+/// How the input's error messages name the settings a person can change: the library's
+/// own words by default; a front end (the CLI) gives its flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SettingNames {
+    /// What gives plain prompt lines their model.
+    pub model: &'static str,
+    /// What raises the line-length limit.
+    pub max_line_bytes: &'static str,
+}
+
+impl Default for SettingNames {
+    fn default() -> Self {
+        SettingNames {
+            model: "a model for prompt lines (InputOptions::prompts)",
+            max_line_bytes: "InputOptions::max_line_bytes",
+        }
+    }
 }
 
 impl Default for InputOptions {
@@ -52,6 +73,7 @@ impl Default for InputOptions {
             prompts: None,
             max_line_bytes: 16 * 1024 * 1024,
             skip: LineSet::default(),
+            names: SettingNames::default(),
         }
     }
 }
@@ -189,9 +211,11 @@ fn invalid(
 }
 
 /// The item for a line of `file` longer than `limit`.
-fn too_long(file: &str, line: u64, len: usize, limit: usize) -> InputItem {
-    let message =
-        format!("line of {len} bytes is longer than the limit of {limit} (--max-line-bytes)");
+fn too_long(file: &str, line: u64, len: usize, limit: usize, names: SettingNames) -> InputItem {
+    let message = format!(
+        "line of {len} bytes is longer than the limit of {limit} ({})",
+        names.max_line_bytes
+    );
     invalid(file, line, LineErrorKind::TooLong, None, message)
 }
 
@@ -299,7 +323,9 @@ async fn next_item<R: AsyncBufRead + Unpin>(s: &mut State<R>) -> InputItem {
     let error = |kind, custom_id, message| invalid(name, number, kind, custom_id, message);
     let bytes = match line {
         Line::Text(t) => t,
-        Line::TooLong(len) => return too_long(name, number, len, s.options.max_line_bytes),
+        Line::TooLong(len) => {
+            return too_long(name, number, len, s.options.max_line_bytes, s.options.names);
+        }
     };
     // A UTF-8 byte order mark on the first line is not part of the content.
     let bytes = if number == 1 {
@@ -324,9 +350,11 @@ async fn next_item<R: AsyncBufRead + Unpin>(s: &mut State<R>) -> InputItem {
         (Format::Prompts, None) => Err((
             LineErrorKind::InvalidJson,
             None,
-            "not a Batch API line (a JSON object with custom_id, method, url, body); \
-             to send plain prompts, give --model"
-                .to_owned(),
+            format!(
+                "not a Batch API line (a JSON object with custom_id, method, url, body); \
+                 to send plain prompts, give {}",
+                s.options.names.model
+            ),
         )),
         _ => parse::parse_batch_line(bytes),
     };
@@ -368,7 +396,13 @@ fn spooled_item<R>(s: &State<R>, number: u64, bytes: &[u8]) -> InputItem {
         bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     }
     if bytes.len() > s.options.max_line_bytes {
-        return too_long(&s.name, number, bytes.len(), s.options.max_line_bytes);
+        return too_long(
+            &s.name,
+            number,
+            bytes.len(),
+            s.options.max_line_bytes,
+            s.options.names,
+        );
     }
     match parse::parse_batch_line(bytes) {
         Ok(request) => InputItem::Request(number, request.with_tag(number)),
@@ -430,7 +464,9 @@ mod tests {
     #[tokio::test]
     async fn prompts_need_a_model_and_get_line_number_ids() {
         let items = collect(b"hello\nworld", InputOptions::default()).await;
-        assert!(matches!(&items[0], InputItem::Invalid(e) if e.message.contains("--model")));
+        assert!(
+            matches!(&items[0], InputItem::Invalid(e) if e.message.contains(SettingNames::default().model))
+        );
         let options = InputOptions {
             prompts: Some(PromptOptions {
                 model: "m".into(),

@@ -32,10 +32,10 @@ impl Role {
     pub fn name(self) -> &'static str {
         match self {
             Role::Input => "the input",
-            Role::Output => "the output (-o)",
-            Role::Errors => "the errors file (--errors)",
+            Role::Output => "the output",
+            Role::Errors => "the errors file",
             Role::State => "the state file",
-            Role::Stats => "the statistics file (--stats-json)",
+            Role::Stats => "the statistics file",
         }
     }
 }
@@ -60,7 +60,7 @@ impl RunLock {
 pub enum GuardError {
     /// Another process holds the run's lock.
     #[error(
-        "another sluice run{} is writing {output} (lock {lock}); wait for it to finish, stop it, or write to another -o",
+        "another sluice run{} is writing {output} (lock {lock}); wait for it to finish, stop it, or write elsewhere",
         pid.map(|p| format!(" (process {p})")).unwrap_or_default()
     )]
     Locked {

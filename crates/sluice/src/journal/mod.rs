@@ -141,8 +141,8 @@ pub struct RunState {
 pub enum JournalError {
     /// The input is not the one the existing results belong to.
     #[error(
-        "{input} changed since the run that wrote {output} ({what}); run with --restart to start over, \
-         discarding the {records} results there, or write to another -o"
+        "{input} changed since the run that wrote {output} ({what}); start over, discarding the \
+         {records} results there, or write elsewhere"
     )]
     InputChanged {
         /// The input.
@@ -157,7 +157,7 @@ pub enum JournalError {
     /// Results exist but no state says what they belong to.
     #[error(
         "{output} already has results but no {state}, so sluice cannot tell which input they belong to; \
-         run with --restart to overwrite it, or write to another -o"
+         start over, overwriting it, or write elsewhere"
     )]
     OutputWithoutState {
         /// The output.
