@@ -4,7 +4,9 @@ binaries run the same batches against one simulator, alternating, RUNS times eac
 
 - overhead: N short chat requests, concurrency 64, no budget (the engine's own cost);
 - tpm: the same with a TPM budget far above the run's use (token estimation on);
-- paced: a batch paced by --rpm (admission's accuracy: the rate reached, 429s).
+- paced: a batch paced by --rpm (admission's accuracy: the rate reached, 429s);
+- resume (with --resume): time to the first request when 900,000 of 1,000,000 lines are
+  done, each run from the same kept records.
 
 Prints medians and the per-run ratio new/old for requests/s, CPU per request and peak RSS.
 The simulator is the NEW binary's in every run, so both clients meet the same server.
@@ -28,6 +30,7 @@ def main():
     ap.add_argument("--new", default=R.SLUICE)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--requests", type=int, default=50_000)
+    ap.add_argument("--resume", action="store_true")
     args = ap.parse_args()
     new = os.path.abspath(args.new)
     tmp = tempfile.mkdtemp(prefix="sluice-ab-")
@@ -67,6 +70,45 @@ def main():
         print(f"| {case} | {med(o, 'rps'):,.0f} | {med(n, 'rps'):,.0f} | "
               f"{', '.join(f'{x:.2f}' for x in ratios)} (median {statistics.median(ratios):.2f}) | "
               f"{med(o, 'cpu_us'):.1f} | {med(n, 'cpu_us'):.1f} | {med(o, 'rss'):.1f} | {med(n, 'rss'):.1f} |")
+
+    if args.resume:
+        resume(args, new, tmp)
+
+
+def resume(args, new, tmp):
+    import shutil
+    import subprocess
+    big = os.path.join(tmp, "big.jsonl")
+    R.write_batch(big, 1_000_000)
+    work = os.path.join(tmp, "resume")
+    os.makedirs(work, exist_ok=True)
+    out = os.path.join(work, "results.jsonl")
+    sim = R.Sim()
+    r = R.sluice_run(sim.base, big, work, "--concurrency", "64", "--progress", "off")
+    sim.stop()
+    assert r["ok"] == 1_000_000, r["text"][-800:]
+    kept = os.path.join(tmp, "kept.jsonl")
+    subprocess.run(f"head -n 900000 {out} > {kept}", shell=True, check=True)
+    firsts = {"old": [], "new": []}
+    for run in range(args.runs):
+        for who in (["old", "new"] if run % 2 == 0 else ["new", "old"]):
+            shutil.copyfile(kept, out)
+            open(os.path.join(work, "results.errors.jsonl"), "w").close()
+            sim = R.Sim()
+            u0 = sim.stats()["uptime_us"]
+            R.SLUICE = args.old if who == "old" else new
+            r = R.sluice_run(sim.base, big, work, "--concurrency", "64", "--progress", "off", restart=False)
+            R.SLUICE = new
+            st = sim.stats()
+            sim.stop()
+            assert st["received"] >= 100_000, r["text"][-800:]
+            firsts[who].append((st["first_received_us"] - u0) / 1e6)
+    ratios = [n / o for o, n in zip(firsts["old"], firsts["new"])]
+    print("\n| resume, 900,000 of 1,000,000 done | old first request s | new first request s | per-run ratios |")
+    print("|---|---|---|---|")
+    print(f"| time to first request | {statistics.median(firsts['old']):.2f} ({', '.join(f'{x:.2f}' for x in firsts['old'])}) | "
+          f"{statistics.median(firsts['new']):.2f} ({', '.join(f'{x:.2f}' for x in firsts['new'])}) | "
+          f"{', '.join(f'{x:.2f}' for x in ratios)} (median {statistics.median(ratios):.2f}) |")
 
 
 if __name__ == "__main__":

@@ -118,6 +118,5 @@ pub use request::{Endpoint, Request};
 pub use retry::{Backoff, RetryPolicy};
 pub use stats::Stats;
 pub use transport::{
-    ApiKey, AuthStyle, CLIENT_REQUEST_ID, DEFAULT_MAX_RESPONSE_BYTES, TransportConfig,
-    is_secret_header,
+    ApiKey, AuthStyle, CLIENT_REQUEST_ID, DEFAULT_MAX_RESPONSE_BYTES, is_secret_header,
 };

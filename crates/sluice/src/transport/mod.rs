@@ -67,7 +67,7 @@ pub const CLIENT_REQUEST_ID: &str = "x-client-request-id";
 pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 256 * 1024 * 1024;
 
 /// How much of an over-long body an error keeps, for people to see what it was.
-pub const TOO_LARGE_PREFIX: usize = 1024;
+pub(crate) const TOO_LARGE_PREFIX: usize = 1024;
 
 /// Whether a header's value is a credential: sent marked sensitive, and redacted from
 /// everything a server sends back.
@@ -120,7 +120,7 @@ pub struct TransportError {
 
 /// Settings of the HTTP layer.
 #[derive(Debug, Clone)]
-pub struct TransportConfig {
+pub(crate) struct TransportConfig {
     /// Ends in `/v1` for OpenAI-compatible servers.
     pub base_url: String,
     /// The key, if any.
