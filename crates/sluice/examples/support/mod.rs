@@ -6,6 +6,10 @@
 
 #![allow(dead_code)] // each example uses its share
 
+// The engine tests' helpers: the in-memory simulator as a client's transport.
+#[path = "../../tests/common/mod.rs"]
+mod common;
+
 use sluice::{Client, ClientBuilder};
 use sluice_sim::{InMemorySim, SimBuilder, SimHandle, SimStats};
 
