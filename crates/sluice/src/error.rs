@@ -117,6 +117,10 @@ pub struct RequestError {
     pub attempts: u32,
     /// Why it was not retried again, when the retry policy wrote it off.
     pub gave_up: Option<GiveUp>,
+    /// The underlying error of a failure before any answer (the HTTP client's, with its
+    /// own causes), for `Error::source` chains.
+    #[source]
+    pub source: Option<std::sync::Arc<dyn std::error::Error + Send + Sync>>,
 }
 
 impl RequestError {
@@ -130,6 +134,7 @@ impl RequestError {
             request_id: None,
             attempts: 0,
             gave_up: None,
+            source: None,
         }
     }
 

@@ -635,3 +635,29 @@ async fn a_single_call_with_a_refused_key_fails_instead_of_stopping_early() {
     assert_eq!(err.kind, ErrorKind::Auth);
     assert_eq!(c.stats().failed_total(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_before_any_answer_keeps_its_source_chain() {
+    // A port nothing listens on: the connection is refused.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let c = Client::builder()
+        .base_url(format!("http://127.0.0.1:{port}/v1"))
+        .retry(quick_retries(1))
+        .build()
+        .unwrap();
+    let err = c.send(&chat(1, 5)).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Connect);
+    let mut depth = 0;
+    let mut next = std::error::Error::source(&err);
+    while let Some(cause) = next {
+        depth += 1;
+        next = cause.source();
+    }
+    assert!(
+        depth >= 2,
+        "the HTTP client's error and its causes: {depth}"
+    );
+}

@@ -79,6 +79,7 @@ impl Inner {
                 error.status = e.status;
                 error.body = e.prefix.map(|b| self.redact(b));
                 error.attempts = attempt;
+                error.source = e.source;
                 return if e.kind.is_retryable() {
                     Attempt::Retry(Retryable::transient(error))
                 } else {

@@ -116,6 +116,8 @@ pub struct TransportError {
     pub status: Option<u16>,
     /// The start of the body, for a body over the size limit.
     pub prefix: Option<Bytes>,
+    /// The underlying error (the HTTP client's, with its own causes), if there is one.
+    pub source: Option<Arc<dyn std::error::Error + Send + Sync>>,
 }
 
 /// Settings of the HTTP layer.
@@ -303,7 +305,14 @@ impl TransportError {
             message: message.into(),
             status: None,
             prefix: None,
+            source: None,
         }
+    }
+
+    /// The same failure, caused by `source`.
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Arc::new(source));
+        self
     }
 
     /// The same failure, after the answer's status arrived.
@@ -323,6 +332,7 @@ fn too_large(status: u16, limit: u64, prefix: Bytes, seen: String) -> TransportE
         ),
         status: Some(status),
         prefix: Some(prefix),
+        source: None,
     }
 }
 

@@ -176,7 +176,7 @@ fn failure(err: reqwest::Error) -> TransportError {
         }
         next = cause.source();
     }
-    TransportError::new(kind, message)
+    TransportError::new(kind, message).with_source(err)
 }
 
 #[cfg(test)]
