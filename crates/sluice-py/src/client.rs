@@ -47,7 +47,7 @@ impl NativeClient {
         base_url, api_key=None, *, rpm=None, tpm=None, rpm_auto=false, tpm_auto=false,
         concurrency=64, concurrency_auto=false, timeout=600.0, connect_timeout=10.0,
         max_attempts=8, backoff_base=0.5, backoff_max=60.0, max_retry_after=120.0,
-        seed=None, headers=Vec::new(), max_cost=None
+        seed=None, headers=Vec::new(), max_cost=None, burst=None
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -68,6 +68,7 @@ impl NativeClient {
         seed: Option<u64>,
         headers: Vec<(String, String)>,
         max_cost: Option<f64>,
+        burst: Option<f64>,
     ) -> PyResult<Self> {
         let concurrency = NonZeroUsize::new(concurrency)
             .ok_or_else(|| PyValueError::new_err("concurrency must be at least 1"))?;
@@ -88,6 +89,12 @@ impl NativeClient {
             .limits(Limits {
                 rpm: budget(rpm, rpm_auto),
                 tpm: budget(tpm, tpm_auto),
+                burst: match burst {
+                    Some(b) => seconds(b, "burst")?,
+                    None => Limits::default().burst,
+                },
+                // An explicit burst holds from the first request.
+                opening_burst: burst.is_none(),
                 ..Limits::default()
             })
             .retry(retry)

@@ -40,7 +40,9 @@ class Client:
     int, or ``"auto"`` to find the limit); ``concurrency`` the requests in flight at most
     (or ``"auto"``). Every engine setting is a keyword: ``timeout``, ``connect_timeout``,
     ``max_attempts``, ``backoff_base``, ``backoff_max``, ``max_retry_after``, ``seed``,
-    ``headers``, ``max_cost``.
+    ``headers``, ``max_cost``, ``burst`` (seconds of a minute's budget that may go at
+    once; default half a second, widened once if the server's first answer says the whole
+    limit remains), ``model`` (the default for ``chat`` and prompt strings).
 
     Use it as ``async with sluice.Client(...) as client:``; everything sent through it
     shares one set of limits and one set of statistics (``client.stats``).
@@ -64,6 +66,7 @@ class Client:
         headers: Optional[Dict[str, str]] = None,
         max_cost: Optional[float] = None,
         model: Optional[str] = None,
+        burst: Optional[float] = None,
     ) -> None:
         api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
         base_url = base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
@@ -86,7 +89,7 @@ class Client:
             concurrency=512 if auto_conc else int(concurrency), concurrency_auto=auto_conc,
             timeout=timeout, connect_timeout=connect_timeout, max_attempts=max_attempts,
             backoff_base=backoff_base, backoff_max=backoff_max, max_retry_after=max_retry_after,
-            seed=seed, headers=list((headers or {}).items()), max_cost=max_cost,
+            seed=seed, headers=list((headers or {}).items()), max_cost=max_cost, burst=burst,
         )
 
     async def __aenter__(self) -> "Client":

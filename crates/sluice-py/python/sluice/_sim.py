@@ -27,10 +27,13 @@ class Sim:
             seed=seed, send_headers=send_headers, max_concurrency=max_concurrency)
         self.base_url: str = self._native.base_url
         """``http://127.0.0.1:PORT/v1``, what a client takes as its base URL."""
+        self._final: Optional[Dict[str, Any]] = None
 
     def stats(self) -> Dict[str, Any]:
         """What it has seen: ``received``, ``by_status``, ``rate_limited``, ``faults``,
-        ``peak`` windows, ``max_in_flight``, tokens..."""
+        ``peak`` windows, ``max_in_flight``, tokens... After ``close``, the last figures."""
+        if self._final is not None:
+            return self._final
         return json.loads(self._native.stats_json())
 
     def total_429(self) -> int:
@@ -38,8 +41,10 @@ class Sim:
         return sum(self.stats()["rate_limited"].values())
 
     def close(self) -> None:
-        """Stops serving."""
-        self._native.close()
+        """Stops serving (its statistics stay readable)."""
+        if self._final is None:
+            self._final = self.stats()
+            self._native.close()
 
     def __enter__(self) -> "Sim":
         return self
