@@ -47,7 +47,7 @@ impl NativeClient {
         base_url, api_key=None, *, rpm=None, tpm=None, rpm_auto=false, tpm_auto=false,
         concurrency=64, concurrency_auto=false, timeout=600.0, connect_timeout=10.0,
         max_attempts=8, backoff_base=0.5, backoff_max=60.0, max_retry_after=120.0,
-        seed=None, headers=Vec::new(), max_cost=None, burst=None
+        seed=None, headers=Vec::new(), max_cost=None, burst=None, limiter="token-bucket"
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -69,7 +69,17 @@ impl NativeClient {
         headers: Vec<(String, String)>,
         max_cost: Option<f64>,
         burst: Option<f64>,
+        limiter: &str,
     ) -> PyResult<Self> {
+        let algorithm = match limiter {
+            "token-bucket" => sluice::limits::Algorithm::TokenBucket,
+            "sliding-window" => sluice::limits::Algorithm::SlidingWindow,
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "limiter must be \"token-bucket\" or \"sliding-window\", not {other:?}"
+                )));
+            }
+        };
         let concurrency = NonZeroUsize::new(concurrency)
             .ok_or_else(|| PyValueError::new_err("concurrency must be at least 1"))?;
         let backoff = Backoff::new(
@@ -95,6 +105,7 @@ impl NativeClient {
                 },
                 // An explicit burst holds from the first request.
                 opening_burst: burst.is_none(),
+                algorithm,
                 ..Limits::default()
             })
             .retry(retry)

@@ -42,7 +42,9 @@ class Client:
     ``max_attempts``, ``backoff_base``, ``backoff_max``, ``max_retry_after``, ``seed``,
     ``headers``, ``max_cost``, ``burst`` (seconds of a minute's budget that may go at
     once; default half a second, widened once if the server's first answer says the whole
-    limit remains), ``model`` (the default for ``chat`` and prompt strings).
+    limit remains), ``limiter`` (``"token-bucket"``, a steady rate with a small burst as
+    OpenAI counts; or ``"sliding-window"``, fixed shares of 1 s, 10 s and 60 s windows with
+    no burst, as Azure counts), ``model`` (the default for ``chat`` and prompt strings).
 
     Use it as ``async with sluice.Client(...) as client:``; everything sent through it
     shares one set of limits and one set of statistics (``client.stats``).
@@ -67,6 +69,7 @@ class Client:
         max_cost: Optional[float] = None,
         model: Optional[str] = None,
         burst: Optional[float] = None,
+        limiter: str = "token-bucket",
     ) -> None:
         api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
         base_url = base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
@@ -90,6 +93,7 @@ class Client:
             timeout=timeout, connect_timeout=connect_timeout, max_attempts=max_attempts,
             backoff_base=backoff_base, backoff_max=backoff_max, max_retry_after=max_retry_after,
             seed=seed, headers=list((headers or {}).items()), max_cost=max_cost, burst=burst,
+            limiter=limiter,
         )
 
     async def __aenter__(self) -> "Client":
