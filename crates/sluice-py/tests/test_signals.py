@@ -18,6 +18,7 @@ async def main():
 try:
     asyncio.run(main())
 except KeyboardInterrupt:
+    time.sleep(0.3)  # what was already on its way arrives
     first = sim.stats()["received"]
     time.sleep(0.5)
     print("stopped", first, sim.stats()["received"], flush=True)
