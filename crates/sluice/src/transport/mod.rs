@@ -186,15 +186,7 @@ impl Transport {
         config: &TransportConfig,
         service: Option<Arc<dyn HttpService>>,
     ) -> Result<Self, ConfigError> {
-        let base = config.base_url.trim_end_matches('/');
-        let url_for = |e: Endpoint| {
-            let url = reqwest::Url::parse(&format!("{base}{}", e.path()))
-                .map_err(|_| ConfigError::BadBaseUrl(config.base_url.clone()))?;
-            if !matches!(url.scheme(), "http" | "https") {
-                return Err(ConfigError::BadBaseUrl(config.base_url.clone()));
-            }
-            Ok(url)
-        };
+        let url_for = |e: Endpoint| endpoint_url(&config.base_url, e);
         let urls = [
             url_for(Endpoint::ChatCompletions)?,
             url_for(Endpoint::Completions)?,
@@ -236,11 +228,34 @@ impl Transport {
     }
 }
 
-/// The headers every request carries: content type, the configured extras and the key,
-/// credentials marked sensitive.
+/// The URL of `endpoint` under `base`: the endpoint's path appended to the base's path,
+/// the base's query string (Azure's `?api-version=...`) kept where it belongs, after it.
+fn endpoint_url(base: &str, endpoint: Endpoint) -> Result<reqwest::Url, ConfigError> {
+    let bad = || ConfigError::BadBaseUrl(base.to_owned());
+    let mut url = reqwest::Url::parse(base.trim()).map_err(|_| bad())?;
+    if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
+        return Err(bad());
+    }
+    let path = format!("{}{}", url.path().trim_end_matches('/'), endpoint.path());
+    url.set_path(&path);
+    url.set_fragment(None);
+    Ok(url)
+}
+
+/// What every request says it is: providers and gateways log it, and some refuse
+/// requests without one.
+pub const USER_AGENT: &str = concat!("sluice/", env!("CARGO_PKG_VERSION"));
+
+/// The headers every request carries: content type, a user agent naming sluice, the
+/// configured extras (which may replace the user agent) and the key, credentials marked
+/// sensitive.
 fn shared_headers(config: &TransportConfig) -> Result<HeaderMap, ConfigError> {
     let mut headers = HeaderMap::new();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(
+        reqwest::header::USER_AGENT,
+        HeaderValue::from_static(USER_AGENT),
+    );
     for (name, value) in &config.headers {
         let bad = || ConfigError::BadHeader(name.clone());
         let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| bad())?;
@@ -339,6 +354,20 @@ fn too_large(status: u16, limit: u64, prefix: Bytes, seen: String) -> TransportE
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn endpoint_paths_go_before_the_base_urls_query_string() {
+        let azure = "https://x.openai.azure.com/openai/deployments/gpt4o?api-version=2024-06-01";
+        for e in Endpoint::ALL {
+            let url = endpoint_url(azure, e).unwrap();
+            assert_eq!(url.path(), format!("/openai/deployments/gpt4o{}", e.path()));
+            assert_eq!(url.query(), Some("api-version=2024-06-01"));
+        }
+        let plain = endpoint_url("http://127.0.0.1:8080/v1/", Endpoint::ChatCompletions).unwrap();
+        assert_eq!(plain.as_str(), "http://127.0.0.1:8080/v1/chat/completions");
+        assert!(endpoint_url("ftp://x/v1", Endpoint::Embeddings).is_err());
+        assert!(endpoint_url("not a url", Endpoint::Embeddings).is_err());
+    }
 
     #[test]
     fn keys_are_trimmed_and_credential_headers_recognised() {
