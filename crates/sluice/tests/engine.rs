@@ -720,3 +720,75 @@ async fn an_azure_base_url_keeps_its_query_and_every_request_names_sluice() {
             .all(|(_, _, key)| key.as_deref() == Some("azure-key"))
     );
 }
+
+/// A client whose server answers its first request 429 with `headers` and `body`, and
+/// every later one 200; and the (paused-clock) arrival times.
+fn refused_once(
+    headers: &'static [(&'static str, &'static str)],
+    body: &'static str,
+) -> (
+    Client,
+    std::sync::Arc<std::sync::Mutex<Vec<tokio::time::Instant>>>,
+) {
+    let times = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = times.clone();
+    let client = Client::builder()
+        .base_url("http://in-memory.invalid/v1")
+        .retry(quick_retries(3))
+        .service(move |_request: http::Request<bytes::Bytes>| {
+            let n = {
+                let mut t = log.lock().unwrap();
+                t.push(tokio::time::Instant::now());
+                t.len()
+            };
+            async move {
+                let mut answer = http::Response::builder();
+                if n == 1 {
+                    answer = answer.status(429);
+                    for (name, value) in headers {
+                        answer = answer.header(*name, *value);
+                    }
+                    return Ok(answer
+                        .body(bytes::Bytes::from_static(body.as_bytes()))
+                        .unwrap());
+                }
+                Ok(answer
+                    .status(200)
+                    .body(bytes::Bytes::from_static(
+                        br#"{"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1}}"#,
+                    ))
+                    .unwrap())
+            }
+        })
+        .build()
+        .unwrap();
+    (client, times)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_429_without_retry_after_waits_for_the_spent_budgets_reset() {
+    // Azure's 429 may name no delay; its headers say the requests budget is spent until 2 s.
+    let (c, times) = refused_once(
+        &[
+            ("x-ratelimit-remaining-requests", "0"),
+            ("x-ratelimit-reset-requests", "2s"),
+        ],
+        r#"{"error":{"code":"429","message":"Requests to the deployment have exceeded the rate limit."}}"#,
+    );
+    c.send(&chat(1, 5)).await.unwrap();
+    let t = times.lock().unwrap().clone();
+    assert_eq!(t.len(), 2);
+    assert!(t[1] - t[0] >= Duration::from_secs(2), "{:?}", t[1] - t[0]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn geminis_retry_info_in_the_body_is_honoured() {
+    let (c, times) = refused_once(
+        &[],
+        r#"{"error":{"code":429,"status":"RESOURCE_EXHAUSTED","message":"Resource has been exhausted.","details":[{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"26s"}]}}"#,
+    );
+    c.send(&chat(1, 5)).await.unwrap();
+    let t = times.lock().unwrap().clone();
+    assert_eq!(t.len(), 2);
+    assert!(t[1] - t[0] >= Duration::from_secs(26), "{:?}", t[1] - t[0]);
+}

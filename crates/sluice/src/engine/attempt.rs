@@ -141,7 +141,21 @@ impl Inner {
             .filter(|_| left(reply.rate.requests.remaining) && left(reply.rate.tokens.remaining));
         let server_delay = reply
             .retry_after
-            .or_else(|| retry_after_in_text(&body).filter(|_| verdict != Verdict::Success));
+            .or_else(|| retry_after_in_text(&body).filter(|_| verdict != Verdict::Success))
+            .or_else(|| {
+                // A 429 without a delay (Azure's sometimes): the reset of the budget the
+                // headers say is spent.
+                let spent =
+                    |b: &crate::limits::BudgetHeaders| b.reset.filter(|_| b.remaining == Some(0));
+                (reply.status == 429)
+                    .then(|| {
+                        spent(&reply.rate.requests)
+                            .into_iter()
+                            .chain(spent(&reply.rate.tokens))
+                            .max()
+                    })
+                    .flatten()
+            });
         let message = self.describe(request, reply.status, reply.location.as_deref(), &body);
         let error = move |kind: ErrorKind| {
             let mut e = RequestError::new(kind, message);

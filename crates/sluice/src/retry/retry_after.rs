@@ -63,9 +63,34 @@ fn delay_of(text: &str, now: SystemTime) -> Option<Duration> {
     Some(when.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
-/// The delay an error's text names when no header does: OpenAI writes "Please try again in
-/// 5.289s" (or "in 20ms", "in 1m30s") when it sends no retry header.
+/// The delay an error's body names when no header does: Gemini's `RESOURCE_EXHAUSTED`
+/// answer carries a `RetryInfo` detail with `"retryDelay": "26s"`, and OpenAI writes
+/// "Please try again in 5.289s" (or "in 20ms", "in 1m30s") when it sends no retry header.
 pub fn retry_after_in_text(body: &[u8]) -> Option<Duration> {
+    retry_delay_field(body).or_else(|| try_again_in(body))
+}
+
+/// Gemini's `"retryDelay": "26s"` (a protobuf Duration in JSON: seconds with an `s`).
+fn retry_delay_field(body: &[u8]) -> Option<Duration> {
+    const FIELD: &[u8] = b"\"retryDelay\"";
+    let at = memchr::memmem::find(body, FIELD)? + FIELD.len();
+    let rest = &body[at..];
+    let open = rest.iter().position(|b| *b == b'"')?;
+    // Only white space and the colon may come between the name and its value.
+    if !rest[..open]
+        .iter()
+        .all(|b| *b == b':' || b.is_ascii_whitespace())
+    {
+        return None;
+    }
+    let value = &rest[open + 1..];
+    let close = value.iter().position(|b| *b == b'"')?;
+    let text = std::str::from_utf8(&value[..close]).ok()?;
+    crate::limits::parse_go_duration(text.trim())
+}
+
+/// OpenAI's "try again in 5.289s" in an error message.
+fn try_again_in(body: &[u8]) -> Option<Duration> {
     const PHRASE: &[u8] = b"try again in ";
     let at = memchr::memmem::find(body, PHRASE)? + PHRASE.len();
     let rest = &body[at..];
@@ -199,5 +224,20 @@ mod tests {
             Some(Duration::from_secs(90))
         );
         assert_eq!(retry_after_in_text(b"try again later"), None);
+    }
+
+    #[test]
+    fn reads_geminis_retry_info() {
+        let body = br#"{"error": {"code": 429, "message": "Resource has been exhausted (e.g. check quota).",
+            "status": "RESOURCE_EXHAUSTED", "details": [{"@type": "type.googleapis.com/google.rpc.RetryInfo",
+            "retryDelay": "26s"}]}}"#;
+        assert_eq!(retry_after_in_text(body), Some(Duration::from_secs(26)));
+        assert_eq!(
+            retry_after_in_text(br#"{"retryDelay":"1.5s"}"#),
+            Some(Duration::from_millis(1500))
+        );
+        // A field whose value is not a duration string says nothing.
+        assert_eq!(retry_after_in_text(br#"{"retryDelay": 26}"#), None);
+        assert_eq!(retry_after_in_text(br#"{"retryDelay": "soon"}"#), None);
     }
 }
