@@ -71,15 +71,7 @@ pub async fn connect(sim: SimBuilder) -> Result<(ClientBuilder, Option<Sim>), Er
 
 /// Arrival times at the simulator, in seconds from its start, sorted.
 pub fn arrivals(sim: &Sim) -> Vec<f64> {
-    let mut t: Vec<f64> = sim
-        .stats()
-        .attempts
-        .values()
-        .flatten()
-        .map(|us| *us as f64 / 1e6)
-        .collect();
-    t.sort_by(f64::total_cmp);
-    t
+    common::sorted_arrivals(sim.stats(), |_| true)
 }
 
 /// The most of `times` (seconds) within any `window` seconds.

@@ -89,7 +89,7 @@ pub fn arrivals_with_prefix(sim: &sluice_sim::InMemorySim, prefix: &str) -> Vec<
     sorted_arrivals(sim.stats(), |id| id.starts_with(prefix))
 }
 
-fn sorted_arrivals(stats: sluice_sim::SimStats, keep: impl Fn(&str) -> bool) -> Vec<f64> {
+pub fn sorted_arrivals(stats: sluice_sim::SimStats, keep: impl Fn(&str) -> bool) -> Vec<f64> {
     let mut t: Vec<f64> = stats
         .attempts
         .iter()
