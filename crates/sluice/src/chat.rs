@@ -107,9 +107,8 @@ impl<'a> Chat<'a> {
     /// The request it makes, for a batch.
     pub fn request(&self) -> Request {
         let id = self.id.clone().unwrap_or_else(next_call_id);
-        // A struct of strings, numbers and JSON values always serializes.
-        let body = serde_json::to_value(&self.body).unwrap_or_default();
-        Request::new(id, crate::Endpoint::ChatCompletions, &body).with_priority(self.priority)
+        Request::typed(id, crate::Endpoint::ChatCompletions, &self.body)
+            .with_priority(self.priority)
     }
 
     /// Sends it (admission, retries and limits as for any request of the client).

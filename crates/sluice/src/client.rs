@@ -94,8 +94,7 @@ impl Client {
             .chunks(EMBED_CHUNK)
             .map(|chunk| {
                 let body = EmbeddingRequest::new(model, chunk.to_vec());
-                let body = serde_json::to_value(&body).unwrap_or_default();
-                Request::new(next_call_id(), Endpoint::Embeddings, &body)
+                Request::typed(next_call_id(), Endpoint::Embeddings, &body)
             })
             .collect();
         let expected: Vec<usize> = inputs.chunks(EMBED_CHUNK).map(<[String]>::len).collect();

@@ -115,13 +115,37 @@ impl Request {
         endpoint: Endpoint,
         body: &T,
     ) -> serde_json::Result<Self> {
-        let value = serde_json::to_value(body)?;
-        if !value.is_object() {
+        // Straight to the bytes sent: no intermediate `Value`. Compact JSON of an object
+        // starts with its brace.
+        let bytes = serde_json::to_vec(body)?;
+        if bytes.first() != Some(&b'{') {
             return Err(serde::ser::Error::custom(
                 "a request body must be a JSON object",
             ));
         }
-        Ok(Self::new(custom_id, endpoint, &value))
+        Ok(Request {
+            custom_id: custom_id.into(),
+            endpoint,
+            body: Bytes::from(bytes),
+            priority: 0,
+            tag: 0,
+        })
+    }
+
+    /// A request from one of this crate's typed bodies ([`crate::types`]), which are
+    /// structs and always serialize to an object.
+    pub(crate) fn typed<T: serde::Serialize>(
+        custom_id: String,
+        endpoint: Endpoint,
+        body: &T,
+    ) -> Self {
+        Self::json(custom_id.clone(), endpoint, body).unwrap_or_else(|_| Request {
+            custom_id,
+            endpoint,
+            body: Bytes::from_static(b"{}"),
+            priority: 0,
+            tag: 0,
+        })
     }
 
     /// A chat completion request.

@@ -30,6 +30,16 @@ def _raise_failed(e: BaseException) -> SluiceError:
     return error_for(code, status, message, request_id, body, gave_up, attempts)
 
 
+async def _aiter(items: Items) -> AsyncIterator[Item]:
+    """Any iterable or async iterable, as an async iterator."""
+    if hasattr(items, "__aiter__"):
+        async for item in items:  # type: ignore[union-attr]
+            yield item
+    else:
+        for item in items:  # type: ignore[union-attr]
+            yield item
+
+
 class Client:
     """Sends requests within limits, retrying what is worth retrying, on the sluice engine
     (the same one as the ``sluice`` command).
@@ -167,7 +177,7 @@ class Client:
         ``Result`` per item, in input order, each a response or an error beside its input;
         it never raises for one bad item. Items are prompt strings (with ``model=``) or
         request bodies (dicts). ``on_progress(done, total)`` is called after each result."""
-        items = list(items) if not hasattr(items, "__aiter__") else [x async for x in items]  # type: ignore[union-attr]
+        items = [x async for x in _aiter(items)]
         out: List[Optional[Result]] = [None] * len(items)
         done = 0
         async for r in self.run(items, model=model, endpoint=endpoint, system=system,
@@ -258,22 +268,13 @@ class Client:
         try:
             chunk = []
             index = 0
-            if hasattr(requests, "__aiter__"):
-                async for item in requests:  # type: ignore[union-attr]
-                    pending[index] = item
-                    chunk.append(make(index, item))
-                    index += 1
-                    if len(chunk) >= _CHUNK:
-                        await native.push_many(chunk)
-                        chunk = []
-            else:
-                for item in requests:  # type: ignore[union-attr]
-                    pending[index] = item
-                    chunk.append(make(index, item))
-                    index += 1
-                    if len(chunk) >= _CHUNK:
-                        await native.push_many(chunk)
-                        chunk = []
+            async for item in _aiter(requests):
+                pending[index] = item
+                chunk.append(make(index, item))
+                index += 1
+                if len(chunk) >= _CHUNK:
+                    await native.push_many(chunk)
+                    chunk = []
             if chunk:
                 await native.push_many(chunk)
         finally:

@@ -39,20 +39,7 @@ impl Sim {
 pub async fn connect(sim: SimBuilder) -> Result<(ClientBuilder, Option<Sim>), Error> {
     if cfg!(test) {
         let sim = sim.build()?.in_memory();
-        let server = sim.clone();
-        let builder = Client::builder()
-            .base_url(sim.base_url())
-            .service(move |request| {
-                let server = server.clone();
-                async move {
-                    server.call(request).await.map_err(|e| {
-                        sluice::transport::TransportError::new(
-                            sluice::ErrorKind::Transport,
-                            e.to_string(),
-                        )
-                    })
-                }
-            });
+        let builder = common::in_memory(&sim);
         return Ok((builder, Some(Sim::Memory(sim))));
     }
     if std::env::var_os("OPENAI_API_KEY").is_some() {
