@@ -115,15 +115,15 @@ where
     let cap = Arc::new(Mutex::new(None));
     let in_flight = InFlight::default();
     let prepared = prepare(inner.clone(), input);
-    let mut scheduler = Scheduler::new(
+    let scheduler = Scheduler::new(
         inner,
         tx,
         stop.clone(),
         halt.clone(),
         cap.clone(),
+        in_flight.clone(),
         stop_early,
     );
-    scheduler.in_flight = in_flight.clone();
     let task = tokio::spawn(scheduler.run(prepared));
     BatchRun {
         results: rx,
@@ -227,6 +227,7 @@ impl Scheduler {
         stop: CancellationToken,
         halt: Arc<Mutex<Option<Halt>>>,
         cap: Arc<Mutex<Option<CapStop>>>,
+        in_flight: InFlight,
         stop_early: StopEarly,
     ) -> Self {
         let lookahead = (inner.concurrency.get() * 2).max(64);
@@ -242,7 +243,7 @@ impl Scheduler {
             lookahead,
             next_seq: 0,
             stop,
-            in_flight: InFlight::default(),
+            in_flight,
         }
     }
 
