@@ -62,6 +62,11 @@ pub struct RateLimits {
     pub rpm: Option<NonZeroU64>,
     /// Tokens per minute, if limited (prompt tokens plus `max_tokens` times `n`).
     pub tpm: Option<NonZeroU64>,
+    /// Input tokens per minute, if limited (prompt tokens), as Anthropic limits them.
+    pub itpm: Option<NonZeroU64>,
+    /// Output tokens per minute, if limited: `max_tokens` is charged at admission and
+    /// what the answer did not use is given back, as Anthropic counts them.
+    pub otpm: Option<NonZeroU64>,
     /// The length of the slice over which a minute's budget is enforced: at most
     /// `limit * burst / 60` may be spent at once. One second by default, so a 60,000 TPM
     /// key acts as 1,000 tokens a second, as OpenAI's do.
@@ -77,6 +82,8 @@ impl Default for RateLimits {
         RateLimits {
             rpm: None,
             tpm: None,
+            itpm: None,
+            otpm: None,
             burst: Duration::from_secs(1),
             window: Window::Rolling,
             external_load: 0,
@@ -208,6 +215,19 @@ impl SimBuilder {
     /// Tokens per minute; `None` for unlimited.
     pub fn tpm(mut self, tpm: Option<NonZeroU64>) -> Self {
         self.config.limits.tpm = tpm;
+        self
+    }
+
+    /// Input tokens per minute (Anthropic's ITPM).
+    pub fn itpm(mut self, itpm: Option<NonZeroU64>) -> Self {
+        self.config.limits.itpm = itpm;
+        self
+    }
+
+    /// Output tokens per minute (Anthropic's OTPM): `max_tokens` charged at admission,
+    /// the unused part given back.
+    pub fn otpm(mut self, otpm: Option<NonZeroU64>) -> Self {
+        self.config.limits.otpm = otpm;
         self
     }
 

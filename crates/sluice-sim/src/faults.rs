@@ -30,6 +30,9 @@ pub enum Fault {
     MalformedJson,
     /// A 400 `invalid_request_error`, as if the request were malformed.
     BadRequest,
+    /// A 503 whose body says the model is overloaded, as Gemini sends it (a bare
+    /// [`Fault::Status`] 503 does not say so).
+    Overloaded,
 }
 
 impl Fault {
@@ -46,6 +49,7 @@ impl Fault {
             Fault::Trickle,
             Fault::MalformedJson,
             Fault::BadRequest,
+            Fault::Overloaded,
         ]);
         all
     }
@@ -61,6 +65,7 @@ impl fmt::Display for Fault {
             Fault::Trickle => f.write_str("trickle"),
             Fault::MalformedJson => f.write_str("malformed-json"),
             Fault::BadRequest => f.write_str("bad-request"),
+            Fault::Overloaded => f.write_str("overloaded"),
         }
     }
 }
@@ -76,6 +81,7 @@ impl FromStr for Fault {
             "trickle" => Fault::Trickle,
             "malformed-json" => Fault::MalformedJson,
             "bad-request" | "400" => Fault::BadRequest,
+            "overloaded" => Fault::Overloaded,
             other => match other.parse::<u16>() {
                 Ok(status) if Fault::STATUSES.contains(&status) => Fault::Status(status),
                 _ => {

@@ -1,4 +1,5 @@
-//! The simulator's rate limiter: OpenAI-style per-minute budgets for requests and tokens.
+//! The simulator's rate limiter: per-minute budgets for requests and tokens (OpenAI's
+//! RPM and TPM), and for input and output tokens apart (Anthropic's ITPM and OTPM).
 //!
 //! Each budget is two continuously refilled buckets that both must allow a request:
 //! - the *minute* bucket holds the whole per-minute limit and refills at `limit / 60` a
@@ -28,14 +29,51 @@ pub enum LimitKind {
     Requests,
     /// Tokens per minute.
     Tokens,
+    /// Input tokens per minute.
+    InputTokens,
+    /// Output tokens per minute.
+    OutputTokens,
 }
 
 impl LimitKind {
-    /// The word OpenAI uses in error bodies and header names.
+    /// Every budget, in the order the limiter keeps them.
+    pub const ALL: [LimitKind; 4] = [
+        LimitKind::Requests,
+        LimitKind::Tokens,
+        LimitKind::InputTokens,
+        LimitKind::OutputTokens,
+    ];
+
+    /// The word used in error bodies and header names (`x-ratelimit-limit-tokens`,
+    /// `anthropic-ratelimit-input-tokens-limit`).
     pub fn as_str(self) -> &'static str {
         match self {
             LimitKind::Requests => "requests",
             LimitKind::Tokens => "tokens",
+            LimitKind::InputTokens => "input-tokens",
+            LimitKind::OutputTokens => "output-tokens",
+        }
+    }
+}
+
+/// What a request costs each budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Charge {
+    /// Prompt tokens plus `max_tokens` times `n` (the TPM budget).
+    pub tokens: u64,
+    /// Prompt tokens (the ITPM budget).
+    pub input: u64,
+    /// `max_tokens` times `n` (the OTPM budget), until the answer gives back what it did
+    /// not use.
+    pub output: u64,
+}
+
+impl From<u64> for Charge {
+    /// A charge to the token budget alone.
+    fn from(tokens: u64) -> Self {
+        Charge {
+            tokens,
+            ..Charge::default()
         }
     }
 }
@@ -51,13 +89,32 @@ pub struct BudgetView {
     pub reset: Duration,
 }
 
-/// Both budgets' state after a decision, for the headers.
+/// The budgets' state after a decision, for the headers.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct LimitView {
     /// The request budget, if limited.
     pub requests: Option<BudgetView>,
     /// The token budget, if limited.
     pub tokens: Option<BudgetView>,
+    /// The input token budget, if limited.
+    pub input_tokens: Option<BudgetView>,
+    /// The output token budget, if limited.
+    pub output_tokens: Option<BudgetView>,
+}
+
+impl LimitView {
+    /// Each limited budget with its kind.
+    pub fn each(&self) -> impl Iterator<Item = (LimitKind, BudgetView)> + '_ {
+        [
+            self.requests,
+            self.tokens,
+            self.input_tokens,
+            self.output_tokens,
+        ]
+        .into_iter()
+        .zip(LimitKind::ALL)
+        .filter_map(|(view, kind)| view.map(|v| (kind, v)))
+    }
 }
 
 /// The outcome of asking for admission.
@@ -74,9 +131,11 @@ pub enum Decision {
         /// The budgets' state.
         view: LimitView,
     },
-    /// The request costs more tokens than the whole per-minute limit: it can never pass.
+    /// The request costs more tokens than a whole per-minute limit: it can never pass.
     TooLarge {
-        /// The per-minute token limit.
+        /// The budget it cannot fit.
+        kind: LimitKind,
+        /// The per-minute limit.
         limit: u64,
         /// What the request asked for.
         requested: u64,
@@ -190,6 +249,12 @@ impl Budget {
         self.slice.level -= cost;
     }
 
+    fn give_back(&mut self, amount: f64) {
+        for bucket in [&mut self.minute, &mut self.slice] {
+            bucket.level = (bucket.level + amount).min(bucket.capacity);
+        }
+    }
+
     fn view(&self) -> BudgetView {
         let remaining = self.minute.level.max(0.0);
         let reset = match self.window {
@@ -208,78 +273,99 @@ impl Budget {
 }
 
 /// Requests-per-minute and tokens-per-minute admission. See the module docs.
+/// Every budget, each kept apart; a request must fit them all.
 #[derive(Debug, Clone)]
 pub struct Limiter {
-    requests: Option<Budget>,
-    tokens: Option<Budget>,
+    /// Indexed as [`LimitKind::ALL`].
+    budgets: [Option<Budget>; 4],
 }
 
 impl Limiter {
-    /// A limiter for `limits`, full at time zero.
+    /// A limiter for `limits`.
     pub fn new(limits: &RateLimits) -> Self {
+        let budget = |limit: Option<NonZeroU64>, external| {
+            limit.map(|l| Budget::new(l, limits.burst, limits.window, external))
+        };
         Limiter {
-            requests: limits
-                .rpm
-                .map(|l| Budget::new(l, limits.burst, limits.window, limits.external_load)),
-            tokens: limits
-                .tpm
-                .map(|l| Budget::new(l, limits.burst, limits.window, 0)),
+            budgets: [
+                budget(limits.rpm, limits.external_load),
+                budget(limits.tpm, 0),
+                budget(limits.itpm, 0),
+                budget(limits.otpm, 0),
+            ],
         }
     }
 
-    /// True when nothing is limited.
+    /// True when no budget is limited.
     pub fn is_unlimited(&self) -> bool {
-        self.requests.is_none() && self.tokens.is_none()
+        self.budgets.iter().all(Option::is_none)
     }
 
-    /// Asks to admit one request costing `tokens` at time `now` (time since the limiter
-    /// started; it must not go backwards, and an earlier value is treated as no time passed).
-    pub fn check(&mut self, now: Duration, tokens: u64) -> Decision {
-        if let Some(budget) = &self.tokens
-            && tokens > budget.limit
-        {
-            return Decision::TooLarge {
-                limit: budget.limit,
-                requested: tokens,
-            };
+    /// Admits a request costing `charge` (one request and its tokens) at time `now`, or
+    /// says which budget is short and for how long.
+    pub fn check(&mut self, now: Duration, charge: impl Into<Charge>) -> Decision {
+        let charge = charge.into();
+        let costs = [1, charge.tokens, charge.input, charge.output];
+        for ((budget, cost), kind) in self.budgets.iter().zip(costs).zip(LimitKind::ALL) {
+            if let Some(b) = budget
+                && cost > b.limit
+            {
+                return Decision::TooLarge {
+                    kind,
+                    limit: b.limit,
+                    requested: cost,
+                };
+            }
         }
-        for budget in [&mut self.requests, &mut self.tokens].into_iter().flatten() {
+        for budget in self.budgets.iter_mut().flatten() {
             budget.refill(now);
         }
-        let request_wait = self
-            .requests
-            .as_ref()
-            .map_or(Duration::ZERO, |b| b.wait_for(1.0));
-        let token_wait = self
-            .tokens
-            .as_ref()
-            .map_or(Duration::ZERO, |b| b.wait_for(tokens as f64));
-        if !request_wait.is_zero() || !token_wait.is_zero() {
-            let kind = if request_wait >= token_wait {
-                LimitKind::Requests
-            } else {
-                LimitKind::Tokens
-            };
+        let (wait, kind) = self
+            .budgets
+            .iter()
+            .zip(costs)
+            .zip(LimitKind::ALL)
+            .map(|((b, cost), kind)| {
+                (
+                    b.as_ref()
+                        .map_or(Duration::ZERO, |b| b.wait_for(cost as f64)),
+                    kind,
+                )
+            })
+            // The longest wait; on a tie the first budget (requests before tokens).
+            .fold((Duration::ZERO, LimitKind::Requests), |best, next| {
+                if next.0 > best.0 { next } else { best }
+            });
+        if !wait.is_zero() {
             return Decision::Refused {
                 kind,
-                retry_after: request_wait.max(token_wait),
+                retry_after: wait,
                 view: self.view(),
             };
         }
-        if let Some(b) = &mut self.requests {
-            b.take(1.0);
-        }
-        if let Some(b) = &mut self.tokens {
-            b.take(tokens as f64);
+        for (budget, cost) in self.budgets.iter_mut().zip(costs) {
+            if let Some(b) = budget {
+                b.take(cost as f64);
+            }
         }
         Decision::Admitted(self.view())
     }
 
-    /// The budgets' state as of the last check.
+    /// Gives back output tokens a request was charged for and did not use.
+    pub fn refund_output(&mut self, unused: u64) {
+        if let Some(b) = &mut self.budgets[3] {
+            b.give_back(unused as f64);
+        }
+    }
+
+    /// Every budget's state now.
     pub fn view(&self) -> LimitView {
+        let view = |i: usize| self.budgets[i].as_ref().map(Budget::view);
         LimitView {
-            requests: self.requests.as_ref().map(Budget::view),
-            tokens: self.tokens.as_ref().map(Budget::view),
+            requests: view(0),
+            tokens: view(1),
+            input_tokens: view(2),
+            output_tokens: view(3),
         }
     }
 }
@@ -403,10 +489,47 @@ mod tests {
         assert_eq!(
             l.check(Duration::ZERO, 1001),
             Decision::TooLarge {
+                kind: LimitKind::Tokens,
                 limit: 1000,
                 requested: 1001
             }
         );
+    }
+
+    #[test]
+    fn input_and_output_budgets_are_kept_apart_and_unused_output_comes_back() {
+        // 6,000 input and 600 output tokens a minute: slices of 100 and 10 a second.
+        let mut l = Limiter::new(&RateLimits {
+            itpm: NonZeroU64::new(6000),
+            otpm: NonZeroU64::new(600),
+            ..RateLimits::default()
+        });
+        let ask = |input, output| Charge {
+            tokens: input + output,
+            input,
+            output,
+        };
+        let t0 = Duration::ZERO;
+        assert!(matches!(l.check(t0, ask(50, 10)), Decision::Admitted(_)));
+        // The output slice is spent though input remains.
+        let Decision::Refused { kind, .. } = l.check(t0, ask(10, 10)) else {
+            panic!("the output budget is spent");
+        };
+        assert_eq!(kind, LimitKind::OutputTokens);
+        // The answer used 2 of its 10: 8 come back, and a request reserving 8 passes.
+        l.refund_output(8);
+        assert!(matches!(l.check(t0, ask(10, 8)), Decision::Admitted(_)));
+        let Decision::Refused { kind, .. } = l.check(t0, ask(50, 0)) else {
+            panic!("the input slice is spent");
+        };
+        assert_eq!(kind, LimitKind::InputTokens);
+        let Decision::TooLarge { kind, .. } = l.check(t0, ask(10, 601)) else {
+            panic!("more output than a minute allows");
+        };
+        assert_eq!(kind, LimitKind::OutputTokens);
+        let view = l.view();
+        assert!(view.requests.is_none() && view.tokens.is_none());
+        assert_eq!(view.output_tokens.map(|b| b.limit), Some(600));
     }
 
     #[test]

@@ -38,7 +38,7 @@ pub fn count_text(bpe: &CoreBPE, text: &str) -> usize {
 }
 
 /// Tokens of a message `content`: a string, or an array of parts (text and images).
-fn count_content(bpe: &CoreBPE, content: &Value) -> usize {
+pub fn count_content(bpe: &CoreBPE, content: &Value) -> usize {
     match content {
         Value::String(s) => count_text(bpe, s),
         Value::Array(parts) => parts

@@ -542,6 +542,7 @@ async fn each_fault_fires_at_its_rate_is_seen_by_the_client_and_never_crashes_th
         let expected_kind = match fault {
             Fault::Status(s) => s.to_string(),
             Fault::BadRequest => "400".to_owned(),
+            Fault::Overloaded => "503".to_owned(),
             Fault::Reset => "transport".to_owned(),
             Fault::CloseMidBody => "body-cut".to_owned(),
             Fault::MalformedJson => "bad-json".to_owned(),

@@ -1,6 +1,7 @@
-//! What a response says, read from the body of any of the four endpoints: the text (chat
+//! What a response says, read from the body of any endpoint: the text (chat
 //! `message.content`, or its tool calls; completions `text`; responses' `output_text`
-//! parts), the embedding, and why generation stopped. With several choices (`n` > 1), the
+//! parts; Anthropic's `text` blocks, or its tool uses), the embedding, and why generation
+//! stopped. With several choices (`n` > 1), the
 //! first. Used by [`crate::Success::text`] and by the CLI's export, so both read answers
 //! the same way.
 
@@ -49,6 +50,20 @@ impl Answer {
                 .as_str()
                 .or_else(|| body["status"].as_str())
                 .map(str::to_owned);
+        } else if let Some(blocks) = body["content"].as_array() {
+            // Anthropic's Messages API.
+            let text: String = blocks
+                .iter()
+                .filter(|b| b["type"] == "text")
+                .filter_map(|b| b["text"].as_str())
+                .collect();
+            let tools: Vec<&Value> = blocks.iter().filter(|b| b["type"] == "tool_use").collect();
+            a.text = Some(if text.is_empty() && !tools.is_empty() {
+                Value::from(tools.into_iter().cloned().collect::<Vec<_>>()).to_string()
+            } else {
+                text
+            });
+            a.finish_reason = body["stop_reason"].as_str().map(str::to_owned);
         }
         a
     }
@@ -58,6 +73,20 @@ impl Answer {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn reads_anthropic_text_blocks_tool_uses_and_stop_reason() {
+        let message = json!({"type": "message", "content": [{"type": "text", "text": "Hel"},
+            {"type": "text", "text": "lo"}], "stop_reason": "max_tokens"});
+        let a = Answer::of(&message);
+        assert_eq!(
+            (a.text.as_deref(), a.finish_reason.as_deref()),
+            (Some("Hello"), Some("max_tokens"))
+        );
+        let tool = json!({"content": [{"type": "tool_use", "id": "t", "name": "f", "input": {}}],
+            "stop_reason": "tool_use"});
+        assert!(Answer::of(&tool).text.unwrap().contains("\"tool_use\""));
+    }
 
     #[test]
     fn reads_chat_tool_calls_completions_responses_and_embeddings() {

@@ -21,7 +21,7 @@ use crate::redact::Redactor;
 use crate::retry::{RetryBudget, RetryPolicy};
 use crate::stats::Stats;
 use crate::transport::{
-    ApiKey, AuthStyle, HttpService, Transport, TransportConfig, is_secret_header,
+    ApiKey, AuthStyle, HttpService, Provider, Transport, TransportConfig, is_secret_header,
 };
 
 /// How many requests may be in flight at once.
@@ -74,23 +74,37 @@ impl std::fmt::Debug for ClientBuilder {
 }
 
 impl ClientBuilder {
-    /// The key from `OPENAI_API_KEY` and the base URL from `OPENAI_BASE_URL` (if set), as
-    /// the OpenAI SDKs read them. Fails when `OPENAI_API_KEY` is not set.
+    /// The key and the base URL from where the provider's own SDK reads them: for OpenAI
+    /// `OPENAI_API_KEY` and `OPENAI_BASE_URL` (if set), for Anthropic `ANTHROPIC_API_KEY`
+    /// and `ANTHROPIC_BASE_URL` (see [`Provider::key_env`]); set the provider first. Fails
+    /// when the key's variable is not set.
     pub fn from_env(self) -> Result<Self, ConfigError> {
-        let key = std::env::var("OPENAI_API_KEY")
+        let provider = self.transport.provider;
+        let key = std::env::var(provider.key_env())
             .ok()
             .filter(|k| !k.trim().is_empty())
-            .ok_or(ConfigError::MissingEnv("OPENAI_API_KEY"))?;
+            .ok_or(ConfigError::MissingEnv(provider.key_env()))?;
         let builder = self.api_key(ApiKey::new(key));
-        Ok(match std::env::var("OPENAI_BASE_URL") {
-            Ok(url) if !url.trim().is_empty() => builder.base_url(url.trim()),
+        let url = provider.base_url_env().and_then(|v| std::env::var(v).ok());
+        Ok(match url {
+            Some(url) if !url.trim().is_empty() => builder.base_url(url.trim()),
             _ => builder,
         })
     }
 
-    /// The API's base URL, ending in `/v1` (default `https://api.openai.com/v1`).
+    /// The API's base URL: ending in `/v1` for OpenAI-compatible servers (default
+    /// `https://api.openai.com/v1`), the host for Anthropic (default
+    /// `https://api.anthropic.com`), the deployment's URL for Azure.
     pub fn base_url(mut self, url: impl Into<String>) -> Self {
-        self.transport.base_url = url.into();
+        self.transport.base_url = Some(url.into());
+        self
+    }
+
+    /// The dialect the server speaks (default [`Provider::OpenAi`]): where each
+    /// endpoint's URL is, how the key is sent, the headers it requires, and the default
+    /// base URL.
+    pub fn provider(mut self, provider: Provider) -> Self {
+        self.transport.provider = provider;
         self
     }
 
@@ -100,9 +114,10 @@ impl ClientBuilder {
         self
     }
 
-    /// How the key is sent (default `Authorization: Bearer`).
+    /// How the key is sent (default: as the provider wants it, `Authorization: Bearer` for
+    /// OpenAI).
     pub fn auth_style(mut self, style: AuthStyle) -> Self {
-        self.transport.auth = style;
+        self.transport.auth = Some(style);
         self
     }
 

@@ -168,6 +168,9 @@ pub enum ConfigError {
     /// A setting the environment must give is not there.
     #[error("{0} is not set")]
     MissingEnv(&'static str),
+    /// The provider has no default base URL (Azure: every deployment has its own).
+    #[error("{0} needs a base URL (its deployment's URL, with ?api-version=...)")]
+    MissingBaseUrl(crate::transport::Provider),
     /// The HTTP client could not be built.
     #[error("cannot build the HTTP client: {0}")]
     Http(String),

@@ -65,6 +65,8 @@ struct Fields {
     prompt: Option<Value>,
     input: Option<Value>,
     instructions: Option<String>,
+    /// Anthropic's system prompt: a string or text blocks.
+    system: Option<Value>,
     tools: Option<Value>,
     functions: Option<Value>,
     max_tokens: Option<u64>,
@@ -119,6 +121,12 @@ pub fn inspect(endpoint: Endpoint, body: &[u8]) -> Inspection {
             let tools = f.tools.as_ref().map_or(0, |t| tool_tokens(bpe, t));
             from_input + f.instructions.as_deref().map_or(0, |i| 3 + text(bpe, i)) + tools
         }
+        Endpoint::Messages => {
+            let messages = f.messages.as_deref().unwrap_or_default();
+            let system = f.system.as_ref().map_or(0, |s| 3 + content_tokens(bpe, s));
+            let tools = f.tools.as_ref().map_or(0, |t| tool_tokens(bpe, t));
+            chat_tokens(bpe, messages) + system + tools
+        }
     };
     let output_limit = match endpoint {
         Endpoint::ChatCompletions => f.max_completion_tokens.or(f.max_tokens),
@@ -126,6 +134,8 @@ pub fn inspect(endpoint: Endpoint, body: &[u8]) -> Inspection {
         Endpoint::Completions => Some(f.max_tokens.unwrap_or(16)),
         Endpoint::Embeddings => None,
         Endpoint::Responses => f.max_output_tokens,
+        // Required by Anthropic, and what its output budget counts at the start.
+        Endpoint::Messages => f.max_tokens,
     };
     Inspection {
         estimate: Estimate {
@@ -149,12 +159,19 @@ fn content_tokens(bpe: &CoreBPE, content: &Value) -> u64 {
         Value::Array(parts) => parts
             .iter()
             .map(|p| {
+                let kind = p.get("type").and_then(Value::as_str);
                 if let Some(t) = p.get("text").and_then(Value::as_str) {
                     text(bpe, t)
                 } else if p.get("image_url").is_some()
-                    || p.get("type").and_then(Value::as_str) == Some("input_image")
+                    || matches!(kind, Some("input_image" | "image"))
                 {
                     IMAGE_TOKENS
+                } else if let Some(inner) = p.get("content") {
+                    // Anthropic's tool_result: a string or blocks.
+                    content_tokens(bpe, inner)
+                } else if let Some(input) = p.get("input") {
+                    // Anthropic's tool_use: the call's arguments.
+                    text(bpe, &input.to_string())
                 } else {
                     0
                 }
@@ -209,8 +226,10 @@ fn tool_tokens(bpe: &CoreBPE, tools: &Value) -> u64 {
                 bpe,
                 &format!("{}:{}", str_of(f, "name"), str_of(f, "description")),
             );
+        // OpenAI's `parameters`, Anthropic's `input_schema`.
         let props = f
             .get("parameters")
+            .or_else(|| f.get("input_schema"))
             .and_then(|p| p.get("properties"))
             .and_then(Value::as_object);
         if let Some(props) = props.filter(|p| !p.is_empty()) {
@@ -319,6 +338,32 @@ mod tests {
             2 + 16
         );
         assert!(est(Endpoint::Responses, json!({"model": "gpt-4.1", "input": "hello world", "instructions": "be brief", "max_output_tokens": 10})).cost() > 10);
+    }
+
+    #[test]
+    fn anthropic_messages_count_system_blocks_tools_and_reserve_max_tokens() {
+        let plain = est(
+            Endpoint::Messages,
+            json!({"model": "claude-sonnet-4-5", "max_tokens": 100,
+                "messages": [{"role": "user", "content": "hello there"}]}),
+        );
+        assert_eq!(plain.reserved_output, 100);
+        let richer = est(
+            Endpoint::Messages,
+            json!({"model": "claude-sonnet-4-5", "max_tokens": 100,
+                "system": [{"type": "text", "text": "You answer in one short sentence."}],
+                "tools": [{"name": "lookup", "description": "Finds a word",
+                    "input_schema": {"type": "object", "properties": {"word": {"type": "string"}}}}],
+                "messages": [{"role": "user", "content": [{"type": "text", "text": "hello there"},
+                    {"type": "image", "source": {"type": "base64", "data": "AAAA"}}]},
+                    {"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "lookup", "input": {"word": "hi"}}]},
+                    {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": "a greeting"}]}]}),
+        );
+        // The system prompt, the tool, the image and both tool blocks all add tokens.
+        assert!(
+            richer.prompt > plain.prompt + IMAGE_TOKENS + 20,
+            "{richer:?} vs {plain:?}"
+        );
     }
 
     #[test]

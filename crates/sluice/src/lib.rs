@@ -118,5 +118,6 @@ pub use request::{Endpoint, Request};
 pub use retry::{Backoff, RetryPolicy};
 pub use stats::Stats;
 pub use transport::{
-    ApiKey, AuthStyle, CLIENT_REQUEST_ID, DEFAULT_MAX_RESPONSE_BYTES, is_secret_header,
+    ANTHROPIC_VERSION, ApiKey, AuthStyle, CLIENT_REQUEST_ID, DEFAULT_MAX_RESPONSE_BYTES, Provider,
+    is_secret_header,
 };

@@ -17,6 +17,10 @@ pub struct Usage {
     /// Prompt tokens the provider read from its cache (part of `prompt_tokens`, billed at
     /// the cached price).
     pub cached_tokens: u64,
+    /// Prompt tokens the provider wrote to its cache (Anthropic's
+    /// `cache_creation_input_tokens`; part of `prompt_tokens`, billed above the input
+    /// price).
+    pub cache_write_tokens: u64,
 }
 
 /// A successful answer.
@@ -90,6 +94,8 @@ struct UsageFields {
     input_tokens_details: Option<CachedFields>,
     /// Anthropic-compatible servers: cache reads, counted apart from `input_tokens`.
     cache_read_input_tokens: Option<u64>,
+    /// Anthropic-compatible servers: cache writes, counted apart from `input_tokens`.
+    cache_creation_input_tokens: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -150,13 +156,15 @@ pub(crate) fn find_usage(record: &[u8]) -> Option<Reported<'_>> {
 
 fn usage_of(u: UsageFields) -> Usage {
     let cache_reads = u.cache_read_input_tokens.unwrap_or(0);
+    let cache_writes = u.cache_creation_input_tokens.unwrap_or(0);
     let details = u.prompt_tokens_details.or(u.input_tokens_details);
     Usage {
-        // Anthropic's input_tokens exclude cache reads; OpenAI's prompt tokens include
-        // cached ones.
-        prompt_tokens: u.prompt_tokens.or(u.input_tokens).unwrap_or(0) + cache_reads,
+        // Anthropic's input_tokens exclude cache reads and writes; OpenAI's prompt tokens
+        // include cached ones.
+        prompt_tokens: u.prompt_tokens.or(u.input_tokens).unwrap_or(0) + cache_reads + cache_writes,
         completion_tokens: u.completion_tokens.or(u.output_tokens).unwrap_or(0),
         cached_tokens: details.and_then(|d| d.cached_tokens).unwrap_or(0) + cache_reads,
+        cache_write_tokens: cache_writes,
     }
 }
 
@@ -174,7 +182,8 @@ mod tests {
             Some(Usage {
                 prompt_tokens: 9,
                 completion_tokens: 3,
-                cached_tokens: 0
+                cached_tokens: 0,
+                ..Default::default()
             })
         );
         let responses = br#"{"model":"m","usage":{"input_tokens":5,"output_tokens":2,"input_tokens_details":{"cached_tokens":4}}}"#;
@@ -183,7 +192,8 @@ mod tests {
             Some(Usage {
                 prompt_tokens: 5,
                 completion_tokens: 2,
-                cached_tokens: 4
+                cached_tokens: 4,
+                ..Default::default()
             })
         );
         assert_eq!(
@@ -192,14 +202,14 @@ mod tests {
         );
         let chat_cached = br#"{"usage":{"prompt_tokens":2000,"completion_tokens":1,"prompt_tokens_details":{"cached_tokens":1024}}}"#;
         assert_eq!(usage(chat_cached).map(|u| u.cached_tokens), Some(1024));
-        let anthropic =
-            br#"{"usage":{"input_tokens":10,"cache_read_input_tokens":90,"output_tokens":5}}"#;
+        let anthropic = br#"{"usage":{"input_tokens":10,"cache_read_input_tokens":90,"cache_creation_input_tokens":20,"output_tokens":5}}"#;
         assert_eq!(
             usage(anthropic),
             Some(Usage {
-                prompt_tokens: 100,
+                prompt_tokens: 120,
                 completion_tokens: 5,
-                cached_tokens: 90
+                cached_tokens: 90,
+                cache_write_tokens: 20,
             })
         );
         assert_eq!(usage(br#"{"data":[]}"#), Some(Usage::default()));
@@ -212,7 +222,8 @@ mod tests {
             Usage {
                 prompt_tokens: 7,
                 completion_tokens: 2,
-                cached_tokens: 3
+                cached_tokens: 3,
+                ..Default::default()
             }
         );
         assert!(find_usage(br#"{"response":{"body":{"data":[]}}}"#).is_none());

@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use bytes::Bytes;
 
-/// The OpenAI endpoints sluice sends to.
+/// The endpoints sluice sends to: OpenAI's four, and Anthropic's Messages API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Endpoint {
@@ -17,15 +17,18 @@ pub enum Endpoint {
     Embeddings,
     /// `/v1/responses`
     Responses,
+    /// `/v1/messages` (Anthropic's Messages API)
+    Messages,
 }
 
 impl Endpoint {
     /// Every endpoint.
-    pub const ALL: [Endpoint; 4] = [
+    pub const ALL: [Endpoint; 5] = [
         Endpoint::ChatCompletions,
         Endpoint::Completions,
         Endpoint::Embeddings,
         Endpoint::Responses,
+        Endpoint::Messages,
     ];
 
     /// The path below the base URL (which ends in `/v1`).
@@ -35,6 +38,7 @@ impl Endpoint {
             Endpoint::Completions => "/completions",
             Endpoint::Embeddings => "/embeddings",
             Endpoint::Responses => "/responses",
+            Endpoint::Messages => "/messages",
         }
     }
 
@@ -45,6 +49,7 @@ impl Endpoint {
             Endpoint::Completions => "/v1/completions",
             Endpoint::Embeddings => "/v1/embeddings",
             Endpoint::Responses => "/v1/responses",
+            Endpoint::Messages => "/v1/messages",
         }
     }
 
@@ -71,7 +76,7 @@ impl FromStr for Endpoint {
             .ok_or_else(|| {
                 format!(
                     "unsupported url `{s}`; expected one of /v1/chat/completions, \
-                     /v1/completions, /v1/embeddings, /v1/responses"
+                     /v1/completions, /v1/embeddings, /v1/responses, /v1/messages"
                 )
             })
     }

@@ -148,6 +148,7 @@ mod tests {
                     prompt_tokens: 2,
                     completion_tokens: 1,
                     cached_tokens: 1,
+                    ..Default::default()
                 },
                 cost: (ms % 2 == 0).then_some(0.5),
             };

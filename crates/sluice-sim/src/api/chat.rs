@@ -2,56 +2,41 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use axum::Extension;
 use axum::body::Body;
-use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde_json::{Value, json};
 
+use super::dialect::Dialect;
+use super::endpoint::{Answer, ApiEndpoint};
 use super::errors::ApiError;
-use super::pipeline::{Admitted, Cost, Shared, admit, intake, optional_u64, reply_error};
+use super::pipeline::{Admitted, Cost, optional_u64};
 use crate::content::{prompt_fingerprint, reply_pieces, reply_text};
-use crate::server::ConnControl;
 use crate::tokens::{bpe_for_model, count_chat};
 
-pub(crate) async fn handle(
-    State(state): State<Shared>,
-    Extension(conn): Extension<ConnControl>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    let intake = match intake(&state, &headers, body).await {
-        Ok(i) => i,
-        Err(r) => return r,
-    };
-    let seq = intake.seq;
-    let parsed = match read(&intake.body, &intake.model) {
-        Ok(p) => p,
-        Err(e) => return reply_error(&state, e, seq),
-    };
-    let stream = parsed.stream;
-    let admitted = match admit(&state, intake, parsed.cost).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
-    if let Some(r) = admitted.early_fault(&conn).await {
-        return r;
+/// `POST /v1/chat/completions`.
+pub(crate) struct Chat;
+
+impl ApiEndpoint for Chat {
+    const DIALECT: Dialect = Dialect::OpenAi;
+    /// Whether to stream.
+    type Parsed = bool;
+
+    fn read(body: &Value, model: &str) -> Result<(Cost, bool), ApiError> {
+        read(body, model)
     }
-    if stream {
-        stream_reply(&admitted)
-    } else {
-        admitted.deliver_json(&completion(&admitted)).await
+
+    fn answer(a: &Admitted<'_>, stream: bool) -> Answer {
+        if stream {
+            Answer::Ready(stream_reply(a))
+        } else {
+            Answer::Json(completion(a))
+        }
     }
 }
 
-struct Parsed {
-    cost: Cost,
-    stream: bool,
-}
-
-fn read(body: &Value, model: &str) -> Result<Parsed, ApiError> {
+fn read(body: &Value, model: &str) -> Result<(Cost, bool), ApiError> {
     let messages = match body.get("messages") {
         Some(Value::Array(m)) if !m.is_empty() => m,
         Some(Value::Array(_)) => {
@@ -82,16 +67,17 @@ fn read(body: &Value, model: &str) -> Result<Parsed, ApiError> {
     }
     let bpe = bpe_for_model(model);
     let prompt_tokens = count_chat(bpe, messages, body.get("tools")) as u64;
-    Ok(Parsed {
-        cost: Cost {
-            prompt_tokens,
-            max_tokens,
-            n,
-            fingerprint: prompt_fingerprint(&body["messages"]),
-            generates: true,
-        },
-        stream: body.get("stream").and_then(Value::as_bool).unwrap_or(false),
-    })
+    let cost = Cost {
+        prompt_tokens,
+        max_tokens,
+        n,
+        fingerprint: prompt_fingerprint(&body["messages"]),
+        generates: true,
+    };
+    Ok((
+        cost,
+        body.get("stream").and_then(Value::as_bool).unwrap_or(false),
+    ))
 }
 
 fn unix_now() -> u64 {

@@ -1,82 +1,68 @@
 //! `POST /v1/embeddings`: deterministic unit vectors derived from each input.
 
-use axum::Extension;
-use axum::body::Body;
-use axum::extract::State;
-use axum::http::HeaderMap;
-use axum::response::Response;
 use base64::Engine as _;
 use serde_json::{Value, json};
 
+use super::dialect::Dialect;
+use super::endpoint::{Answer, ApiEndpoint};
 use super::errors::ApiError;
-use super::pipeline::{Cost, Shared, admit, intake, optional_u64, reply_error};
+use super::pipeline::{Admitted, Cost, optional_u64};
 use crate::content::{embedding, prompt_fingerprint};
-use crate::server::ConnControl;
 use crate::tokens::{bpe_for_model, count_input};
 
 /// OpenAI's default for `text-embedding-3-small` and `ada-002`.
 const DEFAULT_DIMENSIONS: u64 = 1536;
 
-pub(crate) async fn handle(
-    State(state): State<Shared>,
-    Extension(conn): Extension<ConnControl>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    let intake = match intake(&state, &headers, body).await {
-        Ok(i) => i,
-        Err(r) => return r,
-    };
-    let seq = intake.seq;
-    let parsed = match read(&intake.body, &intake.model) {
-        Ok(p) => p,
-        Err(e) => return reply_error(&state, e, seq),
-    };
-    let Parsed {
-        cost,
-        inputs,
-        dimensions,
-        base64,
-    } = parsed;
-    let a = match admit(&state, intake, cost).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
-    if let Some(r) = a.early_fault(&conn).await {
-        return r;
+/// `POST /v1/embeddings`.
+pub(crate) struct Embeddings;
+
+impl ApiEndpoint for Embeddings {
+    const DIALECT: Dialect = Dialect::OpenAi;
+    type Parsed = Inputs;
+
+    fn read(body: &Value, model: &str) -> Result<(Cost, Inputs), ApiError> {
+        read(body, model)
     }
-    let data: Vec<Value> = inputs
-        .iter()
-        .enumerate()
-        .map(|(i, input)| {
-            let v = embedding(prompt_fingerprint(input), dimensions);
-            let encoded = if base64 {
-                let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
-                json!(base64::engine::general_purpose::STANDARD.encode(bytes))
-            } else {
-                json!(v)
-            };
-            json!({"object": "embedding", "index": i, "embedding": encoded})
-        })
-        .collect();
-    let body = json!({
-        "object": "list",
-        "data": data,
-        "model": a.model,
-        "usage": {"prompt_tokens": a.cost.prompt_tokens, "total_tokens": a.cost.prompt_tokens},
-    });
-    a.deliver_json(&body).await
+
+    fn answer(a: &Admitted<'_>, parsed: Inputs) -> Answer {
+        let Inputs {
+            inputs,
+            dimensions,
+            base64,
+        } = parsed;
+        let data: Vec<Value> = inputs
+            .iter()
+            .enumerate()
+            .map(|(i, input)| {
+                let v = embedding(prompt_fingerprint(input), dimensions);
+                let encoded = if base64 {
+                    let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+                    json!(base64::engine::general_purpose::STANDARD.encode(bytes))
+                } else {
+                    json!(v)
+                };
+                json!({"object": "embedding", "index": i, "embedding": encoded})
+            })
+            .collect();
+        let body = json!({
+            "object": "list",
+            "data": data,
+            "model": a.model,
+            "usage": {"prompt_tokens": a.cost.prompt_tokens, "total_tokens": a.cost.prompt_tokens},
+        });
+        Answer::Json(body)
+    }
 }
 
-struct Parsed {
-    cost: Cost,
+/// The inputs and how to answer them.
+pub(crate) struct Inputs {
     /// Each input on its own (a string, or an array of token ids).
     inputs: Vec<Value>,
     dimensions: usize,
     base64: bool,
 }
 
-fn read(body: &Value, model: &str) -> Result<Parsed, ApiError> {
+fn read(body: &Value, model: &str) -> Result<(Cost, Inputs), ApiError> {
     let input = body
         .get("input")
         .ok_or_else(|| ApiError::missing("input"))?;
@@ -110,16 +96,19 @@ fn read(body: &Value, model: &str) -> Result<Parsed, ApiError> {
             .param("encoding_format"));
         }
     };
-    Ok(Parsed {
-        cost: Cost {
-            prompt_tokens: count_input(bpe_for_model(model), input) as u64,
-            max_tokens: None,
-            n: 1,
-            fingerprint: prompt_fingerprint(input),
-            generates: false,
+    let cost = Cost {
+        prompt_tokens: count_input(bpe_for_model(model), input) as u64,
+        max_tokens: None,
+        n: 1,
+        fingerprint: prompt_fingerprint(input),
+        generates: false,
+    };
+    Ok((
+        cost,
+        Inputs {
+            inputs,
+            dimensions: dimensions as usize,
+            base64,
         },
-        inputs,
-        dimensions: dimensions as usize,
-        base64,
-    })
+    ))
 }

@@ -1,10 +1,12 @@
-//! OpenAI's error body, `{"error": {"message", "type", "param", "code"}}`, as responses.
+//! An error answer: its status, words and OpenAI's type, code and param; the dialect
+//! shapes the body ([`Dialect::error_body`]).
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 
-/// An error answer in OpenAI's shape.
+use super::dialect::Dialect;
+
+/// An error answer, in either dialect.
 #[derive(Debug, Clone)]
 pub(crate) struct ApiError {
     pub status: StatusCode,
@@ -47,23 +49,9 @@ impl ApiError {
             .param(param)
     }
 
-    /// The body as bytes.
-    pub(crate) fn body(&self) -> Vec<u8> {
-        serde_json::to_vec(&json!({
-            "error": {
-                "message": self.message,
-                "type": self.kind,
-                "param": self.param,
-                "code": self.code,
-            }
-        }))
-        .unwrap_or_default()
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let mut response = (self.status, self.body()).into_response();
+    /// The answer in `dialect`'s error shape.
+    pub(crate) fn response(&self, dialect: Dialect) -> Response {
+        let mut response = (self.status, dialect.error_body(self)).into_response();
         response.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),

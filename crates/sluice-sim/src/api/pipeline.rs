@@ -8,16 +8,17 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use bytes::Bytes;
 use serde_json::Value;
 use tokio::sync::SemaphorePermit;
 
+use super::dialect::Dialect;
 use super::errors::ApiError;
 use crate::config::{Latency, QuotaMode};
 use crate::duration_fmt::format_reset;
 use crate::faults::{Draws, Fault};
-use crate::limiter::{Decision, LimitView};
+use crate::limiter::{Charge, Decision, LimitView};
 use crate::server::ConnControl;
 use crate::state::SimState;
 use crate::stats::InFlight;
@@ -27,6 +28,7 @@ pub const CLIENT_REQUEST_ID: &str = "x-client-request-id";
 
 /// A request that has been received and parsed.
 pub(crate) struct Intake {
+    pub dialect: Dialect,
     pub client_id: Option<String>,
     pub seq: u64,
     pub body: Value,
@@ -49,6 +51,7 @@ pub(crate) struct Cost {
 /// A request past admission: everything delivery needs.
 pub(crate) struct Admitted<'a> {
     pub state: &'a SimState,
+    pub dialect: Dialect,
     pub client_id: Option<String>,
     pub seq: u64,
     pub model: String,
@@ -62,13 +65,16 @@ pub(crate) struct Admitted<'a> {
     _in_flight: InFlight<'a>,
 }
 
-/// Counts the request, reads its body within the size limit, parses it as a JSON object
-/// with a string `model` the simulator accepts.
+/// Counts the request, checks its key and the headers its dialect requires, reads its body
+/// within the size limit, parses it as a JSON object with a string `model` the simulator
+/// accepts.
 pub(crate) async fn intake(
     state: &SimState,
+    dialect: Dialect,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Intake, Response> {
+    let reply_error = |state, e, seq| reply_error(state, dialect, e, seq);
     let client_id = headers
         .get(CLIENT_REQUEST_ID)
         .and_then(|v| v.to_str().ok())
@@ -77,12 +83,7 @@ pub(crate) async fn intake(
         .recorder
         .received(state.now(), client_id.as_deref(), state.config.record_ids);
     if let Some(expected) = &state.config.api_key {
-        let given = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .or_else(|| headers.get("api-key").and_then(|v| v.to_str().ok()))
-            .unwrap_or_default();
+        let given = dialect.given_key(headers).unwrap_or_default();
         if given != expected {
             let e = ApiError::new(
                 StatusCode::UNAUTHORIZED,
@@ -92,6 +93,9 @@ pub(crate) async fn intake(
             .code("invalid_api_key");
             return Err(reply_error(state, e, seq));
         }
+    }
+    if let Some(e) = dialect.missing_header(headers) {
+        return Err(reply_error(state, e, seq));
     }
     let limit = state.config.max_body_bytes;
     let bytes = match axum::body::to_bytes(body, limit).await {
@@ -138,6 +142,7 @@ pub(crate) async fn intake(
         return Err(reply_error(state, e, seq));
     }
     Ok(Intake {
+        dialect,
         client_id,
         seq,
         body,
@@ -163,31 +168,42 @@ pub(crate) async fn admit<'a>(
     cost: Cost,
 ) -> Result<Admitted<'a>, Response> {
     let Intake {
+        dialect,
         client_id,
         seq,
         model,
         ..
     } = intake;
     if state.config.quota == QuotaMode::Exhausted {
-        let e = ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "insufficient_quota",
-            "You exceeded your current quota, please check your plan and billing details.",
-        )
-        .code("insufficient_quota");
+        let e = match dialect {
+            Dialect::OpenAi => ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "insufficient_quota",
+                "You exceeded your current quota, please check your plan and billing details.",
+            )
+            .code("insufficient_quota"),
+            // Anthropic says so with a 400.
+            Dialect::Anthropic => ApiError::invalid(
+                "Your credit balance is too low to access the Anthropic API. Please go to                  Plans & Billing to upgrade or purchase credits.",
+            ),
+        };
         state.recorder.rate_limited("insufficient_quota");
-        return Err(with_request_id(e.into_response(), seq));
+        return Err(with_request_id(e.response(dialect), dialect, seq));
     }
-    let charged = cost.prompt_tokens + cost.max_tokens.unwrap_or(0) * cost.n;
-    let decision = if state.config.limits.rpm.is_none() && state.config.limits.tpm.is_none() {
-        Decision::Admitted(LimitView::default())
-    } else {
-        let now = state.now();
-        state
-            .limiter
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .check(now, charged)
+    let output = cost.max_tokens.unwrap_or(0) * cost.n;
+    let charge = Charge {
+        tokens: cost.prompt_tokens + output,
+        input: cost.prompt_tokens,
+        output,
+    };
+    let charged = charge.tokens;
+    let decision = {
+        let mut limiter = state.limiter.lock().unwrap_or_else(|e| e.into_inner());
+        if limiter.is_unlimited() {
+            Decision::Admitted(LimitView::default())
+        } else {
+            limiter.check(state.now(), charge)
+        }
     };
     let view = match decision {
         Decision::Admitted(view) => view,
@@ -200,33 +216,38 @@ pub(crate) async fn admit<'a>(
                 StatusCode::TOO_MANY_REQUESTS,
                 kind.as_str(),
                 format!(
-                    "Rate limit reached for {model} on {kind} per min (RPM/TPM). Please try again in {}.",
+                    "Rate limit reached for {model} on {kind} per min. Please try again in {}.",
                     format_reset(retry_after),
                     kind = kind.as_str()
                 ),
             )
             .code("rate_limit_exceeded");
             state.recorder.rate_limited(kind.as_str());
-            let mut response = e.into_response();
+            let mut response = e.response(dialect);
             let h = response.headers_mut();
             if state.config.send_headers {
-                put_limit_headers(h, &view);
+                dialect.put_limit_headers(h, &view);
             }
             put_retry_after(state, h, retry_after);
-            return Err(with_request_id(response, seq));
+            return Err(with_request_id(response, dialect, seq));
         }
-        Decision::TooLarge { limit, requested } => {
+        Decision::TooLarge {
+            kind,
+            limit,
+            requested,
+        } => {
             let e = ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "tokens",
                 format!(
-                    "Request too large for {model} on tokens per min (TPM): Limit {limit}, Requested {requested}. \
-                     The input or output tokens must be reduced in order to run successfully."
+                    "Request too large for {model} on {kind} per min: Limit {limit}, Requested {requested}. \
+                     The input or output tokens must be reduced in order to run successfully.",
+                    kind = kind.as_str()
                 ),
             )
             .code("rate_limit_exceeded");
             state.recorder.rate_limited("too_large");
-            return Err(with_request_id(e.into_response(), seq));
+            return Err(with_request_id(e.response(dialect), dialect, seq));
         }
     };
     state
@@ -257,8 +278,19 @@ pub(crate) async fn admit<'a>(
     if let Some(f) = fault {
         state.recorder.fault(f);
     }
+    // The output budget gets back what the answer will not use (the simulator knows its
+    // length now).
+    let unused = output.saturating_sub(u64::from(output_tokens) * cost.n);
+    if unused > 0 && state.config.limits.otpm.is_some() {
+        state
+            .limiter
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .refund_output(unused);
+    }
     Ok(Admitted {
         state,
+        dialect,
         client_id,
         seq,
         model,
@@ -287,11 +319,6 @@ impl Admitted<'_> {
         &self.state.config.latency
     }
 
-    /// The reply's request id header value.
-    pub(crate) fn request_id(&self) -> String {
-        format!("req_sim{:012x}", self.seq)
-    }
-
     /// Faults that replace the answer entirely, handled before an endpoint builds its body.
     /// Returns the response to send instead, or `None` to go on.
     pub(crate) async fn early_fault(&self, conn: &ConnControl) -> Option<Response> {
@@ -307,7 +334,7 @@ impl Admitted<'_> {
                 .code("rate_limit_exceeded");
                 // Counted as a 429 of kind `injected` (and not again as a status).
                 self.state.recorder.rate_limited("injected");
-                let mut response = e.into_response();
+                let mut response = e.response(self.dialect);
                 put_retry_after(self.state, response.headers_mut(), Duration::from_secs(1));
                 Some(self.decorate(response))
             }
@@ -318,7 +345,7 @@ impl Admitted<'_> {
                 let (kind, message) = match code {
                     408 => ("timeout", "The server timed out waiting for the request."),
                     502 => ("server_error", "Bad gateway."),
-                    503 => ("server_error", "The server is overloaded or not ready yet."),
+                    503 => ("server_error", "Service temporarily unavailable."),
                     504 => ("server_error", "Gateway timeout."),
                     529 => ("overloaded_error", "Overloaded."),
                     _ => (
@@ -326,11 +353,23 @@ impl Admitted<'_> {
                         "The server had an error while processing your request.",
                     ),
                 };
-                Some(self.reply(ApiError::new(status, kind, message).into_response()))
+                Some(self.reply(ApiError::new(status, kind, message).response(self.dialect)))
+            }
+            Fault::Overloaded => {
+                // Gemini's shape: a 503 whose body says the model is overloaded.
+                sleep(self.ttft()).await;
+                let body = serde_json::json!({"error": {
+                    "code": 503,
+                    "message": "The model is overloaded. Please try again later.",
+                    "status": "UNAVAILABLE",
+                }});
+                let mut response = json_response(Body::from(body.to_string()));
+                *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+                Some(self.reply(response))
             }
             Fault::BadRequest => {
                 let e = ApiError::invalid("Invalid request: the body could not be understood.");
-                Some(self.reply(e.into_response()))
+                Some(self.reply(e.response(self.dialect)))
             }
             Fault::Reset => {
                 conn.reset();
@@ -402,12 +441,10 @@ impl Admitted<'_> {
     /// The limit headers and the request id, without counting the answer.
     fn decorate(&self, mut response: Response) -> Response {
         if self.state.config.send_headers {
-            put_limit_headers(response.headers_mut(), &self.view);
+            self.dialect
+                .put_limit_headers(response.headers_mut(), &self.view);
         }
-        if let Ok(v) = HeaderValue::from_str(&self.request_id()) {
-            response.headers_mut().insert("x-request-id", v);
-        }
-        response
+        with_request_id(response, self.dialect, self.seq)
     }
 }
 
@@ -439,26 +476,20 @@ fn json_response(body: Body) -> Response {
 }
 
 /// An error answer before admission: counted, with a request id.
-pub(crate) fn reply_error(state: &SimState, e: ApiError, seq: u64) -> Response {
+pub(crate) fn reply_error(state: &SimState, dialect: Dialect, e: ApiError, seq: u64) -> Response {
     state.recorder.status(e.status.as_u16());
-    with_request_id(e.into_response(), seq)
+    with_request_id(e.response(dialect), dialect, seq)
 }
 
-fn with_request_id(mut response: Response, seq: u64) -> Response {
+fn with_request_id(mut response: Response, dialect: Dialect, seq: u64) -> Response {
     if let Ok(v) = HeaderValue::from_str(&format!("req_sim{seq:012x}")) {
-        response.headers_mut().insert("x-request-id", v);
+        response
+            .headers_mut()
+            .insert(dialect.request_id_header(), v);
     }
     response
 }
 
-static LIMIT_REQUESTS: HeaderName = HeaderName::from_static("x-ratelimit-limit-requests");
-static REMAINING_REQUESTS: HeaderName = HeaderName::from_static("x-ratelimit-remaining-requests");
-static RESET_REQUESTS: HeaderName = HeaderName::from_static("x-ratelimit-reset-requests");
-static LIMIT_TOKENS: HeaderName = HeaderName::from_static("x-ratelimit-limit-tokens");
-static REMAINING_TOKENS: HeaderName = HeaderName::from_static("x-ratelimit-remaining-tokens");
-static RESET_TOKENS: HeaderName = HeaderName::from_static("x-ratelimit-reset-tokens");
-
-/// Writes `x-ratelimit-{limit,remaining,reset}-{requests,tokens}` for the limited budgets.
 /// The delay of a 429: `retry-after-ms` and `retry-after` (whole seconds, rounded up), or
 /// only `PREFIX-retry-after` when the simulator plays a proxy that renames it.
 pub(crate) fn put_retry_after(state: &SimState, h: &mut HeaderMap, retry_after: Duration) {
@@ -472,27 +503,6 @@ pub(crate) fn put_retry_after(state: &SimState, h: &mut HeaderMap, retry_after: 
         None => {
             h.insert("retry-after-ms", HeaderValue::from(ms));
             h.insert(header::RETRY_AFTER, HeaderValue::from(ms.div_ceil(1000)));
-        }
-    }
-}
-
-fn put_limit_headers(h: &mut HeaderMap, view: &LimitView) {
-    let budgets = [
-        (
-            view.requests,
-            &LIMIT_REQUESTS,
-            &REMAINING_REQUESTS,
-            &RESET_REQUESTS,
-        ),
-        (view.tokens, &LIMIT_TOKENS, &REMAINING_TOKENS, &RESET_TOKENS),
-    ];
-    for (budget, limit, remaining, reset) in budgets {
-        if let Some(b) = budget {
-            h.insert(limit.clone(), HeaderValue::from(b.limit));
-            h.insert(remaining.clone(), HeaderValue::from(b.remaining));
-            if let Ok(v) = HeaderValue::from_str(&format_reset(b.reset)) {
-                h.insert(reset.clone(), v);
-            }
         }
     }
 }

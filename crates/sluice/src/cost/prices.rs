@@ -36,9 +36,11 @@ impl Price {
     /// prompt at the input price, the completion at the output price.
     pub fn cost(&self, usage: Usage) -> f64 {
         let cached = usage.cached_tokens.min(usage.prompt_tokens);
-        let fresh = usage.prompt_tokens - cached;
+        let written = usage.cache_write_tokens.min(usage.prompt_tokens - cached);
+        let fresh = usage.prompt_tokens - cached - written;
         (fresh as f64 * self.input
             + cached as f64 * self.cached_input.unwrap_or(self.input)
+            + written as f64 * self.input * CACHE_WRITE_FACTOR
             + usage.completion_tokens as f64 * self.output)
             / 1e6
     }
@@ -59,6 +61,10 @@ impl Price {
         ok(self.input) && ok(self.output) && self.cached_input.is_none_or(ok)
     }
 }
+
+/// What a prompt token written to the cache costs, as a multiple of the input price
+/// (Anthropic's five-minute cache writes; OpenAI reports no writes).
+const CACHE_WRITE_FACTOR: f64 = 1.25;
 
 /// A bad prices file.
 #[derive(Debug, thiserror::Error)]
@@ -263,6 +269,7 @@ mod tests {
             prompt_tokens: prompt,
             completion_tokens: completion,
             cached_tokens: cached,
+            ..Default::default()
         }
     }
 

@@ -12,7 +12,7 @@ use crate::error::{ErrorKind, RequestError};
 use crate::events::Event;
 use crate::outcome::{Reported, Success, parse_usage};
 use crate::request::{Request, request_model};
-use crate::retry::{Verdict, classify, retry_after_in_text};
+use crate::retry::{Verdict, classify, is_overload, retry_after_in_text};
 
 /// How much of an error answer's body its record keeps: enough for any provider's error
 /// object, not a whole HTML page or a runaway body.
@@ -32,6 +32,8 @@ pub(crate) struct Retryable {
     pub server_delay: Option<Duration>,
     /// A 429 rate limit (not quota).
     pub rate_limited: bool,
+    /// The server says it is overloaded (529, or a 503 that says so).
+    pub overloaded: bool,
     /// The request limit the answer's headers state, when they also state that budget
     /// remains: a refusal while the run is far below it is not about the run's rate.
     pub headroom: Option<u64>,
@@ -43,6 +45,7 @@ impl Retryable {
             error,
             server_delay: None,
             rate_limited: false,
+            overloaded: false,
             headroom: None,
         }
     }
@@ -156,6 +159,7 @@ impl Inner {
                     })
                     .flatten()
             });
+        let overloaded = is_overload(reply.status, &body);
         let message = self.describe(request, reply.status, reply.location.as_deref(), &body);
         let error = move |kind: ErrorKind| {
             let mut e = RequestError::new(kind, message);
@@ -170,6 +174,7 @@ impl Inner {
                 error: error(kind),
                 server_delay,
                 rate_limited,
+                overloaded,
                 headroom,
             }),
             Verdict::Fail(kind) => Attempt::Fail(error(kind)),

@@ -30,8 +30,9 @@ impl Inner {
         if r.rate_limited {
             self.stats().rate_limited += 1;
         }
-        // A 429 or a 529 (overloaded) may mean the rate is too high for the server now.
-        let refusal = (r.rate_limited || r.error.status == Some(529))
+        // A 429 or an overload (529, or a 503 that says so) may mean the rate is too high
+        // for the server now.
+        let refusal = (r.rate_limited || r.overloaded)
             .then(|| self.gate().admissions[charge.gate].on_limited(now, sent, r.headroom));
         let failure = Failure {
             rate_limited: r.rate_limited,

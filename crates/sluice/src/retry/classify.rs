@@ -50,6 +50,23 @@ fn memchr_contains(haystack: &[u8], needle: &[u8]) -> bool {
     memchr::memmem::find(haystack, needle).is_some()
 }
 
+/// Whether an answer says the server is overloaded, which slows everyone as a 429 does:
+/// every 529 (Anthropic's `overloaded_error`), and a 503 whose body says so (Gemini's
+/// `UNAVAILABLE` "model is overloaded", OpenAI's "engine is currently overloaded", an
+/// `overloaded_error` passed on by a gateway). A bare 503 stays an ordinary server error:
+/// many servers send one for a restart or a bad upstream, where slowing down helps no one.
+pub fn is_overload(status: u16, body: &[u8]) -> bool {
+    match status {
+        529 => true,
+        503 => {
+            let head = &body[..body.len().min(4096)];
+            let lower = head.to_ascii_lowercase();
+            memchr_contains(&lower, b"overloaded") || memchr_contains(head, b"\"UNAVAILABLE\"")
+        }
+        _ => false,
+    }
+}
+
 /// Classifies a status (with the server's `x-should-retry`, which overrides it, and the
 /// body, which tells a quota 429 from a rate 429).
 pub fn classify(status: u16, should_retry: Option<bool>, body: &[u8]) -> Verdict {
@@ -58,6 +75,10 @@ pub fn classify(status: u16, should_retry: Option<bool>, body: &[u8]) -> Verdict
     }
     let (kind, retryable) = match status {
         429 if is_quota_error(body) => (ErrorKind::InsufficientQuota, false),
+        // Anthropic says it is out of credits with a 400, not a 402.
+        400 if memchr_contains(body, b"credit balance is too low") => {
+            (ErrorKind::PaymentRequired, false)
+        }
         429 => (ErrorKind::RateLimited, true),
         401 | 403 => (ErrorKind::Auth, false),
         402 => (ErrorKind::PaymentRequired, false),
@@ -101,6 +122,28 @@ mod tests {
         }
         let body = br#"{"error":{"code":"rate_limit_exceeded","type":"requests"}}"#;
         assert_eq!(classify(429, None, body), retry(ErrorKind::RateLimited));
+    }
+
+    #[test]
+    fn overload_is_a_529_or_a_503_that_says_so() {
+        assert!(is_overload(529, b""));
+        let gemini = br#"{"error":{"code":503,"message":"The model is overloaded. Please try again later.","status":"UNAVAILABLE"}}"#;
+        assert!(is_overload(503, gemini));
+        assert!(is_overload(
+            503,
+            br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#
+        ));
+        assert!(!is_overload(503, b"upstream connect error"));
+        assert!(!is_overload(500, gemini));
+    }
+
+    #[test]
+    fn anthropics_out_of_credits_400_is_payment_required() {
+        let body = br#"{"type":"error","error":{"type":"invalid_request_error","message":"Your credit balance is too low to access the Anthropic API."}}"#;
+        assert_eq!(
+            classify(400, None, body),
+            Verdict::Fail(ErrorKind::PaymentRequired)
+        );
     }
 
     #[test]

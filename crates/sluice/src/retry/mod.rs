@@ -13,7 +13,7 @@ use std::time::Duration;
 pub use around::with_backoff;
 pub use backoff::Backoff;
 pub use budget::RetryBudget;
-pub use classify::{Verdict, classify};
+pub use classify::{Verdict, classify, is_overload};
 pub use decide::{Decision, Failure, GiveUp, decide};
 pub use retry_after::{retry_after, retry_after_in_text, should_retry};
 

@@ -2,6 +2,7 @@
 //! sensitive), over a wire that is HTTP (reqwest) in production or a service in
 //! memory ([`HttpService`]) in tests.
 
+mod dialect;
 mod reqwest_wire;
 mod service;
 
@@ -17,6 +18,7 @@ use crate::limits::RateHeaders;
 use crate::request::{Endpoint, Request};
 use crate::retry::{retry_after, should_retry};
 
+pub use dialect::{ANTHROPIC_VERSION, Provider};
 pub use service::HttpService;
 use service::ServiceWire;
 
@@ -57,6 +59,8 @@ pub enum AuthStyle {
     Bearer,
     /// `api-key: KEY` (Azure OpenAI).
     ApiKeyHeader,
+    /// `x-api-key: KEY` (Anthropic).
+    XApiKey,
 }
 
 /// The header a request's `custom_id` travels in.
@@ -123,12 +127,14 @@ pub struct TransportError {
 /// Settings of the HTTP layer.
 #[derive(Debug, Clone)]
 pub(crate) struct TransportConfig {
-    /// Ends in `/v1` for OpenAI-compatible servers.
-    pub base_url: String,
+    /// Ends in `/v1` for OpenAI-compatible servers; `None`: the provider's default.
+    pub base_url: Option<String>,
+    /// The dialect the base URL speaks.
+    pub provider: Provider,
     /// The key, if any.
     pub api_key: Option<ApiKey>,
-    /// How the key is sent.
-    pub auth: AuthStyle,
+    /// How the key is sent; `None`: as the provider wants it.
+    pub auth: Option<AuthStyle>,
     /// Extra headers sent with every request.
     pub headers: Vec<(String, String)>,
     /// Time allowed to connect.
@@ -144,9 +150,10 @@ pub(crate) struct TransportConfig {
 impl Default for TransportConfig {
     fn default() -> Self {
         TransportConfig {
-            base_url: "https://api.openai.com/v1".to_owned(),
+            base_url: None,
+            provider: Provider::OpenAi,
             api_key: None,
-            auth: AuthStyle::Bearer,
+            auth: None,
             headers: Vec::new(),
             connect_timeout: Duration::from_secs(10),
             timeout: Duration::from_secs(600),
@@ -160,7 +167,7 @@ impl Default for TransportConfig {
 /// (HTTP, or a service in memory).
 #[derive(Clone)]
 pub(crate) struct Transport {
-    urls: [reqwest::Url; 4],
+    urls: [reqwest::Url; Endpoint::ALL.len()],
     wire: Wire,
     max_response_bytes: u64,
 }
@@ -186,13 +193,17 @@ impl Transport {
         config: &TransportConfig,
         service: Option<Arc<dyn HttpService>>,
     ) -> Result<Self, ConfigError> {
-        let url_for = |e: Endpoint| endpoint_url(&config.base_url, e);
-        let urls = [
-            url_for(Endpoint::ChatCompletions)?,
-            url_for(Endpoint::Completions)?,
-            url_for(Endpoint::Embeddings)?,
-            url_for(Endpoint::Responses)?,
-        ];
+        let provider = config.provider;
+        let base = config
+            .base_url
+            .as_deref()
+            .or(provider.default_base_url())
+            .ok_or(ConfigError::MissingBaseUrl(provider))?;
+        let mut urls = Vec::with_capacity(Endpoint::ALL.len());
+        for e in Endpoint::ALL {
+            urls.push(provider.endpoint_url(base, e)?);
+        }
+        let urls = urls.try_into().expect("one URL per endpoint");
         let headers = shared_headers(config)?;
         let wire = match service {
             Some(service) => Wire::Service(ServiceWire {
@@ -228,27 +239,13 @@ impl Transport {
     }
 }
 
-/// The URL of `endpoint` under `base`: the endpoint's path appended to the base's path,
-/// the base's query string (Azure's `?api-version=...`) kept where it belongs, after it.
-fn endpoint_url(base: &str, endpoint: Endpoint) -> Result<reqwest::Url, ConfigError> {
-    let bad = || ConfigError::BadBaseUrl(base.to_owned());
-    let mut url = reqwest::Url::parse(base.trim()).map_err(|_| bad())?;
-    if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
-        return Err(bad());
-    }
-    let path = format!("{}{}", url.path().trim_end_matches('/'), endpoint.path());
-    url.set_path(&path);
-    url.set_fragment(None);
-    Ok(url)
-}
-
 /// What every request says it is: providers and gateways log it, and some refuse
 /// requests without one.
 pub const USER_AGENT: &str = concat!("sluice/", env!("CARGO_PKG_VERSION"));
 
-/// The headers every request carries: content type, a user agent naming sluice, the
-/// configured extras (which may replace the user agent) and the key, credentials marked
-/// sensitive.
+/// The headers every request carries: content type, a user agent naming sluice, those
+/// the provider requires, the configured extras (which may replace any of these) and the
+/// key, credentials marked sensitive.
 fn shared_headers(config: &TransportConfig) -> Result<HeaderMap, ConfigError> {
     let mut headers = HeaderMap::new();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -256,6 +253,9 @@ fn shared_headers(config: &TransportConfig) -> Result<HeaderMap, ConfigError> {
         reqwest::header::USER_AGENT,
         HeaderValue::from_static(USER_AGENT),
     );
+    for (name, value) in config.provider.required_headers() {
+        headers.insert(*name, HeaderValue::from_static(value));
+    }
     for (name, value) in &config.headers {
         let bad = || ConfigError::BadHeader(name.clone());
         let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| bad())?;
@@ -264,7 +264,7 @@ fn shared_headers(config: &TransportConfig) -> Result<HeaderMap, ConfigError> {
         headers.insert(name, value);
     }
     if let Some(key) = &config.api_key {
-        let (name, value) = match config.auth {
+        let (name, value) = match config.auth.unwrap_or(config.provider.auth()) {
             AuthStyle::Bearer => (
                 reqwest::header::AUTHORIZATION,
                 format!("Bearer {}", key.expose()),
@@ -272,6 +272,10 @@ fn shared_headers(config: &TransportConfig) -> Result<HeaderMap, ConfigError> {
             AuthStyle::ApiKeyHeader => {
                 (HeaderName::from_static("api-key"), key.expose().to_owned())
             }
+            AuthStyle::XApiKey => (
+                HeaderName::from_static("x-api-key"),
+                key.expose().to_owned(),
+            ),
         };
         // Never name the key in the error: it would be printed.
         let mut value = HeaderValue::from_str(&value)
@@ -354,20 +358,6 @@ fn too_large(status: u16, limit: u64, prefix: Bytes, seen: String) -> TransportE
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn endpoint_paths_go_before_the_base_urls_query_string() {
-        let azure = "https://x.openai.azure.com/openai/deployments/gpt4o?api-version=2024-06-01";
-        for e in Endpoint::ALL {
-            let url = endpoint_url(azure, e).unwrap();
-            assert_eq!(url.path(), format!("/openai/deployments/gpt4o{}", e.path()));
-            assert_eq!(url.query(), Some("api-version=2024-06-01"));
-        }
-        let plain = endpoint_url("http://127.0.0.1:8080/v1/", Endpoint::ChatCompletions).unwrap();
-        assert_eq!(plain.as_str(), "http://127.0.0.1:8080/v1/chat/completions");
-        assert!(endpoint_url("ftp://x/v1", Endpoint::Embeddings).is_err());
-        assert!(endpoint_url("not a url", Endpoint::Embeddings).is_err());
-    }
 
     #[test]
     fn keys_are_trimmed_and_credential_headers_recognised() {
