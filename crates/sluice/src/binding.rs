@@ -24,11 +24,15 @@ pub enum Binding {
     Retries = 6,
     /// The server: everything is sent, the answers are awaited.
     Server = 7,
+    /// The input-tokens-per-minute budget.
+    InputTokens = 8,
+    /// The output-tokens-per-minute budget.
+    OutputTokens = 9,
 }
 
 impl Binding {
     /// Every value, in order.
-    pub const ALL: [Binding; 8] = [
+    pub const ALL: [Binding; 10] = [
         Binding::Idle,
         Binding::Input,
         Binding::Requests,
@@ -37,6 +41,8 @@ impl Binding {
         Binding::Concurrency,
         Binding::Retries,
         Binding::Server,
+        Binding::InputTokens,
+        Binding::OutputTokens,
     ];
 
     /// A stable name, for machines.
@@ -50,6 +56,8 @@ impl Binding {
             Binding::Concurrency => "concurrency",
             Binding::Retries => "retries",
             Binding::Server => "server",
+            Binding::InputTokens => "input_tokens_per_minute",
+            Binding::OutputTokens => "output_tokens_per_minute",
         }
     }
 
@@ -64,6 +72,8 @@ impl Binding {
             Binding::Concurrency => "the concurrency limit",
             Binding::Retries => "retries waiting their turn",
             Binding::Server => "the server (answers awaited)",
+            Binding::InputTokens => "the input-tokens-per-minute budget",
+            Binding::OutputTokens => "the output-tokens-per-minute budget",
         }
     }
 

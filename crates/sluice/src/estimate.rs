@@ -33,6 +33,16 @@ pub struct Estimate {
     pub reserved_output: u64,
 }
 
+impl From<u64> for Estimate {
+    /// `prompt` tokens and no reserved output.
+    fn from(prompt: u64) -> Self {
+        Estimate {
+            prompt,
+            reserved_output: 0,
+        }
+    }
+}
+
 impl Estimate {
     /// What admission charges.
     pub fn cost(&self) -> u64 {

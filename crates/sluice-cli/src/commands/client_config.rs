@@ -10,11 +10,12 @@ use clap::{Args, ValueEnum};
 use sluice::cost::{PriceTable, SpendCap};
 use sluice::limits::{Algorithm, Budget};
 use sluice::{
-    ApiKey, AuthStyle, Backoff, Client, Limits, Observer, RetryPolicy, StopEarly, is_secret_header,
+    ApiKey, AuthStyle, Backoff, Client, Limits, Observer, Provider, RetryPolicy, StopEarly,
+    is_secret_header,
 };
 
 use super::usage;
-use super::values::{self, ConcurrencyArg, ModelLimitArg, RateArg};
+use super::values::{self, ConcurrencyArg, ModelLimitArg, RateArg, Rates};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum LimiterArg {
@@ -36,8 +37,17 @@ pub struct LimitArgs {
     /// Tokens per minute (prompt plus max_tokens times n): a number, `auto` or `auto:N`.
     #[arg(long, value_parser = values::parse_rate)]
     pub tpm: Option<RateArg>,
+    /// Input tokens per minute (the prompt), for providers that limit input and output
+    /// apart (Anthropic): a number, `auto` or `auto:N`.
+    #[arg(long, value_parser = values::parse_rate)]
+    pub itpm: Option<RateArg>,
+    /// Output tokens per minute: max_tokens is reserved when a request is sent and what
+    /// the answer did not use is given back (Anthropic counts them so): a number, `auto`
+    /// or `auto:N`.
+    #[arg(long, value_parser = values::parse_rate)]
+    pub otpm: Option<RateArg>,
     /// Limits for one model, admitted apart from the rest (repeatable):
-    /// `MODEL=rpm:N,tpm:M`, each `N`/`M` a number or `auto`.
+    /// `MODEL=rpm:N,tpm:M` (also `itpm:N`, `otpm:N`), each a number or `auto`.
     #[arg(long = "limit", value_name = "MODEL=rpm:N,tpm:M", value_parser = values::parse_model_limit)]
     pub model_limits: Vec<ModelLimitArg>,
     /// Let a waiting request gain one priority level for every N requests that arrive
@@ -56,15 +66,27 @@ pub struct LimitArgs {
 }
 
 impl LimitArgs {
-    fn limits(&self, rpm: Option<RateArg>, tpm: Option<RateArg>) -> Limits {
+    /// The run's own budgets.
+    pub fn rates(&self) -> Rates {
+        Rates {
+            rpm: self.rpm,
+            tpm: self.tpm,
+            itpm: self.itpm,
+            otpm: self.otpm,
+        }
+    }
+
+    fn limits(&self, rates: Rates) -> Limits {
         let budget = |rate: Option<RateArg>| match rate {
             None => Budget::Unlimited,
             Some(r) if r.auto => Budget::Auto { ceiling: r.limit },
             Some(r) => r.limit.into(),
         };
         Limits {
-            rpm: budget(rpm),
-            tpm: budget(tpm),
+            rpm: budget(rates.rpm),
+            tpm: budget(rates.tpm),
+            itpm: budget(rates.itpm),
+            otpm: budget(rates.otpm),
             burst: self.burst_secs.unwrap_or(Duration::from_millis(500)),
             opening_burst: self.burst_secs.is_none(),
             algorithm: match self.limiter {
@@ -106,23 +128,29 @@ impl CostArgs {
 /// Flags about the server and how to talk to it.
 #[derive(Debug, Args)]
 pub struct ServerArgs {
-    /// The API's base URL.
-    #[arg(
-        long,
-        env = "OPENAI_BASE_URL",
-        default_value = "https://api.openai.com/v1"
-    )]
-    pub base_url: String,
-    /// Environment variable that holds the API key.
-    #[arg(long, default_value = "OPENAI_API_KEY", value_name = "NAME")]
-    pub api_key_env: String,
+    /// The dialect the server speaks: openai (and every OpenAI-compatible server), anthropic
+    /// (the Messages API: x-api-key, anthropic-version) or azure (a deployment URL,
+    /// api-key). Default: anthropic when the input's first line is an Anthropic request
+    /// (`params` lines, or url /v1/messages), openai otherwise.
+    #[arg(long, value_parser = parse_provider)]
+    pub provider: Option<Provider>,
+    /// The API's base URL [default: $OPENAI_BASE_URL or https://api.openai.com/v1; for
+    /// anthropic $ANTHROPIC_BASE_URL or https://api.anthropic.com; for azure the
+    /// deployment's URL with ?api-version=..., which must be given].
+    #[arg(long)]
+    pub base_url: Option<String>,
+    /// Environment variable that holds the API key [default: OPENAI_API_KEY;
+    /// ANTHROPIC_API_KEY for anthropic; AZURE_OPENAI_API_KEY for azure].
+    #[arg(long, value_name = "NAME")]
+    pub api_key_env: Option<String>,
     /// Send no key: for a local server that needs none. Without it, a missing key is an
     /// error before anything is sent.
     #[arg(long)]
     no_auth: bool,
-    /// How the key is sent.
-    #[arg(long, value_enum, default_value_t = AuthArg::Bearer)]
-    auth: AuthArg,
+    /// How the key is sent [default: as the provider wants it: bearer for openai,
+    /// x-api-key for anthropic, api-key for azure].
+    #[arg(long, value_enum)]
+    auth: Option<AuthArg>,
     /// Extra header for every request, as 'Name: value' (repeatable). Values of credential
     /// headers (Authorization, anything with key, token or secret in its name) are
     /// redacted like the key.
@@ -171,14 +199,67 @@ enum AuthArg {
     Bearer,
     /// `api-key: KEY` (Azure OpenAI).
     ApiKey,
+    /// `x-api-key: KEY` (Anthropic).
+    XApiKey,
+}
+
+fn parse_provider(s: &str) -> Result<Provider, String> {
+    s.parse()
+}
+
+/// Where the server is and how to reach it, once the provider is known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// The dialect.
+    pub provider: Provider,
+    /// The base URL.
+    pub base_url: String,
+    /// The variable the key is read from.
+    pub key_env: String,
+}
+
+impl ServerArgs {
+    /// The provider (the flag, else what the input says, else OpenAI), its base URL and
+    /// its key's variable.
+    pub fn endpoint(&self, input: Option<&std::path::Path>) -> anyhow::Result<Endpoint> {
+        let provider = self
+            .provider
+            .or_else(|| input.and_then(sluice::input::provider_of_input))
+            .unwrap_or_default();
+        let from_env = provider
+            .base_url_env()
+            .and_then(|v| std::env::var(v).ok())
+            .map(|u| u.trim().to_owned())
+            .filter(|u| !u.is_empty());
+        let base_url = match (&self.base_url, from_env, provider.default_base_url()) {
+            (Some(url), _, _) => url.clone(),
+            (None, Some(url), _) => url,
+            (None, None, Some(url)) => url.to_owned(),
+            (None, None, None) => usage!(
+                "--provider {provider} needs --base-url: the deployment's URL, for example \
+                 https://NAME.openai.azure.com/openai/deployments/DEPLOYMENT?api-version=2024-10-21"
+            ),
+        };
+        Ok(Endpoint {
+            provider,
+            base_url,
+            key_env: self
+                .api_key_env
+                .clone()
+                .unwrap_or_else(|| provider.key_env().to_owned()),
+        })
+    }
 }
 
 /// A checked client configuration: everything a [`Client`] is built from.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
     pub base_url: String,
+    pub provider: Provider,
+    /// The variable the key was read from, for advice.
+    pub key_env: String,
     pub api_key: Option<ApiKey>,
-    pub auth_style: AuthStyle,
+    pub auth_style: Option<AuthStyle>,
     pub headers: Vec<(String, String)>,
     pub limits: Limits,
     pub model_limits: Vec<(String, Limits)>,
@@ -200,8 +281,10 @@ impl ClientConfig {
     pub fn local(base_url: impl Into<String>, concurrency: ConcurrencyArg) -> Self {
         ClientConfig {
             base_url: base_url.into(),
+            provider: Provider::OpenAi,
+            key_env: Provider::OpenAi.key_env().to_owned(),
             api_key: None,
-            auth_style: AuthStyle::Bearer,
+            auth_style: None,
             headers: Vec::new(),
             limits: Limits::default(),
             model_limits: Vec::new(),
@@ -222,14 +305,18 @@ impl ClientConfig {
     /// the spend cap (with what earlier runs spent, `spent_before`, set later).
     pub fn from_flags(
         server: &ServerArgs,
+        endpoint: Endpoint,
         limits: &LimitArgs,
         cost: &CostArgs,
     ) -> anyhow::Result<Self> {
-        let mut config = ClientConfig::local(&server.base_url, limits.concurrency);
-        config.auth_style = match server.auth {
+        let mut config = ClientConfig::local(&endpoint.base_url, limits.concurrency);
+        config.provider = endpoint.provider;
+        config.key_env = endpoint.key_env;
+        config.auth_style = server.auth.map(|a| match a {
             AuthArg::Bearer => AuthStyle::Bearer,
             AuthArg::ApiKey => AuthStyle::ApiKeyHeader,
-        };
+            AuthArg::XApiKey => AuthStyle::XApiKey,
+        });
         let mut credential_header = false;
         for header in &server.headers {
             let Some((name, value)) = header.split_once(':') else {
@@ -240,7 +327,7 @@ impl ClientConfig {
                 .headers
                 .push((name.trim().to_owned(), value.trim().to_owned()));
         }
-        match std::env::var(&server.api_key_env).map(|k| k.trim().to_owned()) {
+        match std::env::var(&config.key_env).map(|k| k.trim().to_owned()) {
             Ok(key) if !key.is_empty() && !server.no_auth => {
                 config.api_key = Some(ApiKey::new(key));
             }
@@ -248,7 +335,7 @@ impl ClientConfig {
             _ => usage!(
                 "no API key: set {} (or name another variable with --api-key-env), or pass --no-auth \
                  for a server that needs none",
-                server.api_key_env
+                config.key_env
             ),
         }
         let Ok(backoff) = Backoff::new(server.backoff_base, server.backoff_max) else {
@@ -278,11 +365,11 @@ impl ClientConfig {
 
     /// The admission flags: budgets, per-model budgets, aging, concurrency.
     pub fn apply_limits(&mut self, limits: &LimitArgs) {
-        self.limits = limits.limits(limits.rpm, limits.tpm);
+        self.limits = limits.limits(limits.rates());
         self.model_limits = limits
             .model_limits
             .iter()
-            .map(|m| (m.model.clone(), limits.limits(m.rpm, m.tpm)))
+            .map(|m| (m.model.clone(), limits.limits(m.rates)))
             .collect();
         self.priority_aging = limits.priority_aging;
         self.concurrency = limits.concurrency;
@@ -292,13 +379,16 @@ impl ClientConfig {
     pub fn build(&self, observer: Observer) -> anyhow::Result<Client> {
         let mut builder = Client::builder()
             .observer(observer)
+            .provider(self.provider)
             .base_url(&self.base_url)
             .limits(self.limits)
             .retry(self.retry)
             .max_response_bytes(self.max_response_bytes)
             .stop_early(self.stop_early)
-            .auth_style(self.auth_style)
             .prices(self.prices.clone());
+        if let Some(style) = self.auth_style {
+            builder = builder.auth_style(style);
+        }
         for (name, value) in &self.headers {
             builder = builder.header(name, value);
         }

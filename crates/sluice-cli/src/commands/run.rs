@@ -88,8 +88,9 @@ pub fn run_observer(display: Arc<Shared>) -> Observer {
 pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let mut signals = Signals::install()?;
     let mut progress = Progress::new();
-    let mut config = ClientConfig::from_flags(&args.server, &args.limits, &args.cost)?;
     let input_path = &args.input.input;
+    let endpoint = args.server.endpoint(Some(input_path))?;
+    let mut config = ClientConfig::from_flags(&args.server, endpoint, &args.limits, &args.cost)?;
     let mut options = DurableOptions::new(input_path, &args.output);
     options.paths = args.paths();
     options.input_options = args.input.options()?;
@@ -227,7 +228,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(EXIT_SPEND_CAP));
     }
     if let Some(halt) = &outcome.halt {
-        eprintln!("sluice: stopped early: {}", halt_advice(halt, &args));
+        eprintln!(
+            "sluice: stopped early: {}",
+            halt_advice(halt, &args, &config)
+        );
         eprintln!("{}", hint.resume("then, to send the requests left"));
         return Ok(ExitCode::from(EXIT_HALTED));
     }
@@ -303,12 +307,13 @@ fn report_resume(args: &RunArgs, recovered: &Recovered) {
 }
 
 /// One line on what stopped the run and what to do about it.
-fn halt_advice(halt: &Halt, args: &RunArgs) -> String {
+fn halt_advice(halt: &Halt, args: &RunArgs, config: &ClientConfig) -> String {
     let said = &halt.error.message;
     match halt.reason {
         HaltReason::Unauthorized => format!(
-            "the server refused the API key ({said}); check {} (or --api-key-env, --auth, --no-auth)",
-            args.server.api_key_env
+            "the server refused the API key ({said}); check {} (or --api-key-env, --provider, \
+             --auth, --no-auth)",
+            config.key_env
         ),
         HaltReason::Forbidden => format!(
             "the key has no access to this API or model ({said}); check the key's project and permissions"
@@ -320,13 +325,15 @@ fn halt_advice(halt: &Halt, args: &RunArgs) -> String {
             "the account's quota or spending limit is used up ({said}); raise it or wait for it to reset"
         ),
         HaltReason::NotFound => format!(
-            "the URL does not exist ({said}); check --base-url ({}), which usually ends in /v1",
-            args.server.base_url
+            "the URL does not exist ({said}); check --base-url ({}), which usually ends in /v1, \
+             and --provider ({})",
+            config.base_url,
+            config.provider
         ),
         HaltReason::Redirect => said.clone(),
         HaltReason::Unreachable => format!(
             "nothing answered at {} for {} s ({said}); check --base-url and that the server is running",
-            args.server.base_url,
+            config.base_url,
             args.server.unreachable_timeout.as_secs_f64()
         ),
         _ => said.clone(),

@@ -13,7 +13,10 @@ use sluice_sim::{FaultSpec, Latency, QuotaMode, Sim, Window};
 #[command(
     after_help = "Faults: --fault KIND=PROBABILITY, repeatable. KIND is one of \
     408, 429, 500, 502, 503, 504, 529, reset, close-mid-body, hang, trickle, malformed-json, \
-    bad-request.\n\nExample:\n  sluice sim --rpm 600 --tpm 200000 --ttft-ms 200 \
+    bad-request, overloaded (a 503 that says so, as Gemini sends it).\n\nEndpoints: \
+    /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/responses, the same four under \
+    /openai/deployments/NAME/...?api-version=... (Azure), and /v1/messages (Anthropic, \
+    with its headers, errors and 529s).\n\nExample:\n  sluice sim --rpm 600 --tpm 200000 --ttft-ms 200 \
     --ms-per-token 10 --jitter 0.2 --fault 503=0.01 --fault reset=0.005 --seed 7"
 )]
 pub struct SimArgs {
@@ -26,6 +29,13 @@ pub struct SimArgs {
     /// Tokens per minute: prompt tokens plus max_tokens times n (unlimited when absent).
     #[arg(long)]
     tpm: Option<NonZeroU64>,
+    /// Input tokens per minute, as Anthropic limits them (unlimited when absent).
+    #[arg(long)]
+    itpm: Option<NonZeroU64>,
+    /// Output tokens per minute, as Anthropic limits them: max_tokens charged at
+    /// admission, the unused part given back (unlimited when absent).
+    #[arg(long)]
+    otpm: Option<NonZeroU64>,
     /// Seconds of the per-minute budget that may be spent at once (sub-minute enforcement).
     #[arg(long, default_value_t = 1.0)]
     burst_secs: f64,
@@ -99,6 +109,8 @@ impl SimArgs {
         let mut builder = Sim::builder()
             .rpm(self.rpm)
             .tpm(self.tpm)
+            .itpm(self.itpm)
+            .otpm(self.otpm)
             .burst(burst)
             .window(self.window)
             .external_load(self.external_load)

@@ -46,10 +46,21 @@ pub fn parse_concurrency(s: &str) -> Result<ConcurrencyArg, String> {
 pub struct ModelLimitArg {
     /// The model.
     pub model: String,
-    /// Its requests per minute.
+    /// Its budgets.
+    pub rates: Rates,
+}
+
+/// The per-minute budgets a run or a model is given.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Rates {
+    /// Requests per minute.
     pub rpm: Option<RateArg>,
-    /// Its tokens per minute.
+    /// Tokens per minute.
     pub tpm: Option<RateArg>,
+    /// Input tokens per minute.
+    pub itpm: Option<RateArg>,
+    /// Output tokens per minute.
+    pub otpm: Option<RateArg>,
 }
 
 pub fn parse_model_limit(s: &str) -> Result<ModelLimitArg, String> {
@@ -59,14 +70,20 @@ pub fn parse_model_limit(s: &str) -> Result<ModelLimitArg, String> {
         .ok_or_else(|| format!("`{s}`: expected MODEL=rpm:N,tpm:M"))?;
     let mut limit = ModelLimitArg {
         model: model.to_owned(),
-        rpm: None,
-        tpm: None,
+        rates: Rates::default(),
     };
     for part in spec.split(',') {
+        let rates = &mut limit.rates;
         match part.split_once(':') {
-            Some(("rpm", v)) => limit.rpm = Some(parse_rate(v)?),
-            Some(("tpm", v)) => limit.tpm = Some(parse_rate(v)?),
-            _ => return Err(format!("`{part}` in `{s}`: expected rpm:N or tpm:N")),
+            Some(("rpm", v)) => rates.rpm = Some(parse_rate(v)?),
+            Some(("tpm", v)) => rates.tpm = Some(parse_rate(v)?),
+            Some(("itpm", v)) => rates.itpm = Some(parse_rate(v)?),
+            Some(("otpm", v)) => rates.otpm = Some(parse_rate(v)?),
+            _ => {
+                return Err(format!(
+                    "`{part}` in `{s}`: expected rpm:N, tpm:N, itpm:N or otpm:N"
+                ));
+            }
         }
     }
     Ok(limit)

@@ -94,15 +94,15 @@ impl Inner {
         }
     }
 
-    /// After a success: corrects the token budget with the prompt tokens the server
-    /// counted, and lets adaptive rates grow.
+    /// After a success: corrects the token budgets with the usage the server reported
+    /// (the prompt it counted, the reserved output it did not use), and lets adaptive
+    /// rates grow.
     pub(crate) fn correct(&self, charge: Charge, success: &Success) {
         let mut gate = self.gate();
         let admission = &mut gate.admissions[charge.gate];
         let estimate = charge.estimate;
         if estimate.prompt > 0 || estimate.reserved_output > 0 {
-            let delta = success.usage.prompt_tokens as i64 - estimate.prompt as i64;
-            admission.correct_tokens(delta);
+            admission.correct_tokens(estimate, &success.usage);
         }
         admission.on_success(Instant::now());
         gate.consecutive_limited = 0;

@@ -401,8 +401,8 @@ impl Scheduler {
                 out_of_permits = true;
                 break;
             };
-            let cost = head.0.charge.estimate.cost();
-            let decision = self.inner.gate().admissions[gate_index].try_admit(now, cost);
+            let estimate = head.0.charge.estimate;
+            let decision = self.inner.gate().admissions[gate_index].try_admit(now, estimate);
             match decision {
                 AdmitDecision::Now => {
                     if head.0.attempts == 0 {

@@ -1,6 +1,7 @@
 //! Reading input: a file (or stdin) of Batch API lines or plain prompts, streamed line by
 //! line, each line becoming a request or a [`LineError`] that names the file and line.
 
+mod detect;
 mod lines;
 mod parse;
 mod priority;
@@ -11,6 +12,7 @@ use std::pin::Pin;
 use futures::Stream;
 use tokio::io::{AsyncBufRead, BufReader};
 
+pub use detect::provider_of_input;
 pub use lines::{Line, LineReader};
 pub use parse::{LineError, LineErrorKind, PromptOptions, parse_priority};
 

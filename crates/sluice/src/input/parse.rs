@@ -98,6 +98,10 @@ struct BatchLine<'a> {
     url: Option<String>,
     #[serde(default, borrow)]
     body: Option<&'a RawValue>,
+    /// Anthropic's Message Batches line: the Messages request, in place of `url` and
+    /// `body`.
+    #[serde(default, borrow)]
+    params: Option<&'a RawValue>,
     #[serde(default)]
     priority: Option<Value>,
 }
@@ -131,7 +135,9 @@ fn text_of(bytes: &[u8]) -> Result<&str, (LineErrorKind, Option<String>, String)
     })
 }
 
-/// Parses a Batch API line (`custom_id`, `method`, `url`, `body`, optional `priority`).
+/// Parses a Batch API line (`custom_id`, `method`, `url`, `body`, optional `priority`), or
+/// an Anthropic Message Batches line (`custom_id`, `params`), which is a `/v1/messages`
+/// request.
 pub(crate) fn parse_batch_line(bytes: &[u8]) -> Parsed {
     let text = text_of(bytes)?;
     if text.trim().is_empty() {
@@ -192,7 +198,10 @@ pub(crate) fn parse_batch_line(bytes: &[u8]) -> Parsed {
             );
         }
     }
+    // Anthropic's batch line: `params` is the body of a Messages request.
+    let anthropic = line.body.is_none() && line.params.is_some();
     let endpoint: Endpoint = match line.url.as_deref().map(str::parse) {
+        None if anthropic => Endpoint::Messages,
         Some(Ok(e)) => e,
         Some(Err(message)) => return fail(LineErrorKind::BadUrl, message),
         None => {
@@ -202,12 +211,13 @@ pub(crate) fn parse_batch_line(bytes: &[u8]) -> Parsed {
             );
         }
     };
-    let body = match line.body {
+    let field = if anthropic { "params" } else { "body" };
+    let body = match line.body.or(line.params) {
         Some(raw) if raw.get().starts_with('{') => Bytes::copy_from_slice(raw.get().as_bytes()),
         Some(_) => {
             return fail(
                 LineErrorKind::BadBody,
-                "`body` must be a JSON object".to_owned(),
+                format!("`{field}` must be a JSON object"),
             );
         }
         None => return fail(LineErrorKind::BadBody, "missing `body`".to_owned()),
@@ -298,6 +308,20 @@ mod tests {
         assert_eq!(r.endpoint, Endpoint::Embeddings);
         assert_eq!(&r.body[..], br#"{"model":"m","input":"x"}"#);
         assert_eq!(r.priority, 10);
+    }
+
+    #[test]
+    fn reads_anthropic_message_batches_lines_as_messages_requests() {
+        let r = parse_batch_line(br#"{"custom_id":"q1","params":{"model":"claude-haiku-4-5","max_tokens":64,"messages":[{"role":"user","content":"Hi"}]}}"#).unwrap();
+        assert_eq!((r.custom_id.as_str(), r.endpoint), ("q1", Endpoint::Messages));
+        assert!(r.body.starts_with(br#"{"model":"claude-haiku-4-5""#));
+        assert_eq!(
+            kind(parse_batch_line(br#"{"custom_id":"q2","params":[1]}"#)),
+            LineErrorKind::BadBody
+        );
+        // A `body` line that names the endpoint is the same request.
+        let same = parse_batch_line(br#"{"custom_id":"q3","url":"/v1/messages","body":{"model":"m","max_tokens":1,"messages":[]}}"#).unwrap();
+        assert_eq!(same.endpoint, Endpoint::Messages);
     }
 
     #[test]

@@ -12,6 +12,7 @@ use tokio::time::Instant;
 use super::adaptive::RateController;
 use super::headers::{BudgetHeaders, RateHeaders};
 use super::{Algorithm, RateLimiter, limiter};
+use crate::estimate::Estimate;
 
 /// One per-minute budget: none, a known limit, or one to find.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -69,6 +70,11 @@ pub struct Limits {
     pub rpm: Budget,
     /// Tokens per minute (prompt plus reserved output, as providers count at admission).
     pub tpm: Budget,
+    /// Input tokens per minute (the prompt), as Anthropic limits them apart.
+    pub itpm: Budget,
+    /// Output tokens per minute: `max_tokens` (times `n`) is reserved at admission and what
+    /// the answer did not use is given back, as Anthropic counts them.
+    pub otpm: Budget,
     /// How much of a minute's budget may go at once. Half a second by default: below the
     /// one-second slices providers enforce, leaving room for network jitter.
     pub burst: Duration,
@@ -88,6 +94,8 @@ impl Default for Limits {
         Limits {
             rpm: Budget::Unlimited,
             tpm: Budget::Unlimited,
+            itpm: Budget::Unlimited,
+            otpm: Budget::Unlimited,
             burst: Duration::from_millis(500),
             algorithm: Algorithm::TokenBucket,
             opening_burst: true,
@@ -270,6 +278,8 @@ impl Throughput {
 pub struct Admission {
     requests: Option<BudgetState>,
     tokens: Option<BudgetState>,
+    input: Option<BudgetState>,
+    output: Option<BudgetState>,
     paused_until: Option<Instant>,
     burst: Duration,
     algorithm: Algorithm,
@@ -306,6 +316,8 @@ impl Admission {
         Admission {
             requests: BudgetState::new(limits.rpm, AUTO_START_RPM, limits, now),
             tokens: BudgetState::new(limits.tpm, AUTO_START_TPM, limits, now),
+            input: BudgetState::new(limits.itpm, AUTO_START_TPM, limits, now),
+            output: BudgetState::new(limits.otpm, AUTO_START_TPM, limits, now),
             paused_until: None,
             burst: limits.burst,
             algorithm: limits.algorithm,
@@ -320,18 +332,40 @@ impl Admission {
 
     /// Whether a token budget is set (estimates are only worth computing then).
     pub fn limits_tokens(&self) -> bool {
-        self.tokens.is_some()
+        self.tokens.is_some() || self.input.is_some() || self.output.is_some()
     }
 
-    /// Asks to admit one request of `cost` tokens at `now`.
-    pub fn try_admit(&mut self, now: Instant, cost: u64) -> AdmitDecision {
-        if let Some(t) = &self.tokens
-            && let Some(ceiling) = t.control.ceiling()
-            && cost as f64 > ceiling
-        {
-            return AdmitDecision::Never {
-                limit: ceiling as u64,
-            };
+    /// Every budget with what `estimate` costs it and what waiting on it is called, in
+    /// the order ties are reported.
+    fn budgets(
+        &mut self,
+        estimate: Estimate,
+    ) -> [(&mut Option<BudgetState>, u64, crate::Binding); 4] {
+        [
+            (&mut self.requests, 1, crate::Binding::Requests),
+            (&mut self.tokens, estimate.cost(), crate::Binding::Tokens),
+            (&mut self.input, estimate.prompt, crate::Binding::InputTokens),
+            (
+                &mut self.output,
+                estimate.reserved_output,
+                crate::Binding::OutputTokens,
+            ),
+        ]
+    }
+
+    /// Asks to admit one request costing `estimate` at `now`: one request, its prompt
+    /// plus reserved output against the token budget, its prompt against the input budget
+    /// and its reserved output against the output budget.
+    pub fn try_admit(&mut self, now: Instant, estimate: impl Into<Estimate>) -> AdmitDecision {
+        let estimate = estimate.into();
+        for (budget, cost, _) in self.budgets(estimate).into_iter().skip(1) {
+            if let Some(ceiling) = budget.as_ref().and_then(|b| b.control.ceiling())
+                && cost as f64 > ceiling
+            {
+                return AdmitDecision::Never {
+                    limit: ceiling as u64,
+                };
+            }
         }
         if let Some(until) = self.paused_until {
             if now < until {
@@ -339,41 +373,52 @@ impl Admission {
                 return AdmitDecision::Wait(until);
             }
             self.paused_until = None;
-            for b in [&mut self.requests, &mut self.tokens].into_iter().flatten() {
-                b.bucket.restart_at(until);
+            for (budget, _, _) in self.budgets(estimate) {
+                if let Some(b) = budget {
+                    b.bucket.restart_at(until);
+                }
             }
         }
-        let wait_requests = self
-            .requests
-            .as_mut()
-            .map_or(Duration::ZERO, |b| b.bucket.wait_for(now, 1));
-        let wait_tokens = self
-            .tokens
-            .as_mut()
-            .map_or(Duration::ZERO, |b| b.bucket.wait_for(now, cost));
-        let wait = wait_requests.max(wait_tokens);
-        if !wait.is_zero() {
-            self.last_wait = if wait_tokens > wait_requests {
-                crate::Binding::Tokens
-            } else {
-                crate::Binding::Requests
-            };
-            return AdmitDecision::Wait(now + wait);
+        let mut longest = (Duration::ZERO, crate::Binding::Requests);
+        for (budget, cost, binding) in self.budgets(estimate) {
+            let wait = budget
+                .as_mut()
+                .map_or(Duration::ZERO, |b| b.bucket.wait_for(now, cost));
+            if wait > longest.0 {
+                longest = (wait, binding);
+            }
         }
-        if let Some(b) = &mut self.requests {
-            b.bucket.take(now, 1);
+        if !longest.0.is_zero() {
+            self.last_wait = longest.1;
+            return AdmitDecision::Wait(now + longest.0);
         }
-        if let Some(b) = &mut self.tokens {
-            b.bucket.take(now, cost);
+        for (budget, cost, _) in self.budgets(estimate) {
+            if let Some(b) = budget {
+                b.bucket.take(now, cost);
+            }
         }
         self.throughput.add(now);
         AdmitDecision::Now
     }
 
-    /// Corrects the token budget once the real cost is known (`actual - estimated`).
-    pub fn correct_tokens(&mut self, delta: i64) {
+    /// Corrects the token budgets once the answer's usage is known: the token and input
+    /// budgets by the prompt tokens counted against the estimate (the input budget without
+    /// cache reads, which Anthropic does not count), the output budget by the reserved
+    /// output the answer did not use.
+    pub fn correct_tokens(&mut self, estimate: Estimate, usage: &crate::Usage) {
+        let prompt_delta = usage.prompt_tokens as i64 - estimate.prompt as i64;
         if let Some(b) = &mut self.tokens {
-            b.bucket.correct(delta);
+            b.bucket.correct(prompt_delta);
+        }
+        if let Some(b) = &mut self.input {
+            let counted = usage.prompt_tokens.saturating_sub(usage.cached_tokens);
+            b.bucket.correct(counted as i64 - estimate.prompt as i64);
+        }
+        if let Some(b) = &mut self.output
+            && estimate.reserved_output > 0
+        {
+            let used = usage.completion_tokens.min(estimate.reserved_output);
+            b.bucket.correct(used as i64 - estimate.reserved_output as i64);
         }
     }
 
@@ -386,7 +431,15 @@ impl Admission {
     /// refusal becomes the sustained rate.
     pub fn on_success(&mut self, now: Instant) {
         self.count_answer(now, false);
-        for b in [&mut self.requests, &mut self.tokens].into_iter().flatten() {
+        for b in [
+            &mut self.requests,
+            &mut self.tokens,
+            &mut self.input,
+            &mut self.output,
+        ]
+        .into_iter()
+        .flatten()
+        {
             b.control.on_success(now);
             b.apply(now);
         }
@@ -438,7 +491,15 @@ impl Admission {
             });
         }
         let mut decreased = false;
-        for b in [&mut self.requests, &mut self.tokens].into_iter().flatten() {
+        for b in [
+            &mut self.requests,
+            &mut self.tokens,
+            &mut self.input,
+            &mut self.output,
+        ]
+        .into_iter()
+        .flatten()
+        {
             b.opening = false;
             decreased |= b.control.on_limited(now, sent);
             b.apply(now);
@@ -462,6 +523,8 @@ impl Admission {
         for (budget, h, in_flight) in [
             (&mut self.requests, &headers.requests, in_flight),
             (&mut self.tokens, &headers.tokens, 0),
+            (&mut self.input, &headers.input_tokens, 0),
+            (&mut self.output, &headers.output_tokens, 0),
         ] {
             match budget {
                 Some(b) => b.observe(now, h, in_flight, opening_cap),

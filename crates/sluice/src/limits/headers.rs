@@ -2,8 +2,9 @@
 //!
 //! - OpenAI: `x-ratelimit-{limit,remaining,reset}-{requests,tokens}`, resets as Go
 //!   durations (`1s`, `6m0s`, `12ms`, `4m12.172s`) until the budget is full again.
-//! - Anthropic: `anthropic-ratelimit-{requests,tokens}-{limit,remaining,reset}`, resets as
-//!   RFC 3339 times.
+//! - Anthropic: `anthropic-ratelimit-{requests,tokens,input-tokens,output-tokens}-
+//!   {limit,remaining,reset}`, resets as RFC 3339 times (input and output tokens are
+//!   limited apart).
 //!
 //! Missing, zero, negative and garbled values are ignored, one value at a time: a server
 //! that sends a good limit and a garbled reset still teaches the limit.
@@ -30,13 +31,17 @@ impl BudgetHeaders {
     }
 }
 
-/// Both budgets.
+/// Every budget the headers describe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct RateHeaders {
     /// Requests.
     pub requests: BudgetHeaders,
     /// Tokens.
     pub tokens: BudgetHeaders,
+    /// Input tokens (Anthropic).
+    pub input_tokens: BudgetHeaders,
+    /// Output tokens (Anthropic).
+    pub output_tokens: BudgetHeaders,
 }
 
 impl RateHeaders {
@@ -44,7 +49,7 @@ impl RateHeaders {
     pub fn parse(headers: &HeaderMap, now: SystemTime) -> Self {
         // One pass over the headers instead of a lookup (and a hash) for each of the twelve
         // names: most answers carry a dozen headers, and no name needs more than a compare.
-        let mut found: [Option<&str>; 12] = [None; 12];
+        let mut found: [Option<&str>; NAMES.len()] = [None; NAMES.len()];
         for (name, value) in headers {
             let name = name.as_str();
             if !(name.starts_with("x-ratelimit-") || name.starts_with("anthropic-ratelimit-")) {
@@ -71,16 +76,24 @@ impl RateHeaders {
                 reset: found[at + 8].and_then(|t| until_rfc3339(t, now)),
             }
         };
+        let anthropic_only = |at: usize| BudgetHeaders {
+            limit: found[at].and_then(positive),
+            remaining: found[at + 1].and_then(non_negative),
+            reset: found[at + 2].and_then(|t| until_rfc3339(t, now)),
+        };
         RateHeaders {
             requests: budget(0),
             tokens: budget(3),
+            input_tokens: anthropic_only(12),
+            output_tokens: anthropic_only(15),
         }
     }
 }
 
 /// The names read: OpenAI's requests and tokens (limit, remaining, reset), then
-/// Anthropic's in the same order, six places later.
-const NAMES: [&str; 12] = [
+/// Anthropic's in the same order, six places later, then Anthropic's input and output
+/// tokens.
+const NAMES: [&str; 18] = [
     "x-ratelimit-limit-requests",
     "x-ratelimit-remaining-requests",
     "x-ratelimit-reset-requests",
@@ -93,6 +106,12 @@ const NAMES: [&str; 12] = [
     "anthropic-ratelimit-tokens-limit",
     "anthropic-ratelimit-tokens-remaining",
     "anthropic-ratelimit-tokens-reset",
+    "anthropic-ratelimit-input-tokens-limit",
+    "anthropic-ratelimit-input-tokens-remaining",
+    "anthropic-ratelimit-input-tokens-reset",
+    "anthropic-ratelimit-output-tokens-limit",
+    "anthropic-ratelimit-output-tokens-remaining",
+    "anthropic-ratelimit-output-tokens-reset",
 ];
 
 fn positive(s: &str) -> Option<u64> {
@@ -326,8 +345,23 @@ mod tests {
                 ("anthropic-ratelimit-requests-remaining", "0"),
                 ("anthropic-ratelimit-requests-reset", "2024-05-01T12:00:01Z"),
                 ("anthropic-ratelimit-tokens-limit", "0"),
+                ("anthropic-ratelimit-input-tokens-limit", "40000"),
+                ("anthropic-ratelimit-input-tokens-remaining", "39000"),
+                ("anthropic-ratelimit-output-tokens-limit", "8000"),
+                ("anthropic-ratelimit-output-tokens-reset", "2024-05-01T12:00:02Z"),
             ]),
             now,
+        );
+        assert_eq!(
+            (
+                anthropic.input_tokens.limit,
+                anthropic.input_tokens.remaining
+            ),
+            (Some(40_000), Some(39_000))
+        );
+        assert_eq!(
+            (anthropic.output_tokens.limit, anthropic.output_tokens.reset),
+            (Some(8000), Some(ms(2000)))
         );
         assert_eq!(
             anthropic.requests,

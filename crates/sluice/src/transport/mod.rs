@@ -300,7 +300,9 @@ impl Reply {
             status,
             retry_after: retry_after(headers, now),
             should_retry: should_retry(headers),
-            request_id: text(reqwest::header::HeaderName::from_static("x-request-id")),
+            // OpenAI's `x-request-id`, Anthropic's `request-id`.
+            request_id: text(HeaderName::from_static("x-request-id"))
+                .or_else(|| text(HeaderName::from_static("request-id"))),
             body: Bytes::new(),
             rate: RateHeaders::parse(headers, now),
             location: (300..400)

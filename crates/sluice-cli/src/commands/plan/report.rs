@@ -86,8 +86,8 @@ impl Plan {
             .iter()
             .map(|m| Budget {
                 model: Some(m.model.clone()),
-                rpm: m.rpm,
-                tpm: m.tpm,
+                rpm: m.rates.rpm,
+                tpm: m.rates.tpm,
                 requests: 0,
                 tokens: 0,
             })
