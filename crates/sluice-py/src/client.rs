@@ -106,6 +106,7 @@ impl NativeClient {
                 // An explicit burst holds from the first request.
                 opening_burst: burst.is_none(),
                 algorithm,
+                ..Limits::default()
             })
             .retry(retry)
             .timeout(seconds(timeout, "timeout")?)

@@ -327,8 +327,7 @@ fn halt_advice(halt: &Halt, args: &RunArgs, config: &ClientConfig) -> String {
         HaltReason::NotFound => format!(
             "the URL does not exist ({said}); check --base-url ({}), which usually ends in /v1, \
              and --provider ({})",
-            config.base_url,
-            config.provider
+            config.base_url, config.provider
         ),
         HaltReason::Redirect => said.clone(),
         HaltReason::Unreachable => format!(

@@ -313,7 +313,10 @@ mod tests {
     #[test]
     fn reads_anthropic_message_batches_lines_as_messages_requests() {
         let r = parse_batch_line(br#"{"custom_id":"q1","params":{"model":"claude-haiku-4-5","max_tokens":64,"messages":[{"role":"user","content":"Hi"}]}}"#).unwrap();
-        assert_eq!((r.custom_id.as_str(), r.endpoint), ("q1", Endpoint::Messages));
+        assert_eq!(
+            (r.custom_id.as_str(), r.endpoint),
+            ("q1", Endpoint::Messages)
+        );
         assert!(r.body.starts_with(br#"{"model":"claude-haiku-4-5""#));
         assert_eq!(
             kind(parse_batch_line(br#"{"custom_id":"q2","params":[1]}"#)),

@@ -344,7 +344,11 @@ impl Admission {
         [
             (&mut self.requests, 1, crate::Binding::Requests),
             (&mut self.tokens, estimate.cost(), crate::Binding::Tokens),
-            (&mut self.input, estimate.prompt, crate::Binding::InputTokens),
+            (
+                &mut self.input,
+                estimate.prompt,
+                crate::Binding::InputTokens,
+            ),
             (
                 &mut self.output,
                 estimate.reserved_output,
@@ -418,7 +422,8 @@ impl Admission {
             && estimate.reserved_output > 0
         {
             let used = usage.completion_tokens.min(estimate.reserved_output);
-            b.bucket.correct(used as i64 - estimate.reserved_output as i64);
+            b.bucket
+                .correct(used as i64 - estimate.reserved_output as i64);
         }
     }
 

@@ -348,7 +348,10 @@ mod tests {
                 ("anthropic-ratelimit-input-tokens-limit", "40000"),
                 ("anthropic-ratelimit-input-tokens-remaining", "39000"),
                 ("anthropic-ratelimit-output-tokens-limit", "8000"),
-                ("anthropic-ratelimit-output-tokens-reset", "2024-05-01T12:00:02Z"),
+                (
+                    "anthropic-ratelimit-output-tokens-reset",
+                    "2024-05-01T12:00:02Z",
+                ),
             ]),
             now,
         );

@@ -1,0 +1,78 @@
+//! `sluice run` for providers other than OpenAI: an Anthropic Message Batches file runs
+//! against Anthropic's dialect with no `--provider` (its lines say so), with its key and
+//! base URL from Anthropic's variables and separate input and output budgets; Azure needs
+//! its deployment's URL.
+
+mod common;
+
+use common::{Dir, SLUICE, output, records, spawn, stderr};
+use serde_json::json;
+use sluice_sim::Sim;
+use std::num::NonZeroU64;
+use std::process::{Command, Stdio};
+
+#[tokio::test]
+async fn an_anthropic_batch_file_runs_on_anthropics_dialect_without_a_provider_flag() {
+    let sim = spawn(
+        Sim::builder()
+            .api_key(Some("sk-ant-cli".into()))
+            .itpm(NonZeroU64::new(100_000))
+            .otpm(NonZeroU64::new(20_000))
+            .output_tokens(Some(12)),
+    )
+    .await;
+    let dir = Dir::new("anthropic-batch");
+    let lines: String = (0..30)
+        .map(|i| {
+            json!({"custom_id": format!("a{i}"), "params": {"model": "claude-haiku-4-5",
+                "max_tokens": 100, "messages": [{"role": "user", "content": format!("Question {i}")}]}})
+            .to_string()
+                + "\n"
+        })
+        .collect();
+    std::fs::write(dir.path("in.jsonl"), lines).unwrap();
+    let mut cmd = Command::new(SLUICE);
+    cmd.arg("run")
+        .arg(dir.path("in.jsonl"))
+        .arg("-o")
+        .arg(dir.path("out.jsonl"))
+        .args(["--itpm", "100000", "--otpm", "20000", "--burst-secs", "0.5"])
+        .env("ANTHROPIC_BASE_URL", sim.base_url())
+        .env("ANTHROPIC_API_KEY", "sk-ant-cli")
+        .env_remove("OPENAI_API_KEY")
+        .env_remove("OPENAI_BASE_URL")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let out = output(cmd).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let records = records(&dir.path("out.jsonl"));
+    assert_eq!(records.len(), 30);
+    for r in &records {
+        assert_eq!(r["response"]["status_code"], 200, "{r}");
+        assert_eq!(r["response"]["body"]["type"], "message");
+        assert_eq!(r["response"]["body"]["usage"]["output_tokens"], 12);
+    }
+    let stats = sim.stats();
+    assert_eq!(stats.by_status.get("200"), Some(&30));
+    assert_eq!(stats.total_429(), 0, "{:?}", stats.rate_limited);
+}
+
+#[tokio::test]
+async fn azure_without_a_deployment_url_is_a_usage_error_before_anything_is_sent() {
+    let dir = Dir::new("azure-no-url");
+    common::write_input(&dir.path("in.jsonl"), &common::ids(2));
+    let mut cmd = Command::new(SLUICE);
+    cmd.arg("run")
+        .arg(dir.path("in.jsonl"))
+        .arg("-o")
+        .arg(dir.path("out.jsonl"))
+        .args(["--provider", "azure"])
+        .env("AZURE_OPENAI_API_KEY", "k")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let out = output(cmd).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(!dir.path("out.jsonl").exists());
+}
