@@ -335,6 +335,18 @@ impl Admission {
         self.tokens.is_some() || self.input.is_some() || self.output.is_some()
     }
 
+    /// Every budget that is kept.
+    fn each_budget(&mut self) -> impl Iterator<Item = &mut BudgetState> {
+        [
+            &mut self.requests,
+            &mut self.tokens,
+            &mut self.input,
+            &mut self.output,
+        ]
+        .into_iter()
+        .flatten()
+    }
+
     /// Every budget with what `estimate` costs it and what waiting on it is called, in
     /// the order ties are reported.
     fn budgets(
@@ -377,10 +389,8 @@ impl Admission {
                 return AdmitDecision::Wait(until);
             }
             self.paused_until = None;
-            for (budget, _, _) in self.budgets(estimate) {
-                if let Some(b) = budget {
-                    b.bucket.restart_at(until);
-                }
+            for b in self.each_budget() {
+                b.bucket.restart_at(until);
             }
         }
         let mut longest = (Duration::ZERO, crate::Binding::Requests);
@@ -436,15 +446,7 @@ impl Admission {
     /// refusal becomes the sustained rate.
     pub fn on_success(&mut self, now: Instant) {
         self.count_answer(now, false);
-        for b in [
-            &mut self.requests,
-            &mut self.tokens,
-            &mut self.input,
-            &mut self.output,
-        ]
-        .into_iter()
-        .flatten()
-        {
+        for b in self.each_budget() {
             b.control.on_success(now);
             b.apply(now);
         }
@@ -496,15 +498,7 @@ impl Admission {
             });
         }
         let mut decreased = false;
-        for b in [
-            &mut self.requests,
-            &mut self.tokens,
-            &mut self.input,
-            &mut self.output,
-        ]
-        .into_iter()
-        .flatten()
-        {
+        for b in self.each_budget() {
             b.opening = false;
             decreased |= b.control.on_limited(now, sent);
             b.apply(now);
