@@ -381,3 +381,54 @@ async fn a_503_that_says_overloaded_slows_everyone_and_a_bare_503_does_not() {
     assert!(pauses_with(Fault::Overloaded).await > 0);
     assert_eq!(pauses_with(Fault::Status(503)).await, 0);
 }
+
+/// A server on 127.0.0.1 that answers 200 at once and then sends `keep_alive` every 50 ms
+/// forever, as servers that queue a request do while it waits.
+async fn keep_alive_server(keep_alive: &'static [u8]) -> String {
+    let app = axum::Router::new().route(
+        "/v1/chat/completions",
+        axum::routing::post(move || async move {
+            let ticks = futures::stream::unfold((), move |()| async move {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                Some((
+                    Ok::<_, std::io::Error>(bytes::Bytes::from_static(keep_alive)),
+                    (),
+                ))
+            });
+            axum::response::Response::builder()
+                .status(200)
+                .header("content-type", "application/json")
+                .body(axum::body::Body::from_stream(ticks))
+                .unwrap()
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}/v1")
+}
+
+#[tokio::test]
+async fn keep_alive_blank_lines_and_sse_comments_do_not_outlast_the_timeout() {
+    for keep_alive in [&b"\n"[..], b": keep-alive\n\n"] {
+        let base = keep_alive_server(keep_alive).await;
+        let c = Client::builder()
+            .base_url(base)
+            .timeout(Duration::from_millis(600))
+            .retry(RetryPolicy {
+                max_attempts: NonZeroU32::new(1).unwrap(),
+                ..RetryPolicy::default()
+            })
+            .build()
+            .unwrap();
+        let e = c
+            .send(&Request::chat(
+                "k",
+                &json!({"model": "m", "messages": [{"role": "user", "content": "x"}]}),
+            ))
+            .await
+            .unwrap_err();
+        // Ended by the timeout: the ticking never counts as progress that extends it.
+        assert_eq!(e.kind, ErrorKind::Timeout, "{e:?}");
+    }
+}
