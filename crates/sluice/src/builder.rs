@@ -12,9 +12,11 @@ use tokio::time::Instant;
 use crate::Client;
 use crate::binding::SharedBinding;
 use crate::cost::{PriceTable, SpendCap};
+use crate::engine::Route;
 use crate::engine::{AdaptiveConcurrency, Gate, Inner};
 use crate::error::ConfigError;
 use crate::events::Observer;
+use crate::fleet::EndpointSpec;
 use crate::halt::StopEarly;
 use crate::limits::{Admission, ConcurrencyController, Limits};
 use crate::redact::Redactor;
@@ -60,6 +62,7 @@ pub struct ClientBuilder {
     prices: Option<PriceTable>,
     spend_cap: Option<SpendCap>,
     service: Option<Arc<dyn HttpService>>,
+    endpoints: Vec<EndpointSpec>,
 }
 
 impl std::fmt::Debug for ClientBuilder {
@@ -239,6 +242,17 @@ impl ClientBuilder {
         self
     }
 
+    /// Sends to several endpoints as one ([`crate::fleet`]): each request to one that
+    /// serves its model, the one with the most free capacity first among those whose own
+    /// budgets admit it. Each endpoint's own limits and concurrency then apply, in place of
+    /// the client's [`ClientBuilder::limits`], per-model limits and concurrency; headers,
+    /// timeouts and the retry policy are shared. An in-memory
+    /// [`ClientBuilder::service`] serves every endpoint.
+    pub fn endpoints(mut self, endpoints: Vec<EndpointSpec>) -> Self {
+        self.endpoints = endpoints;
+        self
+    }
+
     /// Called for every [`crate::Event`].
     pub fn observer(mut self, observer: Observer) -> Self {
         self.observer = Some(observer);
@@ -247,14 +261,25 @@ impl ClientBuilder {
 
     /// Builds the client (and its connection pool).
     pub fn build(self) -> Result<Client, ConfigError> {
+        if self.endpoints.len() > 64 {
+            return Err(ConfigError::TooManyEndpoints(self.endpoints.len()));
+        }
         let (concurrency, adaptive_concurrency) = match self.concurrency {
+            _ if !self.endpoints.is_empty() => {
+                let sum = self.endpoints.iter().map(|e| e.concurrency.get()).sum();
+                (NonZeroUsize::new(sum).unwrap_or(NonZeroUsize::MIN), false)
+            }
             Concurrency::Fixed(n) => (n, false),
             Concurrency::Auto { ceiling } => (ceiling, true),
         };
         let mut transport = self.transport;
         transport.pool_size = concurrency.get();
         let mut redactor = Redactor::default();
-        if let Some(key) = &transport.api_key {
+        let keys = self.endpoints.iter().map(|e| e.api_key.as_ref());
+        for key in std::iter::once(transport.api_key.as_ref())
+            .chain(keys)
+            .flatten()
+        {
             redactor.add(key.expose());
         }
         for (name, value) in &transport.headers {
@@ -280,9 +305,52 @@ impl ClientBuilder {
             Some(seed) => SmallRng::seed_from_u64(seed),
             None => SmallRng::from_os_rng(),
         };
+        let first_endpoint_gate = 1 + self.model_limits.len();
+        let routes = if self.endpoints.is_empty() {
+            let name = transport
+                .base_url
+                .clone()
+                .or(transport.provider.default_base_url().map(str::to_owned))
+                .unwrap_or_default();
+            let wire = Transport::new(&transport, self.service.clone())?;
+            vec![Route::new(
+                name,
+                wire,
+                Vec::new(),
+                0,
+                concurrency.get(),
+                1.0,
+            )]
+        } else {
+            let mut routes = Vec::with_capacity(self.endpoints.len());
+            for (i, e) in self.endpoints.iter().enumerate() {
+                let config = TransportConfig {
+                    base_url: e.base_url.clone(),
+                    provider: e.provider,
+                    api_key: e.api_key.clone(),
+                    auth: e.auth,
+                    pool_size: e.concurrency.get(),
+                    ..transport.clone()
+                };
+                let wire = Transport::new(&config, self.service.clone())?;
+                routes.push(Route::new(
+                    e.name.clone(),
+                    wire,
+                    e.models.clone(),
+                    first_endpoint_gate + i,
+                    e.concurrency.get(),
+                    if e.weight.is_finite() && e.weight > 0.0 {
+                        e.weight
+                    } else {
+                        1.0
+                    },
+                ));
+            }
+            routes
+        };
         Ok(Client {
             inner: Arc::new(Inner {
-                transport: Transport::new(&transport, self.service)?,
+                routes,
                 permits: Arc::new(permits),
                 concurrency,
                 adaptive: adaptive.map(Mutex::new),
@@ -291,6 +359,7 @@ impl ClientBuilder {
                 gate: Mutex::new(Gate {
                     admissions: std::iter::once(&self.limits)
                         .chain(self.model_limits.iter().map(|(_, l)| l))
+                        .chain(self.endpoints.iter().map(|e| &e.limits))
                         .map(|l| Admission::new(l, now))
                         .collect(),
                     models: self

@@ -211,6 +211,13 @@ impl Client {
         self.inner.binding.get()
     }
 
+    /// What each endpoint has done: the one endpoint, or each of several
+    /// ([`ClientBuilder::endpoints`]), in order: attempts sent, successes, failures,
+    /// ejections, and whether it is out now.
+    pub fn endpoints(&self) -> Vec<crate::fleet::EndpointStats> {
+        self.inner.endpoint_stats()
+    }
+
     /// The client's request and token rates in force and the limits they keep under
     /// (configured, stated by the server, or learned).
     pub fn limits_now(&self) -> LimitsNow {

@@ -171,6 +171,9 @@ pub enum ConfigError {
     /// The provider has no default base URL (Azure: every deployment has its own).
     #[error("{0} needs a base URL (its deployment's URL, with ?api-version=...)")]
     MissingBaseUrl(crate::transport::Provider),
+    /// More endpoints than one client keeps.
+    #[error("{0} endpoints; at most 64 can be used together")]
+    TooManyEndpoints(usize),
     /// The HTTP client could not be built.
     #[error("cannot build the HTTP client: {0}")]
     Http(String),

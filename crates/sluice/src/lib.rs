@@ -88,6 +88,7 @@ mod engine;
 pub mod error;
 pub mod estimate;
 pub mod events;
+pub mod fleet;
 pub mod halt;
 pub mod input;
 pub mod journal;

@@ -40,7 +40,7 @@ pub(crate) struct Retryable {
 }
 
 impl Retryable {
-    fn transient(error: RequestError) -> Self {
+    pub(crate) fn transient(error: RequestError) -> Self {
         Retryable {
             error,
             server_delay: None,
@@ -62,14 +62,18 @@ impl Inner {
         Some(price.cost(reported.usage))
     }
 
-    /// Sends one attempt and classifies it.
+    /// Sends one attempt to the endpoint its charge names and classifies it.
     pub(crate) async fn attempt(&self, request: &Request, attempt: u32, charge: Charge) -> Attempt {
         self.emit(Event::Sent {
             custom_id: &request.custom_id,
             tag: request.tag,
             attempt,
         });
-        let reply = match self.transport.send(request).await {
+        let route = &self.routes[charge.route];
+        route
+            .sent
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let reply = match route.transport.send(request).await {
             Ok(reply) => reply,
             Err(e) => {
                 tracing::debug!(
@@ -160,7 +164,13 @@ impl Inner {
                     .flatten()
             });
         let overloaded = is_overload(reply.status, &body);
-        let message = self.describe(request, reply.status, reply.location.as_deref(), &body);
+        let message = self.describe(
+            request,
+            &route.transport,
+            reply.status,
+            reply.location.as_deref(),
+            &body,
+        );
         let error = move |kind: ErrorKind| {
             let mut e = RequestError::new(kind, message);
             e.status = Some(reply.status);
@@ -187,16 +197,14 @@ impl Inner {
     fn describe(
         &self,
         request: &Request,
+        transport: &crate::transport::Transport,
         status: u16,
         location: Option<&str>,
         body: &[u8],
     ) -> String {
         let mut message = format!("HTTP {status}");
         if status == 404 {
-            message.push_str(&format!(
-                " from POST {}",
-                self.transport.url(request.endpoint)
-            ));
+            message.push_str(&format!(" from POST {}", transport.url(request.endpoint)));
         }
         if (300..400).contains(&status) {
             message.push_str(&format!(

@@ -16,7 +16,12 @@ use crate::request::{Request, request_model};
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Charge {
     pub estimate: Estimate,
+    /// The admission it is charged to.
     pub gate: usize,
+    /// The endpoints it may go to (a bit per index in `Inner::routes`).
+    pub routes: u64,
+    /// The endpoint it went to last.
+    pub route: usize,
     /// The most it can cost in dollars, under a spend cap (`None`: its model has no price).
     pub at_most: Option<f64>,
 }
@@ -33,6 +38,11 @@ impl Inner {
             request_model(&request.body)
                 .and_then(|m| gate.models.get(m.as_ref()).copied())
                 .unwrap_or(0)
+        };
+        let routes = if self.routes.len() == 1 {
+            1
+        } else {
+            self.routes_for(request_model(&request.body).as_deref())
         };
         let limits_tokens = gate.admissions[index].limits_tokens();
         drop(gate);
@@ -57,6 +67,8 @@ impl Inner {
                 Estimate::default()
             },
             gate: index,
+            routes,
+            route: 0,
             at_most,
         }
     }

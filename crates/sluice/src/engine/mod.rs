@@ -19,6 +19,7 @@
 mod attempt;
 mod batch_run;
 mod gate;
+mod route;
 mod scheduler;
 mod settle;
 
@@ -37,10 +38,9 @@ use crate::limits::{Admission, ConcurrencyController};
 use crate::redact::Redactor;
 use crate::retry::{RetryBudget, RetryPolicy};
 use crate::stats::Stats;
-use crate::transport::Transport;
-
 pub use batch_run::BatchRun;
 pub(crate) use gate::Charge;
+pub(crate) use route::Route;
 pub(crate) use scheduler::spawn_batch;
 
 /// The mutable scheduling state, behind one short-held lock.
@@ -59,7 +59,8 @@ pub(crate) struct Gate {
 
 /// What every stage of the engine shares; one per [`crate::Client`] and its clones.
 pub(crate) struct Inner {
-    pub transport: Transport,
+    /// Where requests go: the one endpoint, or several ([`crate::fleet`]).
+    pub routes: Vec<Route>,
     pub permits: Arc<Semaphore>,
     /// The most permits there can be.
     pub concurrency: NonZeroUsize,

@@ -28,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 use super::attempt::Attempt;
 use super::batch_run::{BatchRun, InFlight};
 use super::gate::too_large;
+use super::route::Admit;
 use super::{Charge, Inner};
 use crate::cost::CapStop;
 use crate::error::{ErrorKind, RequestError};
@@ -35,7 +36,6 @@ use crate::error::{ErrorKind, RequestError};
 use crate::binding::Binding;
 use crate::events::Event;
 use crate::halt::{Halt, StopEarly, Tripwire};
-use crate::limits::AdmitDecision;
 use crate::outcome::BatchResult;
 use crate::request::Request;
 use crate::retry::RetryState;
@@ -385,15 +385,22 @@ impl Scheduler {
         // With per-model budgets, a request waiting on its model's budget must not hold
         // back requests for other models: it is set aside for this round, and so is every
         // later request of the same budget (their order within it is kept).
+        // The same holds for requests whose endpoints are all busy or out, with several.
         let several = self.inner.gate().admissions.len() > 1;
+        let fleet = self.inner.routes.len() > 1;
         let mut parked: Vec<Ready> = Vec::new();
-        let mut blocked: Vec<usize> = Vec::new();
+        let mut blocked: Vec<u64> = Vec::new();
         let mut wake: Option<Instant> = None;
         let mut out_of_permits = false;
         let mut gate_wait = None;
         while let Some(head) = self.ready.peek() {
-            let gate_index = head.0.charge.gate;
-            if blocked.contains(&gate_index) {
+            // What it waits on: its admission, or with several endpoints, the set of them.
+            let key = if fleet {
+                head.0.charge.routes
+            } else {
+                head.0.charge.gate as u64
+            };
+            if blocked.contains(&key) {
                 parked.extend(self.ready.pop());
                 continue;
             }
@@ -401,10 +408,15 @@ impl Scheduler {
                 out_of_permits = true;
                 break;
             };
-            let estimate = head.0.charge.estimate;
-            let decision = self.inner.gate().admissions[gate_index].try_admit(now, estimate);
+            let decision = match self.ready.peek_mut() {
+                Some(mut top) => self.inner.admit(&mut top.0.charge, now),
+                None => break,
+            };
             match decision {
-                AdmitDecision::Now => {
+                Admit::Now(route_permit) => {
+                    let Some(head) = self.ready.peek() else {
+                        break;
+                    };
                     if head.0.attempts == 0 {
                         match self.inner.reserve(head.0.charge, &head.0.request) {
                             Ok(amount) => {
@@ -435,6 +447,7 @@ impl Scheduler {
                         let outcome = inner
                             .attempt(&item.request, item.attempts, item.charge)
                             .await;
+                        drop(route_permit);
                         drop(permit);
                         Finished {
                             item,
@@ -443,16 +456,41 @@ impl Scheduler {
                         }
                     });
                 }
-                AdmitDecision::Wait(at) => {
+                Admit::Wait(at, why) => {
                     wake = Some(wake.map_or(at, |w| w.min(at)));
-                    gate_wait.get_or_insert(self.inner.gate().admissions[gate_index].last_wait());
+                    gate_wait.get_or_insert(why);
                     if !several {
                         break;
                     }
-                    blocked.push(gate_index);
+                    blocked.push(key);
                     parked.extend(self.ready.pop());
                 }
-                AdmitDecision::Never { limit } => {
+                // Its endpoints are all busy: an attempt's end wakes the loop.
+                Admit::Busy => {
+                    drop(permit);
+                    gate_wait.get_or_insert(Binding::Concurrency);
+                    blocked.push(key);
+                    parked.extend(self.ready.pop());
+                }
+                Admit::NoRoute => {
+                    drop(permit);
+                    let Some(Ready(item)) = self.ready.pop() else {
+                        break;
+                    };
+                    let model = crate::request::request_model(&item.request.body)
+                        .unwrap_or_default()
+                        .into_owned();
+                    let error = RequestError::new(
+                        ErrorKind::NotFound,
+                        format!(
+                            "no endpoint serves model `{model}`; add it to an endpoint's models"
+                        ),
+                    );
+                    if !self.finish(item, Err(error), Duration::ZERO).await {
+                        return None;
+                    }
+                }
+                Admit::Never { limit } => {
                     drop(permit);
                     let Some(Ready(item)) = self.ready.pop() else {
                         break;
@@ -476,6 +514,9 @@ impl Scheduler {
             outcome,
             latency,
         } = f;
+        let outcome = self
+            .inner
+            .route_answered(item.charge, outcome, Instant::now());
         match &outcome {
             Attempt::Retry(r) if r.error.status.is_none() => {
                 if r.error.kind == ErrorKind::Connect

@@ -1,0 +1,230 @@
+//! Where a request goes: the one endpoint of a client, or, with several
+//! ([`crate::fleet`]), the endpoint that serves its model with the most free capacity
+//! among those whose budgets admit it now; and what an answer says about the endpoint's
+//! health.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+
+use super::attempt::{Attempt, Retryable};
+use super::{Charge, Inner};
+use crate::binding::Binding;
+use crate::fleet::EndpointStats;
+use crate::fleet::health::{Health, is_endpoint_failure, worth_another_endpoint};
+use crate::limits::AdmitDecision;
+use crate::transport::Transport;
+
+/// One endpoint requests can go to.
+pub(crate) struct Route {
+    pub name: String,
+    pub transport: Transport,
+    /// The models it serves; empty: every model.
+    pub models: Vec<String>,
+    /// Its admission in the gate.
+    pub gate: usize,
+    /// Its own requests in flight (several endpoints only).
+    pub permits: Arc<Semaphore>,
+    pub concurrency: usize,
+    pub weight: f64,
+    pub health: Mutex<Health>,
+    pub sent: AtomicU64,
+    pub succeeded: AtomicU64,
+    pub failed: AtomicU64,
+}
+
+impl Route {
+    /// An endpoint with its transport, its admission's index, and its concurrency.
+    pub(crate) fn new(
+        name: String,
+        transport: Transport,
+        models: Vec<String>,
+        gate: usize,
+        concurrency: usize,
+        weight: f64,
+    ) -> Self {
+        Route {
+            name,
+            transport,
+            models,
+            gate,
+            permits: Arc::new(Semaphore::new(concurrency)),
+            concurrency,
+            weight,
+            health: Mutex::new(Health::default()),
+            sent: AtomicU64::new(0),
+            succeeded: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+        }
+    }
+
+    fn health(&self) -> std::sync::MutexGuard<'_, Health> {
+        self.health.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Free capacity, scaled by the weight.
+    fn room(&self) -> f64 {
+        self.weight * self.permits.available_permits() as f64 / self.concurrency.max(1) as f64
+    }
+
+    fn stats(&self, now: Instant) -> EndpointStats {
+        let health = self.health();
+        EndpointStats {
+            name: self.name.clone(),
+            sent: self.sent.load(Ordering::Relaxed),
+            succeeded: self.succeeded.load(Ordering::Relaxed),
+            failed: self.failed.load(Ordering::Relaxed),
+            ejections: health.ejections,
+            ejected: !health.available(now),
+        }
+    }
+}
+
+/// What the gate says to the request at the head of the queue.
+pub(crate) enum Admit {
+    /// Admitted, at the endpoint now in its charge (holding that endpoint's permit, with
+    /// several).
+    Now(Option<OwnedSemaphorePermit>),
+    /// Not before this instant, waiting on this.
+    Wait(Instant, Binding),
+    /// Every endpoint that could take it is busy: look again when an attempt ends.
+    Busy,
+    /// It can never fit the token budget of this many a minute.
+    Never { limit: u64 },
+    /// No endpoint serves its model.
+    NoRoute,
+}
+
+impl Inner {
+    /// The endpoints a request for `model` may go to, as a set of indexes (every one when
+    /// there is one endpoint or the model is not named).
+    pub(crate) fn routes_for(&self, model: Option<&str>) -> u64 {
+        if self.routes.len() == 1 {
+            return 1;
+        }
+        self.routes
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| {
+                r.models.is_empty() || model.is_some_and(|m| r.models.iter().any(|s| s == m))
+            })
+            .fold(0, |set, (i, _)| set | (1 << i))
+    }
+
+    /// Admits the request `charge` describes at `now`: at its admission with one endpoint;
+    /// with several, at the first of those serving it, most free capacity first, whose
+    /// budgets admit it (the charge then names it).
+    pub(crate) fn admit(&self, charge: &mut Charge, now: Instant) -> Admit {
+        if self.routes.len() == 1 {
+            let mut gate = self.gate();
+            let admission = &mut gate.admissions[charge.gate];
+            return match admission.try_admit(now, charge.estimate) {
+                AdmitDecision::Now => Admit::Now(None),
+                AdmitDecision::Wait(at) => Admit::Wait(at, admission.last_wait()),
+                AdmitDecision::Never { limit } => Admit::Never { limit },
+            };
+        }
+        if charge.routes == 0 {
+            return Admit::NoRoute;
+        }
+        let mut candidates: Vec<(f64, usize)> = self
+            .routes
+            .iter()
+            .enumerate()
+            .filter(|(i, r)| charge.routes & (1 << i) != 0 && r.health().available(now))
+            .map(|(i, r)| (r.room(), i))
+            .collect();
+        candidates.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let mut wait: Option<(Instant, Binding)> = None;
+        let mut busy = false;
+        let mut never = None;
+        for (_, i) in candidates {
+            let route = &self.routes[i];
+            let Ok(permit) = route.permits.clone().try_acquire_owned() else {
+                busy = true;
+                continue;
+            };
+            let mut gate = self.gate();
+            let admission = &mut gate.admissions[route.gate];
+            match admission.try_admit(now, charge.estimate) {
+                AdmitDecision::Now => {
+                    charge.route = i;
+                    charge.gate = route.gate;
+                    return Admit::Now(Some(permit));
+                }
+                AdmitDecision::Wait(at) => {
+                    if wait.is_none_or(|(w, _)| at < w) {
+                        wait = Some((at, admission.last_wait()));
+                    }
+                }
+                AdmitDecision::Never { limit } => never = Some(limit),
+            }
+        }
+        // Nobody admits it now: the soonest of a budget's refill, an ejected endpoint's
+        // return, or an attempt's end.
+        let back = self
+            .routes
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| charge.routes & (1 << i) != 0)
+            .filter_map(|(_, r)| r.health().back_at(now))
+            .min();
+        match (wait, back) {
+            (Some((at, _)), Some(b)) if b < at => Admit::Wait(b, Binding::Paused),
+            (Some((at, why)), _) => Admit::Wait(at, why),
+            (None, _) if busy => Admit::Busy,
+            (None, Some(b)) => Admit::Wait(b, Binding::Paused),
+            (None, None) => match never {
+                Some(limit) => Admit::Never { limit },
+                None => Admit::NoRoute,
+            },
+        }
+    }
+
+    /// Counts an attempt's answer against its endpoint and weighs it for the endpoint's
+    /// health; with several endpoints, a failure that is the endpoint's and not the
+    /// request's is tried at another.
+    pub(crate) fn route_answered(&self, charge: Charge, outcome: Attempt, now: Instant) -> Attempt {
+        let Some(route) = self.routes.get(charge.route) else {
+            return outcome;
+        };
+        let failure = match &outcome {
+            Attempt::Done(_) => {
+                route.succeeded.fetch_add(1, Ordering::Relaxed);
+                route.health().on_success();
+                return outcome;
+            }
+            Attempt::Retry(r) => r.error.kind,
+            Attempt::Fail(e) => e.kind,
+        };
+        route.failed.fetch_add(1, Ordering::Relaxed);
+        if self.routes.len() == 1 {
+            return outcome;
+        }
+        if is_endpoint_failure(failure)
+            && let Some(out_for) = route.health().on_failure(now)
+        {
+            tracing::warn!(
+                endpoint = %route.name,
+                out_for_secs = out_for.as_secs(),
+                kind = %failure,
+                "endpoint taken out after failures in a row; its requests go to the others"
+            );
+        }
+        let others = (charge.routes & !(1 << charge.route)) != 0;
+        match outcome {
+            Attempt::Fail(error) if others && worth_another_endpoint(error.kind) => {
+                Attempt::Retry(Retryable::transient(error))
+            }
+            other => other,
+        }
+    }
+
+    /// What each endpoint has done, with several.
+    pub(crate) fn endpoint_stats(&self) -> Vec<EndpointStats> {
+        let now = Instant::now();
+        self.routes.iter().map(|r| r.stats(now)).collect()
+    }
+}
