@@ -76,3 +76,67 @@ async fn azure_without_a_deployment_url_is_a_usage_error_before_anything_is_sent
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(!dir.path("out.jsonl").exists());
 }
+
+#[tokio::test]
+async fn an_endpoints_file_spreads_one_run_over_two_servers_within_their_limits() {
+    let slow = spawn(Sim::builder().rpm(NonZeroU64::new(1200))).await;
+    let fast = spawn(
+        Sim::builder()
+            .rpm(NonZeroU64::new(2400))
+            .api_key(Some("sk-fast".into())),
+    )
+    .await;
+    let dir = Dir::new("endpoints-file");
+    common::write_input(&dir.path("in.jsonl"), &common::ids(150));
+    let file = format!(
+        "[[endpoint]]\nname = \"slow\"\nbase_url = \"{}\"\nno_auth = true\nrpm = 1200\nconcurrency = 8\n\n\
+         [[endpoint]]\nname = \"fast\"\nbase_url = \"{}\"\nkey_env = \"FAST_KEY\"\nrpm = 2400\nconcurrency = 8\n",
+        slow.base_url(),
+        fast.base_url()
+    );
+    std::fs::write(dir.path("endpoints.toml"), file).unwrap();
+    let mut cmd = Command::new(SLUICE);
+    cmd.arg("run")
+        .arg(dir.path("in.jsonl"))
+        .arg("-o")
+        .arg(dir.path("out.jsonl"))
+        .arg("--endpoints")
+        .arg(dir.path("endpoints.toml"))
+        .args(["--burst-secs", "0.5"])
+        .env("FAST_KEY", "sk-fast")
+        .env_remove("OPENAI_API_KEY")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let out = output(cmd).await;
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    let records = records(&dir.path("out.jsonl"));
+    assert_eq!(records.len(), 150);
+    assert!(records.iter().all(|r| r["response"]["status_code"] == 200));
+    let served = |s: &sluice_sim::SimHandle| s.stats().by_status.get("200").copied().unwrap_or(0);
+    assert_eq!(served(&slow) + served(&fast), 150);
+    assert!(
+        served(&slow) > 0 && served(&fast) > served(&slow),
+        "{} {}",
+        served(&slow),
+        served(&fast)
+    );
+    assert_eq!(slow.stats().total_429() + fast.stats().total_429(), 0);
+    // The summary shows the split, one line per endpoint.
+    assert!(err.contains("slow:") && err.contains("fast:"), "{err}");
+    // Limits given both ways are refused before anything is sent.
+    let mut both = Command::new(SLUICE);
+    both.arg("run")
+        .arg(dir.path("in.jsonl"))
+        .arg("-o")
+        .arg(dir.path("other.jsonl"))
+        .arg("--endpoints")
+        .arg(dir.path("endpoints.toml"))
+        .args(["--rpm", "100"])
+        .env("FAST_KEY", "sk-fast")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    assert_eq!(output(both).await.status.code(), Some(2));
+}

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use sluice::cost::{PriceTable, SpendCap};
+use sluice::fleet::EndpointSpec;
 use sluice::limits::{Algorithm, Budget};
 use sluice::{
     ApiKey, AuthStyle, Backoff, Client, Limits, Observer, Provider, RetryPolicy, StopEarly,
@@ -134,6 +135,12 @@ pub struct ServerArgs {
     /// (`params` lines, or url /v1/messages), openai otherwise.
     #[arg(long, value_parser = parse_provider)]
     pub provider: Option<Provider>,
+    /// Several endpoints as one (TOML: base URL, provider, key variable, models, limits,
+    /// concurrency and weight of each; see README, "Several endpoints"). Each request goes
+    /// to an endpoint serving its model with the most room; an endpoint that keeps failing
+    /// is taken out for a while. Limits and concurrency then come from the file.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["provider", "base_url", "api_key_env", "no_auth", "auth"])]
+    pub endpoints: Option<PathBuf>,
     /// The API's base URL [default: $OPENAI_BASE_URL or https://api.openai.com/v1; for
     /// anthropic $ANTHROPIC_BASE_URL or https://api.anthropic.com; for azure the
     /// deployment's URL with ?api-version=..., which must be given].
@@ -254,6 +261,8 @@ impl ServerArgs {
 /// A checked client configuration: everything a [`Client`] is built from.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
+    /// Several endpoints, from `--endpoints`; empty: the one of `base_url`.
+    pub endpoints: Vec<EndpointSpec>,
     pub base_url: String,
     pub provider: Provider,
     /// The variable the key was read from, for advice.
@@ -280,6 +289,7 @@ impl ClientConfig {
     /// no key.
     pub fn local(base_url: impl Into<String>, concurrency: ConcurrencyArg) -> Self {
         ClientConfig {
+            endpoints: Vec::new(),
             base_url: base_url.into(),
             provider: Provider::OpenAi,
             key_env: Provider::OpenAi.key_env().to_owned(),
@@ -327,7 +337,34 @@ impl ClientConfig {
                 .headers
                 .push((name.trim().to_owned(), value.trim().to_owned()));
         }
+        if let Some(path) = &server.endpoints {
+            let r = limits.rates();
+            if r.rpm.is_some()
+                || r.tpm.is_some()
+                || r.itpm.is_some()
+                || r.otpm.is_some()
+                || !limits.model_limits.is_empty()
+            {
+                usage!(
+                    "with --endpoints, each endpoint's limits come from {}: set rpm, tpm, itpm \
+                     and otpm there instead of --rpm, --tpm, --itpm, --otpm and --limit",
+                    path.display()
+                );
+            }
+            config.endpoints = match sluice::fleet::file::load(path) {
+                Ok(specs) => specs,
+                Err(e) => usage!("{e}"),
+            };
+            // How budgets are kept (--burst-secs, --limiter) applies to every endpoint.
+            let shape = limits.limits(Rates::default());
+            for e in &mut config.endpoints {
+                e.limits.burst = shape.burst;
+                e.limits.opening_burst = shape.opening_burst;
+                e.limits.algorithm = shape.algorithm;
+            }
+        }
         match std::env::var(&config.key_env).map(|k| k.trim().to_owned()) {
+            _ if !config.endpoints.is_empty() => {}
             Ok(key) if !key.is_empty() && !server.no_auth => {
                 config.api_key = Some(ApiKey::new(key));
             }
@@ -388,6 +425,9 @@ impl ClientConfig {
             .prices(self.prices.clone());
         if let Some(style) = self.auth_style {
             builder = builder.auth_style(style);
+        }
+        if !self.endpoints.is_empty() {
+            builder = builder.endpoints(self.endpoints.clone());
         }
         for (name, value) in &self.headers {
             builder = builder.header(name, value);

@@ -194,6 +194,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         text.push_str(&line);
         text.push('\n');
     }
+    if !config.endpoints.is_empty() {
+        text.push_str(&summary::endpoints(&client.endpoints()));
+    }
     let paths = args.paths();
     let figures = outcome.figures(
         display.total(),

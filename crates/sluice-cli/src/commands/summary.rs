@@ -107,6 +107,32 @@ pub fn render(
     out
 }
 
+/// One line per endpoint of several: its share of the successes, its failures and how
+/// often it was taken out.
+pub fn endpoints(split: &[sluice::fleet::EndpointStats]) -> String {
+    let total: u64 = split.iter().map(|e| e.succeeded).sum::<u64>().max(1);
+    let mut out = String::new();
+    for (i, e) in split.iter().enumerate() {
+        let label = if i == 0 { "endpoints" } else { "" };
+        let mut line = format!(
+            "  {label:<12} {}: {} ok ({:.0} %), {} failed attempts",
+            e.name,
+            e.succeeded,
+            100.0 * e.succeeded as f64 / total as f64,
+            e.failed
+        );
+        if e.ejections > 0 {
+            let _ = write!(line, ", taken out {}×", e.ejections);
+        }
+        if e.ejected {
+            line.push_str(" (out now)");
+        }
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
+}
+
 /// `$0.0123 (prices of 2025-08-20)`, what earlier runs spent, and what is unknown.
 fn cost_words(stats: &Stats, money: Money<'_>) -> String {
     let dollars = crate::progress::dollars;

@@ -72,6 +72,17 @@ fn figures(s: &Snapshot) -> Vec<String> {
     if !limits.is_empty() {
         out.push(limits.trim_end().to_owned());
     }
+    if !s.endpoints.is_empty() {
+        let split: Vec<String> = s
+            .endpoints
+            .iter()
+            .map(|e| {
+                let out = if e.ejected { " (out)" } else { "" };
+                format!("{} {}{out}", e.name, e.succeeded)
+            })
+            .collect();
+        out.push(split.join(" · "));
+    }
     out.push(format!("waiting on {}", s.binding.describe()));
     out.push(cost(s));
     if let Some(eta) = s.eta {

@@ -46,6 +46,8 @@ pub struct Snapshot {
     pub unpriced: u64,
     /// The whole input's cost at this run's cost per request, once the total is known.
     pub cost_projected: Option<f64>,
+    /// Each endpoint's share, with several (`--endpoints`); empty with one.
+    pub endpoints: Vec<sluice::fleet::EndpointStats>,
 }
 
 /// Time each binding held the batch back.
@@ -248,6 +250,10 @@ impl Sampler {
             cost,
             unpriced: stats.unpriced,
             cost_projected,
+            endpoints: {
+                let split = client.endpoints();
+                if split.len() > 1 { split } else { Vec::new() }
+            },
         }
     }
 }

@@ -11,7 +11,10 @@
 //! the others; a failure that is the endpoint's and not the request's (401, 403, 404,
 //! 402, quota) sends the request to another endpoint instead of failing it. One output,
 //! the same exactly-once records: the engine above the endpoints is unchanged.
+//!
+//! [`file::load`] reads a list of endpoints from TOML (the CLI's `--endpoints FILE`).
 
+pub mod file;
 pub(crate) mod health;
 
 use std::num::NonZeroUsize;
