@@ -94,7 +94,8 @@ def sluice_run(base, inp, out_dir, *flags, restart=True):
     """Runs sluice; a fresh run unless restart=False (then it resumes what is there)."""
     out = os.path.join(out_dir, "results.jsonl")
     text, wall, cpu, rss, code = measure(
-        [SLUICE, "run", inp, "-o", out, "--base-url", base, *flags, *(["--restart"] if restart else [])],
+        [SLUICE, "run", inp, "-o", out, *(["--base-url", base] if base else []), *flags,
+         *(["--restart"] if restart else [])],
         env={**os.environ, "OPENAI_API_KEY": "sk-bench"})
     m = re.search(r"\(([\d.]+) requests/s", text)
     ok = re.search(r"^\s+ok\s+(\d+)$", text, re.M)  # the summary's line, not a progress line
