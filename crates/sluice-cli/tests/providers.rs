@@ -140,3 +140,82 @@ async fn an_endpoints_file_spreads_one_run_over_two_servers_within_their_limits(
         .stderr(Stdio::piped());
     assert_eq!(output(both).await.status.code(), Some(2));
 }
+
+#[tokio::test]
+async fn anthropic_output_format_writes_batch_result_lines_that_resume_and_export() {
+    let sim = spawn(
+        Sim::builder()
+            .fault(sluice_sim::Fault::BadRequest, 0.2)
+            .seed(8),
+    )
+    .await;
+    let dir = Dir::new("anthropic-output");
+    let lines: String = (0..40)
+        .map(|i| {
+            json!({"custom_id": format!("a{i}"), "params": {"model": "claude-haiku-4-5",
+                "max_tokens": 20, "messages": [{"role": "user", "content": format!("Q{i}")}]}})
+            .to_string()
+                + "\n"
+        })
+        .collect();
+    std::fs::write(dir.path("in.jsonl"), lines).unwrap();
+    let run = |extra: &[&str]| {
+        let mut cmd = Command::new(SLUICE);
+        cmd.arg("run")
+            .arg(dir.path("in.jsonl"))
+            .arg("-o")
+            .arg(dir.path("out.jsonl"))
+            .args(["--output-format", "anthropic", "--backoff-base", "0.01"])
+            .args(extra)
+            .env("ANTHROPIC_BASE_URL", sim.base_url())
+            .env("ANTHROPIC_API_KEY", "k")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd
+    };
+    let out = output(run(&[])).await;
+    // Exit 3: some requests failed (the injected 400s).
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let ok = records(&dir.path("out.jsonl"));
+    let failed = records(&dir.path("out.errors.jsonl"));
+    assert_eq!(ok.len() + failed.len(), 40);
+    assert!(!failed.is_empty(), "the test needs failures");
+    for r in &ok {
+        assert_eq!(r["result"]["type"], "succeeded", "{r}");
+        assert_eq!(r["result"]["message"]["type"], "message");
+        assert!(r.get("response").is_none());
+    }
+    for r in &failed {
+        assert_eq!(r["result"]["type"], "errored", "{r}");
+        assert_eq!(
+            r["result"]["error"]["error"]["type"],
+            "invalid_request_error"
+        );
+    }
+    // Resuming reads these records: nothing is sent again, nothing written twice.
+    let before = sim.stats().received;
+    let again = output(run(&[])).await;
+    assert_eq!(again.status.code(), Some(3), "{}", stderr(&again));
+    assert_eq!(sim.stats().received, before);
+    assert_eq!(records(&dir.path("out.jsonl")).len(), ok.len());
+    // The table reads the messages' text.
+    let mut export = Command::new(SLUICE);
+    export
+        .arg("export")
+        .arg(dir.path("out.jsonl"))
+        .arg("-o")
+        .arg(dir.path("table.jsonl"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let exported = output(export).await;
+    assert!(exported.status.success(), "{}", stderr(&exported));
+    let rows = records(&dir.path("table.jsonl"));
+    assert_eq!(rows.len(), 40);
+    let with_text = rows
+        .iter()
+        .filter(|r| r["text"].as_str().is_some_and(|t| t.contains("sim-reply")))
+        .count();
+    assert_eq!(with_text, ok.len());
+}

@@ -55,6 +55,11 @@ pub struct RunArgs {
     /// `250ms`), or `never` (the OS decides; a crash of sluice still loses nothing written).
     #[arg(long, default_value = "1s", value_parser = values::parse_sync)]
     sync: SyncPolicy,
+    /// The shape of the records: `openai` (the Batch API's output lines) or `anthropic`
+    /// (Message Batches result lines: `result.type` succeeded or errored, with the message
+    /// or Anthropic's error object). Keep it when resuming.
+    #[arg(long, default_value = "openai", value_parser = parse_record_format)]
+    output_format: sluice::output::RecordFormat,
     /// Seconds to let requests in flight finish after Ctrl-C or SIGTERM.
     #[arg(long, default_value = "30", value_parser = values::seconds)]
     drain_timeout: Duration,
@@ -84,6 +89,10 @@ pub fn run_observer(display: Arc<Shared>) -> Observer {
     Arc::new(move |event: &Event<'_>| display.on_event(event))
 }
 
+fn parse_record_format(s: &str) -> Result<sluice::output::RecordFormat, String> {
+    s.parse()
+}
+
 /// Runs `args` to the end (or to a signal, or to a halt) and prints the summary.
 pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let mut signals = Signals::install()?;
@@ -97,6 +106,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     options.restart = args.restart;
     options.retry_failed = args.retry_failed;
     options.sync = args.sync;
+    options.format = args.output_format;
     // The input's priority pass runs beside the scan of what earlier runs wrote.
     let durable = match DurableRun::open(options) {
         Ok(run) => run,

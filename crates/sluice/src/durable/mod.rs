@@ -53,6 +53,9 @@ pub struct DurableOptions {
     pub retry_failed: bool,
     /// When the files are forced to disk.
     pub sync: SyncPolicy,
+    /// The shape of the records: OpenAI's Batch output (default) or Anthropic's batch
+    /// results. Keep it the same when resuming, so one file holds one shape.
+    pub format: crate::output::RecordFormat,
 }
 
 impl DurableOptions {
@@ -66,6 +69,7 @@ impl DurableOptions {
             restart: false,
             retry_failed: false,
             sync: SyncPolicy::default(),
+            format: crate::output::RecordFormat::default(),
         }
     }
 }
@@ -155,6 +159,7 @@ impl DurableRun {
             restart: options.restart,
             retry_failed: options.retry_failed,
             sync: options.sync,
+            format: options.format,
         };
         let (journal, recovered) = Journal::open(options.paths, identity, open)?;
         let input_name = if path.as_os_str() == "-" {

@@ -35,7 +35,7 @@ pub use recover::{RecordId, ScanReport, repair, repair_torn_tail, scan};
 use crate::error::{ErrorKind, RequestError};
 use crate::input::LineError;
 use crate::outcome::BatchResult;
-use crate::output::{write_error, write_result};
+use crate::output::{RecordFormat, write_failure, write_result};
 use syncer::Syncer;
 
 pub use recover::identify;
@@ -195,6 +195,8 @@ pub struct OpenOptions {
     pub retry_failed: bool,
     /// When to fsync.
     pub sync: SyncPolicy,
+    /// The shape of the records written.
+    pub format: RecordFormat,
 }
 
 /// What a previous run left.
@@ -253,6 +255,8 @@ pub struct Journal {
     run_id: u64,
     counter: u64,
     scratch: Vec<u8>,
+    /// The shape of the records written.
+    format: RecordFormat,
     /// Forces the files to disk and writes the state file, off the caller's thread.
     syncer: Syncer,
     /// Held for the whole run: no second run writes these files meanwhile.
@@ -360,6 +364,7 @@ impl Journal {
             total_lines: previous.and_then(|p| p.total_lines),
         };
         let journal = Journal {
+            format: options.format,
             output: BufWriter::with_capacity(256 * 1024, output),
             errors: BufWriter::with_capacity(64 * 1024, errors),
             state,
@@ -396,7 +401,7 @@ impl Journal {
     pub fn write_result(&mut self, line: u64, result: &BatchResult) -> io::Result<()> {
         let id = self.next_id();
         self.scratch.clear();
-        write_result(&mut self.scratch, &id, Some(line), result);
+        write_result(&mut self.scratch, self.format, &id, Some(line), result);
         let target = if result.outcome.is_ok() {
             &mut self.output
         } else {
@@ -422,7 +427,14 @@ impl Journal {
     ) -> io::Result<()> {
         let id = self.next_id();
         self.scratch.clear();
-        write_error(&mut self.scratch, &id, custom_id, Some(line), error);
+        write_failure(
+            &mut self.scratch,
+            self.format,
+            &id,
+            custom_id,
+            Some(line),
+            error,
+        );
         self.unsynced = true;
         self.unflushed = true;
         self.errors.write_all(&self.scratch)

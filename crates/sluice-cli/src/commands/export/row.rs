@@ -40,7 +40,14 @@ struct Record {
     custom_id: Option<String>,
     line: Option<u64>,
     response: Option<Response>,
+    /// Anthropic's result format (`--output-format anthropic`).
+    result: Option<AnthropicResult>,
     error: Option<ErrorPart>,
+}
+
+#[derive(Deserialize)]
+struct AnthropicResult {
+    message: Option<Box<serde_json::value::RawValue>>,
 }
 
 #[derive(Deserialize)]
@@ -68,7 +75,11 @@ impl Row {
             row.error_code = e.code;
             row.error_message = e.message;
         }
-        let Some(body) = record.response.and_then(|r| r.body) else {
+        let body = record
+            .response
+            .and_then(|r| r.body)
+            .or_else(|| record.result.and_then(|r| r.message));
+        let Some(body) = body else {
             return Some(row);
         };
         if let Some(reported) = sluice::parse_usage(body.get().as_bytes()) {

@@ -1,8 +1,11 @@
-//! The OpenAI Batch output line format:
-//! `{"id", "custom_id", "response": {"status_code", "request_id", "body"}, "error"}`.
+//! The record lines of a run: OpenAI's Batch output line format by default,
+//! `{"id", "custom_id", "response": {"status_code", "request_id", "body"}, "error"}`, or
+//! Anthropic's Message Batches result format on request ([`anthropic`]).
 //!
 //! Bodies are copied through as the server sent them when they are already one line of
 //! JSON, so writing a result costs a copy, not a parse and a re-serialisation.
+
+pub mod anthropic;
 
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -128,11 +131,60 @@ pub fn write_error(
     write(out, &record);
 }
 
-/// Appends the line for a batch result; `line` is the input line number.
-pub fn write_result(out: &mut Vec<u8>, id: &str, line: Option<u64>, r: &BatchResult) {
-    match &r.outcome {
-        Ok(s) => write_success(out, id, &r.custom_id, line, s),
-        Err(e) => write_error(out, id, Some(&r.custom_id), line, e),
+/// The shape of the record lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum RecordFormat {
+    /// OpenAI's Batch output format.
+    #[default]
+    OpenAi,
+    /// Anthropic's Message Batches result format ([`anthropic`]).
+    Anthropic,
+}
+
+impl std::str::FromStr for RecordFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "openai" => Ok(RecordFormat::OpenAi),
+            "anthropic" => Ok(RecordFormat::Anthropic),
+            other => Err(format!(
+                "unknown output format `{other}`; expected openai or anthropic"
+            )),
+        }
+    }
+}
+
+/// Appends the line for a batch result in `format`; `line` is the input line number.
+pub fn write_result(
+    out: &mut Vec<u8>,
+    format: RecordFormat,
+    id: &str,
+    line: Option<u64>,
+    r: &BatchResult,
+) {
+    match (&r.outcome, format) {
+        (Ok(s), RecordFormat::OpenAi) => write_success(out, id, &r.custom_id, line, s),
+        (Ok(s), RecordFormat::Anthropic) => {
+            anthropic::write_success(out, id, &r.custom_id, line, s)
+        }
+        (Err(e), format) => write_failure(out, format, id, Some(&r.custom_id), line, e),
+    }
+}
+
+/// Appends a failure line in `format`.
+pub fn write_failure(
+    out: &mut Vec<u8>,
+    format: RecordFormat,
+    id: &str,
+    custom_id: Option<&str>,
+    line: Option<u64>,
+    e: &RequestError,
+) {
+    match format {
+        RecordFormat::OpenAi => write_error(out, id, custom_id, line, e),
+        RecordFormat::Anthropic => anthropic::write_error(out, id, custom_id, line, e),
     }
 }
 
