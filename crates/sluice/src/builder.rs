@@ -24,6 +24,7 @@ use crate::retry::{RetryBudget, RetryPolicy};
 use crate::stats::Stats;
 use crate::transport::{
     ApiKey, AuthStyle, HttpService, Provider, Transport, TransportConfig, is_secret_header,
+    sends_503_for_overload,
 };
 
 /// How many requests may be in flight at once.
@@ -63,6 +64,7 @@ pub struct ClientBuilder {
     spend_cap: Option<SpendCap>,
     service: Option<Arc<dyn HttpService>>,
     endpoints: Vec<EndpointSpec>,
+    overload_503: Option<bool>,
 }
 
 impl std::fmt::Debug for ClientBuilder {
@@ -253,6 +255,16 @@ impl ClientBuilder {
         self
     }
 
+    /// Whether the server's bare 503s mean overload, slowing everyone as a 529 does
+    /// (Together and Fireworks answer 503 when overloaded, 429 only above an account's
+    /// rate). Default: known from the base URL's host
+    /// ([`crate::transport::sends_503_for_overload`]); elsewhere a 503 is retried alone
+    /// unless its body says the server is overloaded.
+    pub fn overload_503(mut self, on: bool) -> Self {
+        self.overload_503 = Some(on);
+        self
+    }
+
     /// Called for every [`crate::Event`].
     pub fn observer(mut self, observer: Observer) -> Self {
         self.observer = Some(observer);
@@ -312,6 +324,9 @@ impl ClientBuilder {
                 .clone()
                 .or(transport.provider.default_base_url().map(str::to_owned))
                 .unwrap_or_default();
+            let overload_503 = self
+                .overload_503
+                .unwrap_or_else(|| sends_503_for_overload(&name));
             let wire = Transport::new(&transport, self.service.clone())?;
             vec![Route::new(
                 name,
@@ -320,6 +335,7 @@ impl ClientBuilder {
                 0,
                 concurrency.get(),
                 1.0,
+                overload_503,
             )]
         } else {
             let mut routes = Vec::with_capacity(self.endpoints.len());
@@ -344,6 +360,9 @@ impl ClientBuilder {
                     } else {
                         1.0
                     },
+                    e.overload_503.unwrap_or_else(|| {
+                        e.base_url.as_deref().is_some_and(sends_503_for_overload)
+                    }),
                 ));
             }
             routes

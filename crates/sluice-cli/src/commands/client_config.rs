@@ -150,6 +150,11 @@ pub struct ServerArgs {
     /// ANTHROPIC_API_KEY for anthropic; AZURE_OPENAI_API_KEY for azure].
     #[arg(long, value_name = "NAME")]
     pub api_key_env: Option<String>,
+    /// The server's bare 503s mean it is overloaded: slow everyone down as after a 529
+    /// (known without this for Together and Fireworks; elsewhere a 503 is retried alone
+    /// unless its body says the server is overloaded).
+    #[arg(long)]
+    overload_503: bool,
     /// Send no key: for a local server that needs none. Without it, a missing key is an
     /// error before anything is sent.
     #[arg(long)]
@@ -263,6 +268,8 @@ impl ServerArgs {
 pub struct ClientConfig {
     /// Several endpoints, from `--endpoints`; empty: the one of `base_url`.
     pub endpoints: Vec<EndpointSpec>,
+    /// The server's bare 503s mean overload (`--overload-503`); `None`: known by host.
+    pub overload_503: Option<bool>,
     pub base_url: String,
     pub provider: Provider,
     /// The variable the key was read from, for advice.
@@ -290,6 +297,7 @@ impl ClientConfig {
     pub fn local(base_url: impl Into<String>, concurrency: ConcurrencyArg) -> Self {
         ClientConfig {
             endpoints: Vec::new(),
+            overload_503: None,
             base_url: base_url.into(),
             provider: Provider::OpenAi,
             key_env: Provider::OpenAi.key_env().to_owned(),
@@ -321,6 +329,7 @@ impl ClientConfig {
     ) -> anyhow::Result<Self> {
         let mut config = ClientConfig::local(&endpoint.base_url, limits.concurrency);
         config.provider = endpoint.provider;
+        config.overload_503 = server.overload_503.then_some(true);
         config.key_env = endpoint.key_env;
         config.auth_style = server.auth.map(|a| match a {
             AuthArg::Bearer => AuthStyle::Bearer,
@@ -428,6 +437,9 @@ impl ClientConfig {
         }
         if !self.endpoints.is_empty() {
             builder = builder.endpoints(self.endpoints.clone());
+        }
+        if let Some(on) = self.overload_503 {
+            builder = builder.overload_503(on);
         }
         for (name, value) in &self.headers {
             builder = builder.header(name, value);

@@ -163,7 +163,8 @@ impl Inner {
                     })
                     .flatten()
             });
-        let overloaded = is_overload(reply.status, &body);
+        let overloaded =
+            is_overload(reply.status, &body) || (reply.status == 503 && route.overload_503);
         let message = self.describe(
             request,
             &route.transport,

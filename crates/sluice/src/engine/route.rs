@@ -29,6 +29,8 @@ pub(crate) struct Route {
     pub permits: Arc<Semaphore>,
     pub concurrency: usize,
     pub weight: f64,
+    /// Its bare 503s mean overload (Together, Fireworks).
+    pub overload_503: bool,
     pub health: Mutex<Health>,
     pub sent: AtomicU64,
     pub succeeded: AtomicU64,
@@ -36,7 +38,8 @@ pub(crate) struct Route {
 }
 
 impl Route {
-    /// An endpoint with its transport, its admission's index, and its concurrency.
+    /// An endpoint with its transport, its admission's index, its concurrency, its weight
+    /// and whether its 503s mean overload.
     pub(crate) fn new(
         name: String,
         transport: Transport,
@@ -44,6 +47,7 @@ impl Route {
         gate: usize,
         concurrency: usize,
         weight: f64,
+        overload_503: bool,
     ) -> Self {
         Route {
             name,
@@ -53,6 +57,7 @@ impl Route {
             permits: Arc::new(Semaphore::new(concurrency)),
             concurrency,
             weight,
+            overload_503,
             health: Mutex::new(Health::default()),
             sent: AtomicU64::new(0),
             succeeded: AtomicU64::new(0),

@@ -11,6 +11,8 @@
 //! tpm = 800000
 //! concurrency = 64                    # default 64
 //! weight = 1.0                        # default 1
+//! overload_503 = false                # its bare 503s mean overload (default: known
+//!                                     # for Together and Fireworks)
 //!
 //! [[endpoint]]
 //! name = "vllm-1"
@@ -83,6 +85,7 @@ struct Entry {
     otpm: Option<toml::Value>,
     concurrency: Option<u64>,
     weight: Option<f64>,
+    overload_503: Option<bool>,
 }
 
 /// Reads the endpoints in `path`, each key from its variable in the environment.
@@ -177,6 +180,7 @@ pub fn parse(
             }
             spec.weight = w;
         }
+        spec.overload_503 = entry.overload_503;
         specs.push(spec);
     }
     if specs.len() > 64 {

@@ -44,6 +44,9 @@ pub struct EndpointSpec {
     pub concurrency: NonZeroUsize,
     /// Its share when several have room (default 1).
     pub weight: f64,
+    /// Whether its bare 503s mean overload and slow everyone as a 529 does; `None`: known
+    /// from its host ([`crate::transport::sends_503_for_overload`]).
+    pub overload_503: Option<bool>,
 }
 
 impl EndpointSpec {
@@ -60,6 +63,7 @@ impl EndpointSpec {
             limits: Limits::default(),
             concurrency: NonZeroUsize::new(64).expect("64 > 0"),
             weight: 1.0,
+            overload_503: None,
         }
     }
 

@@ -120,6 +120,18 @@ impl Provider {
     }
 }
 
+/// Hosts of providers known to answer 503 when they are overloaded (and 429 only above an
+/// account's rate): Together and Fireworks. Their bare 503s slow everyone as a 529 does.
+const OVERLOAD_503_HOSTS: [&str; 3] = ["api.together.xyz", "api.together.ai", "api.fireworks.ai"];
+
+/// Whether the server at `base_url` is known to mean overload by a 503.
+pub fn sends_503_for_overload(base_url: &str) -> bool {
+    reqwest::Url::parse(base_url.trim())
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+        .is_some_and(|host| OVERLOAD_503_HOSTS.contains(&host.as_str()))
+}
+
 impl fmt::Display for Provider {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
@@ -177,6 +189,16 @@ mod tests {
             .endpoint_url("http://127.0.0.1:9/anthropic", Endpoint::Messages)
             .unwrap();
         assert_eq!(proxied.path(), "/anthropic/v1/messages");
+    }
+
+    #[test]
+    fn together_and_fireworks_are_known_to_mean_overload_by_503() {
+        assert!(sends_503_for_overload("https://api.together.xyz/v1"));
+        assert!(sends_503_for_overload(
+            "https://API.fireworks.ai/inference/v1"
+        ));
+        assert!(!sends_503_for_overload("https://api.openai.com/v1"));
+        assert!(!sends_503_for_overload("not a url"));
     }
 
     #[test]

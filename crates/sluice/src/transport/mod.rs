@@ -18,7 +18,7 @@ use crate::limits::RateHeaders;
 use crate::request::{Endpoint, Request};
 use crate::retry::{retry_after, should_retry};
 
-pub use dialect::{ANTHROPIC_VERSION, Provider};
+pub use dialect::{ANTHROPIC_VERSION, Provider, sends_503_for_overload};
 pub use service::HttpService;
 use service::ServiceWire;
 
