@@ -47,7 +47,8 @@ impl NativeClient {
         base_url, api_key=None, *, rpm=None, tpm=None, rpm_auto=false, tpm_auto=false,
         concurrency=64, concurrency_auto=false, timeout=600.0, connect_timeout=10.0,
         max_attempts=8, backoff_base=0.5, backoff_max=60.0, max_retry_after=120.0,
-        seed=None, headers=Vec::new(), max_cost=None, burst=None, limiter="token-bucket"
+        seed=None, headers=Vec::new(), max_cost=None, burst=None, limiter="token-bucket",
+        provider="openai", itpm=None, otpm=None, itpm_auto=false, otpm_auto=false
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -70,7 +71,13 @@ impl NativeClient {
         max_cost: Option<f64>,
         burst: Option<f64>,
         limiter: &str,
+        provider: &str,
+        itpm: Option<u64>,
+        otpm: Option<u64>,
+        itpm_auto: bool,
+        otpm_auto: bool,
     ) -> PyResult<Self> {
+        let provider: sluice::Provider = provider.parse().map_err(PyValueError::new_err)?;
         let algorithm = match limiter {
             "token-bucket" => sluice::limits::Algorithm::TokenBucket,
             "sliding-window" => sluice::limits::Algorithm::SlidingWindow,
@@ -95,10 +102,13 @@ impl NativeClient {
             ..RetryPolicy::default()
         };
         let mut builder = Client::builder()
+            .provider(provider)
             .base_url(base_url)
             .limits(Limits {
                 rpm: budget(rpm, rpm_auto),
                 tpm: budget(tpm, tpm_auto),
+                itpm: budget(itpm, itpm_auto),
+                otpm: budget(otpm, otpm_auto),
                 burst: match burst {
                     Some(b) => seconds(b, "burst")?,
                     None => Limits::default().burst,
@@ -106,7 +116,6 @@ impl NativeClient {
                 // An explicit burst holds from the first request.
                 opening_burst: burst.is_none(),
                 algorithm,
-                ..Limits::default()
             })
             .retry(retry)
             .timeout(seconds(timeout, "timeout")?)

@@ -167,3 +167,28 @@ def test_run_file_is_the_durable_cli_run(tmp_path):
 def test_the_package_installs_the_sluice_command():
     out = subprocess.run([sys.executable, "-m", "sluice", "--version"], capture_output=True, text=True)
     assert out.returncode == 0 and "sluice" in out.stdout
+
+
+async def test_the_anthropic_provider_sends_messages_requests_and_reads_their_text():
+    with sluice.Sim() as sim:
+        async with sluice.Client(provider="anthropic", base_url=sim.base_url, api_key="sk-ant",
+                                 itpm=100_000, otpm=20_000) as client:
+            text = await client.chat("claude-haiku-4-5", "Explain async programming.",
+                                     system="Be brief.", max_tokens=20)
+            assert text.startswith("sim-reply")
+            lines = [{"custom_id": f"q{i}", "params": {"model": "claude-haiku-4-5", "max_tokens": 16,
+                      "messages": [{"role": "user", "content": f"Question {i}"}]}} for i in range(30)]
+            results = await client.gather(lines)
+            assert [r.custom_id for r in results] == [f"q{i}" for i in range(30)]
+            assert all(r.ok and r.response["type"] == "message" for r in results)
+            assert all(r.text and r.text.startswith("sim-reply") for r in results)
+        stats = sim.stats()
+        assert stats["by_status"].get("200") == 31
+        assert stats["received"] == 31
+
+
+def test_azure_needs_its_deployment_url_and_an_unknown_provider_is_refused():
+    with pytest.raises(ValueError):
+        sluice.Client(provider="azure", api_key="k")
+    with pytest.raises(ValueError):
+        sluice.Client(provider="gemini", api_key="k")

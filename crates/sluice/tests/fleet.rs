@@ -71,6 +71,16 @@ fn fleet(
         .unwrap()
 }
 
+/// Successes `host`'s simulator answered.
+fn served(sims: &HashMap<&'static str, InMemorySim>, host: &str) -> u64 {
+    sims[host]
+        .stats()
+        .by_status
+        .get("200")
+        .copied()
+        .unwrap_or(0)
+}
+
 fn chat(i: usize, model: &str) -> Request {
     Request::chat(
         format!("r{i}"),
@@ -107,12 +117,7 @@ async fn three_endpoints_one_dies_half_way_every_request_done_once_its_share_mov
     while let Some(r) = run.next().await {
         results.push(r);
         if results.len() == N / 3 && !dead.swap(true, Ordering::Relaxed) {
-            c_at_death = sims["c.invalid"]
-                .stats()
-                .by_status
-                .get("200")
-                .copied()
-                .unwrap_or(0);
+            c_at_death = served(&sims, "c.invalid");
         }
     }
     // Every request answered, once.
@@ -122,14 +127,7 @@ async fn three_endpoints_one_dies_half_way_every_request_done_once_its_share_mov
     tags.dedup();
     assert_eq!(tags.len(), N);
     assert!(results.iter().all(|r| r.outcome.is_ok()));
-    let ok = |host: &str| {
-        sims[host]
-            .stats()
-            .by_status
-            .get("200")
-            .copied()
-            .unwrap_or(0)
-    };
+    let ok = |host: &str| served(&sims, host);
     assert_eq!(
         ok("a.invalid") + ok("b.invalid") + ok("c.invalid"),
         N as u64
@@ -178,14 +176,7 @@ async fn requests_go_only_to_endpoints_serving_their_model() {
     let unserved = results.pop().unwrap();
     assert_eq!(unserved.outcome.unwrap_err().kind, ErrorKind::NotFound);
     assert!(results.iter().all(|r| r.outcome.is_ok()));
-    let ok = |host: &str| {
-        sims[host]
-            .stats()
-            .by_status
-            .get("200")
-            .copied()
-            .unwrap_or(0)
-    };
+    let ok = |host: &str| served(&sims, host);
     assert_eq!((ok("mini.invalid"), ok("big.invalid")), (30, 10));
 }
 

@@ -15,6 +15,16 @@ from ._types import Priority, Result, Stats, answer_text
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 CHAT = "/v1/chat/completions"
+MESSAGES = "/v1/messages"
+
+# Where each provider's SDK reads its key and base URL, and its default base URL.
+_PROVIDERS = {
+    "openai": ("OPENAI_API_KEY", "OPENAI_BASE_URL", "https://api.openai.com/v1"),
+    "anthropic": ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "https://api.anthropic.com"),
+    "azure": ("AZURE_OPENAI_API_KEY", None, None),
+}
+# Anthropic requires max_tokens; what a prompt gets when none is given.
+_ANTHROPIC_MAX_TOKENS = 1024
 
 Item = Union[str, Dict[str, Any]]
 Items = Union[Iterable[Item], AsyncIterable[Item]]
@@ -56,6 +66,15 @@ class Client:
     OpenAI counts; or ``"sliding-window"``, fixed shares of 1 s, 10 s and 60 s windows with
     no burst, as Azure counts), ``model`` (the default for ``chat`` and prompt strings).
 
+    ``provider`` says which dialect the server speaks: ``"openai"`` (default; every
+    OpenAI-compatible server), ``"anthropic"`` (the Messages API: the key from
+    ``ANTHROPIC_API_KEY``, the server from ``ANTHROPIC_BASE_URL`` or
+    ``https://api.anthropic.com``; prompts become ``/v1/messages`` requests) or ``"azure"``
+    (``base_url`` is the deployment's URL with ``?api-version=...``; the key from
+    ``AZURE_OPENAI_API_KEY``). ``itpm`` and ``otpm`` are input and output tokens per minute,
+    kept apart as Anthropic limits them (``max_tokens`` is reserved when a request is sent
+    and what it did not use is given back).
+
     Use it as ``async with sluice.Client(...) as client:``; everything sent through it
     shares one set of limits and one set of statistics (``client.stats``).
     """
@@ -80,11 +99,19 @@ class Client:
         model: Optional[str] = None,
         burst: Optional[float] = None,
         limiter: str = "token-bucket",
+        provider: str = "openai",
+        itpm: Union[int, str, None] = None,
+        otpm: Union[int, str, None] = None,
     ) -> None:
-        api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
-        base_url = base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
-        if not api_key and base_url.rstrip("/") == DEFAULT_BASE_URL:
-            raise SluiceError("no API key: pass api_key= or set OPENAI_API_KEY", code="authentication_error")
+        if provider not in _PROVIDERS:
+            raise ValueError(f"provider must be openai, anthropic or azure, not {provider!r}")
+        key_env, url_env, default_url = _PROVIDERS[provider]
+        api_key = api_key if api_key is not None else os.environ.get(key_env)
+        base_url = base_url or (os.environ.get(url_env) if url_env else None) or default_url
+        if base_url is None:
+            raise ValueError("provider='azure' needs base_url: the deployment's URL with ?api-version=...")
+        if not api_key and base_url.rstrip("/") == default_url:
+            raise SluiceError(f"no API key: pass api_key= or set {key_env}", code="authentication_error")
 
         def budget(v: Union[int, str, None]) -> "tuple[Optional[int], bool]":
             if v == "auto":
@@ -93,6 +120,10 @@ class Client:
 
         rpm_n, rpm_auto = budget(rpm)
         tpm_n, tpm_auto = budget(tpm)
+        itpm_n, itpm_auto = budget(itpm)
+        otpm_n, otpm_auto = budget(otpm)
+        self.provider = provider
+        self._endpoint = MESSAGES if provider == "anthropic" else CHAT
         auto_conc = concurrency == "auto"
         self.model = model
         self.base_url = base_url
@@ -103,7 +134,8 @@ class Client:
             timeout=timeout, connect_timeout=connect_timeout, max_attempts=max_attempts,
             backoff_base=backoff_base, backoff_max=backoff_max, max_retry_after=max_retry_after,
             seed=seed, headers=list((headers or {}).items()), max_cost=max_cost, burst=burst,
-            limiter=limiter,
+            limiter=limiter, provider=provider, itpm=itpm_n, otpm=otpm_n,
+            itpm_auto=itpm_auto, otpm_auto=otpm_auto,
         )
 
     async def __aenter__(self) -> "Client":
@@ -122,7 +154,7 @@ class Client:
         self,
         body: Dict[str, Any],
         *,
-        endpoint: str = CHAT,
+        endpoint: Optional[str] = None,
         custom_id: Optional[str] = None,
         priority: int = Priority.NORMAL,
     ) -> Dict[str, Any]:
@@ -131,7 +163,8 @@ class Client:
         ``SluiceError`` (``RateLimitError``, ``BadRequestError``...) when it fails for good."""
         try:
             status, text, request_id, *_ = await self._native.send(
-                json.dumps(body).encode(), endpoint, custom_id or f"call-{next(_ids)}", int(priority))
+                json.dumps(body).encode(), endpoint or self._endpoint,
+                custom_id or f"call-{next(_ids)}", int(priority))
         except _sluice.RequestFailed as e:
             raise _raise_failed(e) from None
         return json.loads(text)
@@ -167,7 +200,7 @@ class Client:
         *,
         model: Optional[str] = None,
         on_progress: Optional[Callable[[int, int], Any]] = None,
-        endpoint: str = CHAT,
+        endpoint: Optional[str] = None,
         system: Optional[str] = None,
         max_tokens: Optional[int] = None,
         window: Optional[int] = None,
@@ -193,7 +226,7 @@ class Client:
         requests: Items,
         *,
         model: Optional[str] = None,
-        endpoint: str = CHAT,
+        endpoint: Optional[str] = None,
         system: Optional[str] = None,
         max_tokens: Optional[int] = None,
         window: Optional[int] = None,
@@ -205,7 +238,7 @@ class Client:
         the task, stops the batch: nothing new is sent, what is in flight finishes."""
         native = self._native.batch(window or 512)
         pending: Dict[int, Any] = {}
-        make = self._request_maker(model, endpoint, system, max_tokens, params)
+        make = self._request_maker(model, endpoint or self._endpoint, system, max_tokens, params)
         pump = asyncio.ensure_future(self._pump(native, requests, make, pending))
         try:
             while True:
@@ -234,9 +267,18 @@ class Client:
         model = model or self.model
         if model is None:
             raise TypeError("a prompt needs a model: pass model= (or Client(model=...))")
+        if self.provider == "anthropic":
+            # The Messages API: the system prompt beside the messages, max_tokens required.
+            body = {"model": model, "messages": [{"role": "user", "content": prompt}], **params}
+            if system:
+                body["system"] = system
+            body["max_tokens"] = max_tokens if max_tokens is not None else _ANTHROPIC_MAX_TOKENS
+            if temperature is not None:
+                body["temperature"] = temperature
+            return body
         messages = [{"role": "system", "content": system}] if system else []
         messages.append({"role": "user", "content": prompt})
-        body: Dict[str, Any] = {"model": model, "messages": messages, **params}
+        body = {"model": model, "messages": messages, **params}
         if max_tokens is not None:
             body["max_tokens"] = max_tokens
         if temperature is not None:
@@ -255,6 +297,12 @@ class Client:
                 body = item["body"]
                 custom_id = str(item.get("custom_id", custom_id))
                 path = item.get("url", endpoint)
+                priority = int(item.get("priority", 0))
+            elif isinstance(item, dict) and "params" in item and isinstance(item["params"], dict):
+                # An Anthropic Message Batches line: {"custom_id", "params"}.
+                body = item["params"]
+                custom_id = str(item.get("custom_id", custom_id))
+                path = MESSAGES
                 priority = int(item.get("priority", 0))
             elif isinstance(item, dict):
                 body = item

@@ -66,7 +66,7 @@ class Result:
 
 
 def answer_text(r: Dict[str, Any]) -> Optional[str]:
-    """The text of a chat, completions or responses answer."""
+    """The text of a chat, completions, responses or Anthropic Messages answer."""
     choices = r.get("choices")
     if choices:
         first = choices[0]
@@ -82,6 +82,10 @@ def answer_text(r: Dict[str, Any]) -> Optional[str]:
             for p in item.get("content", []) or [] if isinstance(p, dict) and p.get("type") == "output_text"
         ]
         return "".join(parts)
+    content = r.get("content")
+    if isinstance(content, list):
+        # Anthropic's Messages API: text blocks.
+        return "".join(b.get("text", "") for b in content if isinstance(b, dict) and b.get("type") == "text")
     return None
 
 
