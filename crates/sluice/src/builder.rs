@@ -18,7 +18,7 @@ use crate::error::ConfigError;
 use crate::events::Observer;
 use crate::fleet::EndpointSpec;
 use crate::halt::StopEarly;
-use crate::limits::{Admission, ConcurrencyController, Limits};
+use crate::limits::{Admission, Limits};
 use crate::redact::Redactor;
 use crate::retry::{RetryBudget, RetryPolicy};
 use crate::stats::Stats;
@@ -38,6 +38,15 @@ pub enum Concurrency {
         /// The most it may reach.
         ceiling: NonZeroUsize,
     },
+}
+
+impl Concurrency {
+    /// The most requests in flight it allows: the fixed number, or the ceiling.
+    pub fn most(self) -> NonZeroUsize {
+        match self {
+            Concurrency::Fixed(n) | Concurrency::Auto { ceiling: n } => n,
+        }
+    }
 }
 
 impl Default for Concurrency {
@@ -278,7 +287,11 @@ impl ClientBuilder {
         }
         let (concurrency, adaptive_concurrency) = match self.concurrency {
             _ if !self.endpoints.is_empty() => {
-                let sum = self.endpoints.iter().map(|e| e.concurrency.get()).sum();
+                let sum = self
+                    .endpoints
+                    .iter()
+                    .map(|e| e.concurrency.most().get())
+                    .sum();
                 (NonZeroUsize::new(sum).unwrap_or(NonZeroUsize::MIN), false)
             }
             Concurrency::Fixed(n) => (n, false),
@@ -303,15 +316,8 @@ impl ClientBuilder {
             redactor.add(secret);
         }
         let permits = Semaphore::new(concurrency.get());
-        let adaptive = adaptive_concurrency.then(|| {
-            let controller = ConcurrencyController::new(8, 1, concurrency.get());
-            let current = controller.limit();
-            permits.forget_permits(concurrency.get() - current);
-            AdaptiveConcurrency {
-                controller,
-                current,
-            }
-        });
+        let adaptive =
+            adaptive_concurrency.then(|| AdaptiveConcurrency::start(concurrency.get(), &permits));
         let now = Instant::now();
         let rng = match self.seed {
             Some(seed) => SmallRng::seed_from_u64(seed),
@@ -333,7 +339,8 @@ impl ClientBuilder {
                 wire,
                 Vec::new(),
                 0,
-                concurrency.get(),
+                // The client's own permits (and its adaptive control) serve one endpoint.
+                Concurrency::Fixed(concurrency),
                 1.0,
                 overload_503,
             )]
@@ -345,7 +352,7 @@ impl ClientBuilder {
                     provider: e.provider,
                     api_key: e.api_key.clone(),
                     auth: e.auth,
-                    pool_size: e.concurrency.get(),
+                    pool_size: e.concurrency.most().get(),
                     ..transport.clone()
                 };
                 let wire = Transport::new(&config, self.service.clone())?;
@@ -354,7 +361,7 @@ impl ClientBuilder {
                     wire,
                     e.models.clone(),
                     first_endpoint_gate + i,
-                    e.concurrency.get(),
+                    e.concurrency,
                     if e.weight.is_finite() && e.weight > 0.0 {
                         e.weight
                     } else {

@@ -13,7 +13,9 @@ use futures::StreamExt;
 use serde_json::json;
 use sluice::fleet::EndpointSpec;
 use sluice::limits::Budget;
-use sluice::{Backoff, BatchResult, Client, ErrorKind, Limits, Provider, Request, RetryPolicy};
+use sluice::{
+    Backoff, BatchResult, Client, Concurrency, ErrorKind, Limits, Provider, Request, RetryPolicy,
+};
 use sluice_sim::{InMemorySim, Sim, SimBuilder};
 
 fn sim(b: SimBuilder) -> InMemorySim {
@@ -28,7 +30,7 @@ fn endpoint(host: &str, rpm: u64, models: &[&str]) -> EndpointSpec {
         opening_burst: false,
         ..Limits::default()
     };
-    e.concurrency = NonZeroUsize::new(16).unwrap();
+    e.concurrency = Concurrency::Fixed(NonZeroUsize::new(16).unwrap());
     e.models = models.iter().map(|m| m.to_string()).collect();
     e
 }
@@ -216,4 +218,45 @@ async fn a_key_one_endpoint_refuses_sends_the_request_to_another() {
     );
     assert_eq!(sims["open.invalid"].stats().by_status.get("200"), Some(&60));
     assert!(client.endpoints()[0].ejections >= 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fleet_of_queueing_servers_finds_each_ones_concurrency() {
+    // Two vLLM-like servers: no limits, no 429s; each serves 4 at once and queues the rest.
+    let latency = sluice_sim::Latency {
+        ttft: Duration::from_millis(100),
+        per_token: Duration::from_millis(5),
+        jitter: 0.0,
+    };
+    let queueing = || {
+        sim(Sim::builder()
+            .max_concurrency(Some(4))
+            .latency(latency)
+            .output_tokens(Some(20)))
+    };
+    let sims: HashMap<&'static str, InMemorySim> =
+        [("v1.invalid", queueing()), ("v2.invalid", queueing())]
+            .into_iter()
+            .collect();
+    let auto = |host: &str| {
+        let mut e = EndpointSpec::new(host, Provider::OpenAi, Some(format!("http://{host}/v1")));
+        e.concurrency = Concurrency::Auto {
+            ceiling: NonZeroUsize::new(256).unwrap(),
+        };
+        e
+    };
+    let client = fleet(&sims, vec![auto("v1.invalid"), auto("v2.invalid")], None);
+    let results: Vec<BatchResult> = client
+        .run(futures::stream::iter((0..600).map(|i| chat(i, "m"))))
+        .collect()
+        .await;
+    assert!(results.iter().all(|r| r.outcome.is_ok()));
+    let split = client.endpoints();
+    for (e, host) in split.iter().zip(["v1.invalid", "v2.invalid"]) {
+        assert!(served(&sims, host) > 200, "{split:?}");
+        // Each endpoint's controller settled near what its server serves at once, far
+        // below the ceiling: queueing there only adds latency.
+        assert!(e.concurrency < 32, "{split:?}");
+        assert!(sims[host].stats().max_in_flight <= 4);
+    }
 }

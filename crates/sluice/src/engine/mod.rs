@@ -99,6 +99,40 @@ pub(crate) struct AdaptiveConcurrency {
     pub(crate) current: usize,
 }
 
+impl AdaptiveConcurrency {
+    /// A controller below `ceiling`, withdrawing from `permits` (which holds `ceiling`) what
+    /// it does not grant yet.
+    pub(crate) fn start(ceiling: usize, permits: &Semaphore) -> Self {
+        let controller = ConcurrencyController::new(8, 1, ceiling);
+        let current = controller.limit();
+        permits.forget_permits(ceiling - current);
+        AdaptiveConcurrency {
+            controller,
+            current,
+        }
+    }
+
+    /// Feeds a success's latency; grants or withdraws permits of `permits` to follow the
+    /// controller.
+    pub(crate) fn follow(&mut self, permits: &Semaphore, latency: Duration) {
+        if let Some(limit) = self.controller.on_sample(latency) {
+            if limit > self.current {
+                permits.add_permits(limit - self.current);
+                self.current = limit;
+            } else {
+                // Only free permits can be withdrawn now; the rest follow at the next change.
+                let withdrawn = permits.forget_permits(self.current - limit);
+                self.current -= withdrawn;
+            }
+        }
+    }
+}
+
+/// A lock whose state stays usable after a panic elsewhere.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 impl Inner {
     pub(crate) fn gate(&self) -> MutexGuard<'_, Gate> {
         // The gate's state stays usable after a panic elsewhere; there is nothing to repair.
@@ -114,22 +148,16 @@ impl Inner {
         granted.saturating_sub(self.permits.available_permits())
     }
 
-    /// Feeds a successful request's latency to the concurrency controller, if there is one,
-    /// and grants or withdraws permits to follow it.
-    pub(crate) fn concurrency_sample(&self, latency: Duration) {
-        let Some(adaptive) = &self.adaptive else {
-            return;
-        };
-        let mut a = adaptive.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(limit) = a.controller.on_sample(latency) {
-            if limit > a.current {
-                self.permits.add_permits(limit - a.current);
-                a.current = limit;
-            } else {
-                // Only free permits can be withdrawn now; the rest follow at the next change.
-                let withdrawn = self.permits.forget_permits(a.current - limit);
-                a.current -= withdrawn;
-            }
+    /// Feeds a successful request's latency to the concurrency controller of the endpoint
+    /// it went to, or the client's, if there is one, and grants or withdraws permits to
+    /// follow it.
+    pub(crate) fn concurrency_sample(&self, route: usize, latency: Duration) {
+        if let Some(r) = self.routes.get(route)
+            && let Some(adaptive) = &r.adaptive
+        {
+            lock(adaptive).follow(&r.permits, latency);
+        } else if let Some(adaptive) = &self.adaptive {
+            lock(adaptive).follow(&self.permits, latency);
         }
     }
 

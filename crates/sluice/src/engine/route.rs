@@ -10,8 +10,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use super::attempt::{Attempt, Retryable};
-use super::{Charge, Inner};
+use super::{AdaptiveConcurrency, Charge, Inner};
 use crate::binding::Binding;
+use crate::builder::Concurrency;
 use crate::fleet::EndpointStats;
 use crate::fleet::health::{Health, is_endpoint_failure, worth_another_endpoint};
 use crate::limits::AdmitDecision;
@@ -27,7 +28,10 @@ pub(crate) struct Route {
     pub gate: usize,
     /// Its own requests in flight (several endpoints only).
     pub permits: Arc<Semaphore>,
+    /// The most permits there can be.
     pub concurrency: usize,
+    /// When its concurrency is found from latency rather than fixed.
+    pub adaptive: Option<Mutex<AdaptiveConcurrency>>,
     pub weight: f64,
     /// Its bare 503s mean overload (Together, Fireworks).
     pub overload_503: bool,
@@ -45,17 +49,22 @@ impl Route {
         transport: Transport,
         models: Vec<String>,
         gate: usize,
-        concurrency: usize,
+        concurrency: Concurrency,
         weight: f64,
         overload_503: bool,
     ) -> Self {
+        let most = concurrency.most().get();
+        let permits = Semaphore::new(most);
+        let adaptive = matches!(concurrency, Concurrency::Auto { .. })
+            .then(|| Mutex::new(AdaptiveConcurrency::start(most, &permits)));
         Route {
             name,
             transport,
             models,
             gate,
-            permits: Arc::new(Semaphore::new(concurrency)),
-            concurrency,
+            permits: Arc::new(permits),
+            concurrency: most,
+            adaptive,
             weight,
             overload_503,
             health: Mutex::new(Health::default()),
@@ -69,9 +78,16 @@ impl Route {
         self.health.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Permits granted now: all of them, or what its controller grants.
+    fn granted(&self) -> usize {
+        self.adaptive.as_ref().map_or(self.concurrency, |a| {
+            a.lock().unwrap_or_else(|e| e.into_inner()).current
+        })
+    }
+
     /// Free capacity, scaled by the weight.
     fn room(&self) -> f64 {
-        self.weight * self.permits.available_permits() as f64 / self.concurrency.max(1) as f64
+        self.weight * self.permits.available_permits() as f64 / self.granted().max(1) as f64
     }
 
     fn stats(&self, now: Instant) -> EndpointStats {
@@ -83,6 +99,7 @@ impl Route {
             failed: self.failed.load(Ordering::Relaxed),
             ejections: health.ejections,
             ejected: !health.available(now),
+            concurrency: self.granted(),
         }
     }
 }

@@ -530,7 +530,7 @@ impl Scheduler {
         match outcome {
             Attempt::Done(success) => {
                 self.inner.correct(item.charge, &success);
-                self.inner.concurrency_sample(latency);
+                self.inner.concurrency_sample(item.charge.route, latency);
                 self.inner.stats().record_success(&success, latency);
                 self.finish(item, Ok(success), latency).await
             }

@@ -9,7 +9,8 @@
 //! models = ["gpt-4o"]                 # default: every model
 //! rpm = 5000                          # also tpm, itpm, otpm: numbers, "auto" or "auto:N"
 //! tpm = 800000
-//! concurrency = 64                    # default 64
+//! concurrency = 64                    # default 64; "auto" (or "auto:N") finds it from
+//!                                     # latency, for servers that queue (vLLM)
 //! weight = 1.0                        # default 1
 //! overload_503 = false                # its bare 503s mean overload (default: known
 //!                                     # for Together and Fireworks)
@@ -26,6 +27,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::EndpointSpec;
+use crate::builder::Concurrency;
 use crate::limits::{Budget, Limits};
 use crate::transport::{ApiKey, Provider};
 
@@ -83,7 +85,7 @@ struct Entry {
     tpm: Option<toml::Value>,
     itpm: Option<toml::Value>,
     otpm: Option<toml::Value>,
-    concurrency: Option<u64>,
+    concurrency: Option<toml::Value>,
     weight: Option<f64>,
     overload_503: Option<bool>,
 }
@@ -168,11 +170,12 @@ pub fn parse(
             otpm: budget("otpm", &entry.otpm)?,
             ..Limits::default()
         };
-        if let Some(c) = entry.concurrency {
-            spec.concurrency = usize::try_from(c)
-                .ok()
-                .and_then(NonZeroUsize::new)
-                .ok_or_else(|| fail("concurrency must be at least 1".into()))?;
+        if let Some(c) = &entry.concurrency {
+            spec.concurrency = concurrency_of(c).ok_or_else(|| {
+                fail(format!(
+                    "concurrency must be a number of at least 1, \"auto\" or \"auto:N\", not {c:?}"
+                ))
+            })?;
         }
         if let Some(w) = entry.weight {
             if !(w.is_finite() && w > 0.0) {
@@ -190,6 +193,24 @@ pub fn parse(
         });
     }
     Ok(specs)
+}
+
+/// The ceiling of `concurrency = "auto"`, as the CLI's `--concurrency auto`.
+const AUTO_CONCURRENCY_CEILING: usize = 512;
+
+/// A concurrency: a number of at least 1, `"auto"` or `"auto:N"`.
+fn concurrency_of(v: &toml::Value) -> Option<Concurrency> {
+    let count = |n: u64| usize::try_from(n).ok().and_then(NonZeroUsize::new);
+    match v {
+        toml::Value::Integer(n) => count(u64::try_from(*n).ok()?).map(Concurrency::Fixed),
+        toml::Value::String(s) if s == "auto" => Some(Concurrency::Auto {
+            ceiling: NonZeroUsize::new(AUTO_CONCURRENCY_CEILING)?,
+        }),
+        toml::Value::String(s) => Some(Concurrency::Auto {
+            ceiling: count(s.strip_prefix("auto:")?.parse().ok()?)?,
+        }),
+        _ => None,
+    }
 }
 
 /// A budget: a positive number, `"auto"` or `"auto:N"`.
@@ -233,6 +254,7 @@ mod tests {
             base_url = "http://10.0.0.5:8000/v1"
             no_auth = true
             otpm = "auto"
+            concurrency = "auto:128"
         "#;
         let specs = parse(Path::new("e.toml"), text, env).unwrap();
         let east = &specs[0];
@@ -251,12 +273,21 @@ mod tests {
                 ceiling: NonZeroU64::new(90_000)
             }
         );
-        assert_eq!((east.concurrency.get(), east.weight), (32, 2.5));
+        assert_eq!(
+            (east.concurrency, east.weight),
+            (Concurrency::Fixed(NonZeroUsize::new(32).unwrap()), 2.5)
+        );
         assert!(east.serves("gpt-4o") && !east.serves("gpt-4o-mini"));
         let vllm = &specs[1];
         assert_eq!(vllm.name, "endpoint 2");
         assert!(vllm.api_key.is_none() && vllm.serves("anything"));
         assert_eq!(vllm.limits.otpm, Budget::auto());
+        assert_eq!(
+            vllm.concurrency,
+            Concurrency::Auto {
+                ceiling: NonZeroUsize::new(128).unwrap()
+            }
+        );
     }
 
     #[test]

@@ -17,8 +17,7 @@
 pub mod file;
 pub(crate) mod health;
 
-use std::num::NonZeroUsize;
-
+use crate::builder::Concurrency;
 use crate::limits::Limits;
 use crate::transport::{ApiKey, AuthStyle, Provider};
 
@@ -40,8 +39,9 @@ pub struct EndpointSpec {
     pub models: Vec<String>,
     /// Its own budgets.
     pub limits: Limits,
-    /// Its requests in flight at most.
-    pub concurrency: NonZeroUsize,
+    /// Its requests in flight at most, fixed or found from latency (for servers that
+    /// queue, such as vLLM).
+    pub concurrency: Concurrency,
     /// Its share when several have room (default 1).
     pub weight: f64,
     /// Whether its bare 503s mean overload and slow everyone as a 529 does; `None`: known
@@ -61,7 +61,7 @@ impl EndpointSpec {
             auth: None,
             models: Vec::new(),
             limits: Limits::default(),
-            concurrency: NonZeroUsize::new(64).expect("64 > 0"),
+            concurrency: Concurrency::default(),
             weight: 1.0,
             overload_503: None,
         }
@@ -89,4 +89,6 @@ pub struct EndpointStats {
     pub ejections: u32,
     /// Whether it is out now.
     pub ejected: bool,
+    /// Its requests in flight allowed now (what its controller grants, when found).
+    pub concurrency: usize,
 }
