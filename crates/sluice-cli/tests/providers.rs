@@ -103,6 +103,9 @@ async fn an_endpoints_file_spreads_one_run_over_two_servers_within_their_limits(
         .arg("--endpoints")
         .arg(dir.path("endpoints.toml"))
         .args(["--burst-secs", "0.5"])
+        .arg("--events")
+        .arg(dir.path("events.jsonl"))
+        .args(["--progress-every", "0.2"])
         .env("FAST_KEY", "sk-fast")
         .env_remove("OPENAI_API_KEY")
         .stdin(Stdio::null())
@@ -111,9 +114,9 @@ async fn an_endpoints_file_spreads_one_run_over_two_servers_within_their_limits(
     let out = output(cmd).await;
     let err = stderr(&out);
     assert!(out.status.success(), "{err}");
-    let records = records(&dir.path("out.jsonl"));
-    assert_eq!(records.len(), 150);
-    assert!(records.iter().all(|r| r["response"]["status_code"] == 200));
+    let written = records(&dir.path("out.jsonl"));
+    assert_eq!(written.len(), 150);
+    assert!(written.iter().all(|r| r["response"]["status_code"] == 200));
     let served = |s: &sluice_sim::SimHandle| s.stats().by_status.get("200").copied().unwrap_or(0);
     assert_eq!(served(&slow) + served(&fast), 150);
     assert!(
@@ -125,6 +128,18 @@ async fn an_endpoints_file_spreads_one_run_over_two_servers_within_their_limits(
     assert_eq!(slow.stats().total_429() + fast.stats().total_429(), 0);
     // The summary shows the split, one line per endpoint.
     assert!(err.contains("slow:") && err.contains("fast:"), "{err}");
+    // So does the JSON progress: the last object's split adds up to every success.
+    let events = records(&dir.path("events.jsonl"));
+    let last = events
+        .iter()
+        .rev()
+        .find(|e| e.get("endpoints").is_some())
+        .expect("progress objects with the split");
+    let split = last["endpoints"].as_array().unwrap();
+    assert_eq!(split.len(), 2);
+    assert_eq!(split[0]["name"], "slow");
+    let ok: u64 = split.iter().map(|e| e["ok"].as_u64().unwrap()).sum();
+    assert_eq!(ok, 150, "{last}");
     // Limits given both ways are refused before anything is sent.
     let mut both = Command::new(SLUICE);
     both.arg("run")

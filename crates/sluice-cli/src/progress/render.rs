@@ -163,7 +163,7 @@ fn rate_json(r: RateNow) -> serde_json::Value {
 
 /// A `progress` object.
 pub fn progress_json(s: &Snapshot) -> serde_json::Value {
-    json!({
+    let mut v = json!({
         "schema": SCHEMA,
         "type": "progress",
         "t": s.elapsed.as_secs_f64(),
@@ -188,7 +188,18 @@ pub fn progress_json(s: &Snapshot) -> serde_json::Value {
         "cost_usd": s.cost,
         "cost_projected_usd": s.cost_projected,
         "unpriced": s.unpriced,
-    })
+    });
+    if !s.endpoints.is_empty() {
+        v["endpoints"] = s
+            .endpoints
+            .iter()
+            .map(|e| {
+                json!({"name": e.name, "ok": e.succeeded, "failed": e.failed,
+                    "ejections": e.ejections, "out": e.ejected, "concurrency": e.concurrency})
+            })
+            .collect();
+    }
+    v
 }
 
 /// An object for a notable event.
