@@ -97,6 +97,21 @@ fn plan_figures_match_a_hand_computed_file() {
     let (v, _) = plan(&dir, &lines, &["--rpm", "60", "--tpm", "60"]);
     assert_eq!(v["duration"]["binding"], "tokens_per_minute");
     assert!(close(&v["duration"]["minimum_s"], 339.0));
+
+    // Input and output budgets apart: the prompts are 18 + 2 + 9 = 29 tokens, the output
+    // allowances 300 + 10 = 310; at 10 output tokens a minute the output binds (31 min).
+    let (v, _) = plan(&dir, &lines, &["--itpm", "29", "--otpm", "10"]);
+    assert_eq!(v["duration"]["binding"], "output_tokens_per_minute");
+    assert!(close(&v["duration"]["minimum_s"], 31.0 * 60.0));
+    let main = &v["duration"]["budgets"][0];
+    assert_eq!(
+        (
+            main["prompt_tokens"].as_u64(),
+            main["output_tokens"].as_u64()
+        ),
+        (Some(29), Some(310))
+    );
+    assert!(close(&main["minutes_by_itpm"], 1.0));
 }
 
 #[test]

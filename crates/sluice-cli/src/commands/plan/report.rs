@@ -11,7 +11,7 @@ use sluice::cost::PriceTable;
 
 use super::PlanArgs;
 use super::tally::{EXAMPLES, Group, Tally};
-use crate::commands::values::RateArg;
+use crate::commands::values::{RateArg, Rates};
 use crate::progress::{dollars, duration};
 
 /// Everything a plan found.
@@ -34,18 +34,46 @@ pub struct Plan {
 struct Budget {
     /// `None` for the client's budget, else the model with limits of its own.
     model: Option<String>,
-    rpm: Option<RateArg>,
-    tpm: Option<RateArg>,
+    rates: Rates,
     requests: u64,
     /// What admission charges: prompt plus output allowance.
     tokens: u64,
+    /// The prompts alone (the input budget).
+    prompt_tokens: u64,
+    /// The output allowances alone (the output budget, if every answer used all of it).
+    output_tokens: u64,
 }
 
+/// The kinds of budget a plan weighs, in the order ties are reported.
+const KINDS: [&str; 4] = [
+    "requests_per_minute",
+    "tokens_per_minute",
+    "input_tokens_per_minute",
+    "output_tokens_per_minute",
+];
+
 impl Budget {
-    fn minutes(&self) -> (Option<f64>, Option<f64>) {
+    /// Minutes each budget needs, in the order of [`KINDS`].
+    fn minutes(&self) -> [Option<f64>; 4] {
         let per =
             |n: u64, r: Option<RateArg>| r.and_then(|r| r.limit).map(|l| n as f64 / l.get() as f64);
-        (per(self.requests, self.rpm), per(self.tokens, self.tpm))
+        [
+            per(self.requests, self.rates.rpm),
+            per(self.tokens, self.rates.tpm),
+            per(self.prompt_tokens, self.rates.itpm),
+            per(self.output_tokens, self.rates.otpm),
+        ]
+    }
+
+    fn new(model: Option<String>, rates: Rates) -> Self {
+        Budget {
+            model,
+            rates,
+            requests: 0,
+            tokens: 0,
+            prompt_tokens: 0,
+            output_tokens: 0,
+        }
     }
 }
 
@@ -73,24 +101,12 @@ impl Plan {
         self.prices_taken = prices.taken().to_owned();
         self.max_cost = args.cost.max_cost;
         self.elapsed = elapsed;
-        let mut main = Budget {
-            model: None,
-            rpm: args.limits.rpm,
-            tpm: args.limits.tpm,
-            requests: 0,
-            tokens: 0,
-        };
+        let mut main = Budget::new(None, args.limits.rates());
         let mut own: Vec<Budget> = args
             .limits
             .model_limits
             .iter()
-            .map(|m| Budget {
-                model: Some(m.model.clone()),
-                rpm: m.rates.rpm,
-                tpm: m.rates.tpm,
-                requests: 0,
-                tokens: 0,
-            })
+            .map(|m| Budget::new(Some(m.model.clone()), m.rates))
             .collect();
         for ((_, model), g) in &tally.groups {
             let b = own
@@ -99,6 +115,8 @@ impl Plan {
                 .unwrap_or(&mut main);
             b.requests += g.requests;
             b.tokens += g.prompt_tokens + g.max_output_tokens;
+            b.prompt_tokens += g.prompt_tokens;
+            b.output_tokens += g.max_output_tokens;
         }
         self.budgets = std::iter::once(main).chain(own).collect();
         self.tally = tally;
@@ -139,8 +157,7 @@ impl Plan {
     fn minimum(&self) -> Option<(f64, Option<&str>, &'static str)> {
         let mut best: Option<(f64, Option<&str>, &'static str)> = None;
         for b in &self.budgets {
-            let (rpm, tpm) = b.minutes();
-            for (minutes, kind) in [(rpm, "requests_per_minute"), (tpm, "tokens_per_minute")] {
+            for (minutes, kind) in b.minutes().into_iter().zip(KINDS) {
                 if let Some(m) = minutes
                     && best.is_none_or(|x| m * 60.0 > x.0)
                 {
@@ -178,15 +195,22 @@ impl Plan {
                 "binding": minimum.map(|m| m.2),
                 "binding_model": minimum.and_then(|m| m.1),
                 "budgets": self.budgets.iter().map(|b| {
-                    let (rpm, tpm) = b.minutes();
+                    let [rpm, tpm, itpm, otpm] = b.minutes();
+                    let limit = |r: Option<RateArg>| r.and_then(|r| r.limit).map(|l| l.get());
                     json!({
                         "model": b.model,
                         "requests": b.requests,
                         "tokens": b.tokens,
-                        "rpm": b.rpm.and_then(|r| r.limit).map(|l| l.get()),
-                        "tpm": b.tpm.and_then(|r| r.limit).map(|l| l.get()),
+                        "prompt_tokens": b.prompt_tokens,
+                        "output_tokens": b.output_tokens,
+                        "rpm": limit(b.rates.rpm),
+                        "tpm": limit(b.rates.tpm),
+                        "itpm": limit(b.rates.itpm),
+                        "otpm": limit(b.rates.otpm),
                         "minutes_by_rpm": rpm,
                         "minutes_by_tpm": tpm,
+                        "minutes_by_itpm": itpm,
+                        "minutes_by_otpm": otpm,
                     })
                 }).collect::<Vec<_>>(),
             },
@@ -256,10 +280,11 @@ impl Plan {
         match self.minimum() {
             Some((secs, model, kind)) => {
                 let scope = model.map_or_else(String::new, |m| format!(" of {m}"));
-                let what = if kind == "requests_per_minute" {
-                    "requests-per-minute"
-                } else {
-                    "tokens-per-minute (prompt plus max_tokens)"
+                let what = match kind {
+                    "requests_per_minute" => "requests-per-minute",
+                    "tokens_per_minute" => "tokens-per-minute (prompt plus max_tokens)",
+                    "input_tokens_per_minute" => "input-tokens-per-minute",
+                    _ => "output-tokens-per-minute (if every answer used its max_tokens)",
                 };
                 let _ = writeln!(
                     out,
@@ -270,7 +295,8 @@ impl Plan {
             None => {
                 let _ = writeln!(
                     out,
-                    "  duration     no --rpm or --tpm given: the server's limits and --concurrency decide"
+                    "  duration     no --rpm, --tpm, --itpm or --otpm given: the server's limits and \
+                     --concurrency decide"
                 );
             }
         }
