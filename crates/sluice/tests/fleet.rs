@@ -218,6 +218,12 @@ async fn a_key_one_endpoint_refuses_sends_the_request_to_another() {
     );
     assert_eq!(sims["open.invalid"].stats().by_status.get("200"), Some(&60));
     assert!(client.endpoints()[0].ejections >= 1);
+    // A request the endpoint refused never went back to it.
+    assert!(
+        sims["locked.invalid"].stats().retried_ids().is_empty(),
+        "{:?}",
+        sims["locked.invalid"].stats().retried_ids()
+    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -95,8 +95,12 @@ impl Inner {
             }
         };
         {
-            let in_flight = self.in_flight() as u64;
-            let cap = self.concurrency.get() as u64;
+            // What the endpoint has in flight besides this request, and the most it may.
+            let (in_flight, cap) = if self.routes.len() > 1 {
+                (route.in_flight() as u64, route.concurrency as u64)
+            } else {
+                (self.in_flight() as u64, self.concurrency.get() as u64)
+            };
             self.gate().admissions[charge.gate].observe(
                 Instant::now(),
                 &reply.rate,

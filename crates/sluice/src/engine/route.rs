@@ -85,6 +85,12 @@ impl Route {
         })
     }
 
+    /// Its requests in flight now.
+    pub(crate) fn in_flight(&self) -> usize {
+        self.granted()
+            .saturating_sub(self.permits.available_permits())
+    }
+
     /// Free capacity, scaled by the weight.
     fn room(&self) -> f64 {
         self.weight * self.permits.available_permits() as f64 / self.granted().max(1) as f64
@@ -207,8 +213,14 @@ impl Inner {
 
     /// Counts an attempt's answer against its endpoint and weighs it for the endpoint's
     /// health; with several endpoints, a failure that is the endpoint's and not the
-    /// request's is tried at another.
-    pub(crate) fn route_answered(&self, charge: Charge, outcome: Attempt, now: Instant) -> Attempt {
+    /// request's is tried at another, and the request does not go back to the endpoint
+    /// that refused it.
+    pub(crate) fn route_answered(
+        &self,
+        charge: &mut Charge,
+        outcome: Attempt,
+        now: Instant,
+    ) -> Attempt {
         let Some(route) = self.routes.get(charge.route) else {
             return outcome;
         };
@@ -238,6 +250,7 @@ impl Inner {
         let others = (charge.routes & !(1 << charge.route)) != 0;
         match outcome {
             Attempt::Fail(error) if others && worth_another_endpoint(error.kind) => {
+                charge.routes &= !(1 << charge.route);
                 Attempt::Retry(Retryable::transient(error))
             }
             other => other,

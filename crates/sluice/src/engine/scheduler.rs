@@ -516,7 +516,7 @@ impl Scheduler {
         } = f;
         let outcome = self
             .inner
-            .route_answered(item.charge, outcome, Instant::now());
+            .route_answered(&mut item.charge, outcome, Instant::now());
         match &outcome {
             Attempt::Retry(r) if r.error.status.is_none() => {
                 if r.error.kind == ErrorKind::Connect
