@@ -61,6 +61,8 @@
 //! | A session with statistics, per-request timeout, per-item errors | [`Client::stats`], [`Stats`], [`ClientBuilder::timeout`] | `session` |
 //! | All of it: priorities, adaptive limits, backoff, progress, cancellation, bounded memory | [`Batch::cancel_on`], [`Batch::in_order`] | `full` |
 //! | A resumable file run, exactly one result per line | [`DurableRun`] | (the CLI's `sluice run`) |
+//! | Anthropic's Messages API, Azure deployments | [`ClientBuilder::provider`], [`Provider`], [`Endpoint::Messages`] | (tests/providers.rs) |
+//! | Several endpoints as one, each with its own limits | [`ClientBuilder::endpoints`], [`fleet`] | (tests/fleet.rs) |
 //!
 //! # Where things are
 //!
@@ -68,6 +70,9 @@
 //!   [`Request::json`] / [`Success::json`] with your own.
 //! - The engine (private) runs every request through the same stages: the gate
 //!   (admission, [`limits`]), the attempt ([`transport`]), and settle ([`retry`]).
+//! - [`Provider`]: the dialect a server speaks (OpenAI, Anthropic, Azure): URLs, key
+//!   header, required headers; answers of every dialect are read without one.
+//! - [`fleet`]: several endpoints behind one client, routed by model and free capacity.
 //! - [`transport::HttpService`]: the seam under the engine, for an in-memory server in
 //!   tests (run them on a paused `tokio::time` clock: they take milliseconds).
 //! - [`durable`], [`journal`], [`input`], [`output`]: file runs that survive crashes.
