@@ -7,7 +7,7 @@
 //! now, so together they run at the sum of their limits. Every endpoint keeps its own
 //! admission: its own budgets, the limits its headers state, its own pause and AIMD after a
 //! refusal. An endpoint that fails again and again (connection refused, timeouts, 5xx
-//! storms, a key it refuses) is taken out for a while ([`health`]) and its requests go to
+//! storms, a key it refuses) is taken out for a while and its requests go to
 //! the others; a failure that is the endpoint's and not the request's (401, 403, 404,
 //! 402, quota) sends the request to another endpoint instead of failing it. One output,
 //! the same exactly-once records: the engine above the endpoints is unchanged.
