@@ -9,6 +9,7 @@ use futures::{FutureExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use super::suspects::{Reread, Suspects, Verdict};
 use super::{DurableError, Messages, RunControl};
 use crate::Client;
 use crate::cost::CapStop;
@@ -52,21 +53,32 @@ enum Note {
 const BATCH: usize = 256;
 
 /// Sends everything `input` holds through `client`, writing each result to `journal`.
+///
+/// With a compact id set and an input that can be read again (`reread`), a line whose id
+/// may have been seen is held back and confirmed at the end ([`super::suspects`]).
 pub(super) async fn drive(
     client: &Client,
     input_name: &str,
     input: InputStream,
     mut journal: Journal,
     mut ids: IdSet,
+    reread: Option<Reread>,
     control: RunControl,
 ) -> Result<Report, DurableError> {
     let started = Instant::now();
     let (notes_tx, mut notes) = mpsc::unbounded_channel();
+    let suspects = Suspects::default();
+    let reread = reread.filter(|_| ids.hits_are_suspects());
+    let held = reread.is_some().then(|| suspects.clone());
+    let confirm_notes = notes_tx.clone();
     let requests = input.filter_map(move |item| {
         let request = match item {
             InputItem::Request(line, request) => {
                 if ids.insert(&request.custom_id) {
                     Some(request)
+                } else if let Some(held) = &held {
+                    held.hold(line, request);
+                    None
                 } else {
                     let _ = notes_tx.send(Note::Duplicate(line, request.custom_id));
                     None
@@ -87,7 +99,22 @@ pub(super) async fn drive(
         };
         std::future::ready(request)
     });
-    let mut results = client.run(Box::pin(requests));
+    let confirmed = futures::stream::iter(reread)
+        .flat_map(move |reread| suspects.clone().confirm(reread))
+        .filter_map(move |verdict| {
+            std::future::ready(match verdict {
+                Verdict::Send(request) => Some(request),
+                Verdict::Duplicate(line, id) => {
+                    let _ = confirm_notes.send(Note::Duplicate(line, id));
+                    None
+                }
+                Verdict::Unread(e) => {
+                    let _ = confirm_notes.send(Note::ReadFailed(e));
+                    None
+                }
+            })
+        });
+    let mut results = client.run(Box::pin(requests.chain(confirmed)));
     let mut invalid_lines = 0;
     let mut failed = 0;
     let mut read_error = None;

@@ -22,6 +22,7 @@
 
 mod drive;
 mod messages;
+mod suspects;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -33,6 +34,7 @@ use crate::input::{self, InputOptions, Opening};
 use crate::journal::{
     InputIdentity, Journal, JournalError, JournalPaths, OpenOptions, Recovered, SyncPolicy,
 };
+use suspects::Reread;
 
 pub use drive::Report;
 pub use messages::Messages;
@@ -142,6 +144,8 @@ pub struct DurableRun {
     journal: Journal,
     recovered: Recovered,
     opening: Opening,
+    /// Where the input can be read again (not standard input).
+    reread: Option<Reread>,
 }
 
 impl DurableRun {
@@ -154,6 +158,10 @@ impl DurableRun {
             source,
         };
         let identity = InputIdentity::of(path).map_err(input_error)?;
+        let reread = (path.as_os_str() != "-").then(|| Reread {
+            path: path.clone(),
+            options: options.input_options.clone(),
+        });
         let opening = input::start(path, options.input_options).map_err(input_error)?;
         let open = OpenOptions {
             restart: options.restart,
@@ -172,6 +180,7 @@ impl DurableRun {
             journal,
             recovered,
             opening,
+            reread,
         })
     }
 
@@ -193,6 +202,7 @@ impl DurableRun {
             journal,
             recovered,
             opening,
+            reread,
         } = self;
         let Recovered { done, ids, .. } = recovered;
         let input = opening
@@ -202,6 +212,6 @@ impl DurableRun {
                 path: input_name.clone(),
                 source,
             })?;
-        drive::drive(client, &input_name, input, journal, ids, control).await
+        drive::drive(client, &input_name, input, journal, ids, reread, control).await
     }
 }

@@ -1,16 +1,22 @@
 //! `custom_id`s seen, to report duplicates without holding the input.
 //!
 //! Each id is kept as a 64-bit keyed hash: its top 16 bits choose one of 65,536
-//! partitions, and only the other 48 bits are stored there, as 6 bytes. That tells ids
-//! apart as well as a full 64-bit hash (a false duplicate among a million ids: a chance of
-//! about 3 in 100 million) at three quarters of its size.
+//! partitions, and only some of the other bits are stored there. Two widths:
 //!
-//! A partition is a chain of 64-byte blocks of ten keys, newest block first, and every
-//! block comes from 1 MiB chunks that are only ever appended to. So the set's memory is
-//! what it uses — about 8.5 bytes an id at a million ids, the last block of each chain
-//! partly empty — with nothing freed and nothing copied as it grows. Small vectors per
-//! partition, grown by reallocation, measured half as much again in resident memory: the
-//! allocator could not reuse the blocks they left behind fast enough.
+//! - [`IdSet::exact`] stores 48 more bits (6 bytes): as good as a full 64-bit hash (a false
+//!   duplicate among a million ids: a chance of about 3 in 100 million). For an input that
+//!   cannot be read twice (standard input).
+//! - [`IdSet::compact`] stores 32 more bits (4 bytes), two thirds of the memory, so ten
+//!   million ids fit in about 43 MB; a hit is then only a *suspect* (among ten million ids,
+//!   a false one is likely, about one chance in six), which the caller confirms by reading
+//!   the input again ([`IdSet::hits_are_suspects`]).
+//!
+//! A partition is a chain of 64-byte blocks of keys (ten of 6 bytes, or fifteen of 4),
+//! newest block first, and every block comes from 1 MiB chunks that are only ever
+//! appended to. So the set's memory is what it uses, the last block of each chain partly
+//! empty, with nothing freed and nothing copied as it grows. Small vectors per partition,
+//! grown by reallocation, measured half as much again in resident memory: the allocator
+//! could not reuse the blocks they left behind fast enough.
 //!
 //! A lookup scans one chain: 15 keys in two cache lines at a million ids, 150 at ten
 //! million.
@@ -20,23 +26,17 @@ use std::hash::{BuildHasher, RandomState};
 /// log2 of the number of partitions: the hash bits not stored.
 const PARTITION_BITS: u32 = 16;
 
-/// Keys in a block.
-const PER_BLOCK: usize = 10;
-
 /// Blocks in a chunk (1 MiB).
 const BLOCKS_PER_CHUNK: usize = 1 << 14;
 
 /// The end of a chain.
 const NO_BLOCK: u32 = u32::MAX;
 
-/// The stored part of a hash: its low 48 bits.
-type Key = [u8; 6];
-
-/// Ten keys and the block before them in the chain: 64 bytes, one cache line.
+/// `N` keys of `W` bytes and the block before them in the chain: 64 bytes, one cache line.
 #[derive(Clone, Copy)]
 #[repr(C, align(64))]
-struct Block {
-    keys: [Key; PER_BLOCK],
+struct Block<const W: usize, const N: usize> {
+    keys: [[u8; W]; N],
     previous: u32,
 }
 
@@ -49,22 +49,97 @@ struct Partition {
 }
 
 /// A set of ids, as hashes. See the module docs.
-pub struct IdSet {
+pub struct IdSet(Width);
+
+enum Width {
+    Exact(Keys<6, 10>),
+    Compact(Keys<4, 15>),
+}
+
+/// The keys of one width.
+struct Keys<const W: usize, const N: usize> {
     partitions: Box<[Partition]>,
-    chunks: Vec<Vec<Block>>,
+    chunks: Vec<Vec<Block<W, N>>>,
     len: usize,
     hasher: RandomState,
 }
 
 impl std::fmt::Debug for IdSet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IdSet").field("len", &self.len).finish()
+        f.debug_struct("IdSet")
+            .field("len", &self.len())
+            .field("compact", &self.hits_are_suspects())
+            .finish()
     }
 }
 
 impl Default for IdSet {
+    /// An exact set.
     fn default() -> Self {
-        IdSet {
+        IdSet::exact()
+    }
+}
+
+/// Runs `$body` with `$k` bound to the keys, whatever their width.
+macro_rules! each_width {
+    ($set:expr, $k:ident => $body:expr) => {
+        match $set {
+            Width::Exact($k) => $body,
+            Width::Compact($k) => $body,
+        }
+    };
+}
+
+impl IdSet {
+    /// A set whose hits are duplicates (6-byte keys).
+    pub fn exact() -> Self {
+        IdSet(Width::Exact(Keys::default()))
+    }
+
+    /// A set in two thirds of the memory whose hits are suspects to confirm (4-byte keys).
+    pub fn compact() -> Self {
+        IdSet(Width::Compact(Keys::default()))
+    }
+
+    /// Whether a hit may be another id with the same key, to be confirmed by comparing
+    /// the ids themselves.
+    pub fn hits_are_suspects(&self) -> bool {
+        matches!(self.0, Width::Compact(_))
+    }
+
+    /// Adds `id`; false if it was seen already (or, in a compact set, an id with the same
+    /// key was).
+    pub fn insert(&mut self, id: &str) -> bool {
+        each_width!(&mut self.0, k => k.insert(id))
+    }
+
+    /// Adds `id` without looking for it first: for ids that cannot be in the set yet, such
+    /// as those of a run's own records (duplicates never get a record of their own id), read
+    /// back on resume. A lookup scans a chain of 15 keys at a million ids and 150 at ten
+    /// million; this only appends. An id added twice is harmless: it is still found.
+    pub fn insert_new(&mut self, id: &str) {
+        each_width!(&mut self.0, k => k.insert_new(id))
+    }
+
+    /// Ids seen.
+    pub fn len(&self) -> usize {
+        each_width!(&self.0, k => k.len)
+    }
+
+    /// True when none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes held: the partitions and the chunks allocated (the last one partly used).
+    pub fn heap_bytes(&self) -> usize {
+        each_width!(&self.0, k => k.heap_bytes())
+    }
+}
+
+impl<const W: usize, const N: usize> Default for Keys<W, N> {
+    fn default() -> Self {
+        Keys {
             partitions: vec![
                 Partition {
                     newest: NO_BLOCK,
@@ -80,32 +155,26 @@ impl Default for IdSet {
     }
 }
 
-/// A hash's partition (its top bits) and the key stored there (the rest).
-fn split(h: u64) -> (usize, Key) {
+/// A hash's partition (its top bits) and the key stored there (its low `W` bytes).
+fn split<const W: usize>(h: u64) -> (usize, [u8; W]) {
     let b = h.to_be_bytes();
-    (
-        (h >> (64 - PARTITION_BITS)) as usize,
-        [b[2], b[3], b[4], b[5], b[6], b[7]],
-    )
+    let mut key = [0u8; W];
+    key.copy_from_slice(&b[8 - W..]);
+    ((h >> (64 - PARTITION_BITS)) as usize, key)
 }
 
-impl IdSet {
-    /// Adds `id`; false if it was seen already.
-    pub fn insert(&mut self, id: &str) -> bool {
-        let (index, key) = split(self.hasher.hash_one(id));
+impl<const W: usize, const N: usize> Keys<W, N> {
+    fn insert(&mut self, id: &str) -> bool {
+        let (index, key) = split::<W>(self.hasher.hash_one(id));
         self.insert_key(index, key)
     }
 
-    /// Adds `id` without looking for it first: for ids that cannot be in the set yet, such
-    /// as those of a run's own records (duplicates never get a record of their own id), read
-    /// back on resume. A lookup scans a chain of 15 keys at a million ids and 150 at ten
-    /// million; this only appends. An id added twice is harmless: it is still found.
-    pub fn insert_new(&mut self, id: &str) {
-        let (index, key) = split(self.hasher.hash_one(id));
+    fn insert_new(&mut self, id: &str) {
+        let (index, key) = split::<W>(self.hasher.hash_one(id));
         self.append_key(index, key);
     }
 
-    fn insert_key(&mut self, index: usize, key: Key) -> bool {
+    fn insert_key(&mut self, index: usize, key: [u8; W]) -> bool {
         let Partition { newest, len } = self.partitions[index];
         if self.chain_contains(newest, len as usize, &key) {
             return false;
@@ -114,9 +183,9 @@ impl IdSet {
         true
     }
 
-    fn append_key(&mut self, index: usize, key: Key) {
+    fn append_key(&mut self, index: usize, key: [u8; W]) {
         let Partition { newest, len } = self.partitions[index];
-        let fill = len as usize % PER_BLOCK;
+        let fill = len as usize % N;
         let newest = if fill == 0 {
             let block = self.push_block(newest);
             self.partitions[index].newest = block;
@@ -129,32 +198,21 @@ impl IdSet {
         self.len += 1;
     }
 
-    /// Ids seen.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// True when none.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// Bytes held: the partitions and the chunks allocated (the last one partly used).
-    pub fn heap_bytes(&self) -> usize {
+    fn heap_bytes(&self) -> usize {
         self.partitions.len() * size_of::<Partition>()
             + self
                 .chunks
                 .iter()
-                .map(|c| c.capacity() * size_of::<Block>())
+                .map(|c| c.capacity() * size_of::<Block<W, N>>())
                 .sum::<usize>()
     }
 
-    fn chain_contains(&self, newest: u32, len: usize, key: &Key) -> bool {
+    fn chain_contains(&self, newest: u32, len: usize, key: &[u8; W]) -> bool {
         let mut block = newest;
         let mut left = len;
         // The newest block holds the remainder; every older one is full.
-        let mut in_block = match len % PER_BLOCK {
-            0 => PER_BLOCK,
+        let mut in_block = match len % N {
+            0 => N,
             r => r,
         };
         while left > 0 {
@@ -163,7 +221,7 @@ impl IdSet {
                 return true;
             }
             left -= in_block;
-            in_block = PER_BLOCK;
+            in_block = N;
             block = b.previous;
         }
         false
@@ -184,19 +242,19 @@ impl IdSet {
         let number = u32::try_from(number).expect("fewer than 4 billion blocks");
         if let Some(chunk) = self.chunks.last_mut() {
             chunk.push(Block {
-                keys: [[0; 6]; PER_BLOCK],
+                keys: [[0; W]; N],
                 previous,
             });
         }
         number
     }
 
-    fn block(&self, number: u32) -> &Block {
+    fn block(&self, number: u32) -> &Block<W, N> {
         let n = number as usize;
         &self.chunks[n / BLOCKS_PER_CHUNK][n % BLOCKS_PER_CHUNK]
     }
 
-    fn block_mut(&mut self, number: u32) -> &mut Block {
+    fn block_mut(&mut self, number: u32) -> &mut Block<W, N> {
         let n = number as usize;
         &mut self.chunks[n / BLOCKS_PER_CHUNK][n % BLOCKS_PER_CHUNK]
     }
@@ -208,7 +266,27 @@ mod tests {
 
     #[test]
     fn a_block_is_one_cache_line() {
-        assert_eq!(size_of::<Block>(), 64);
+        assert_eq!(size_of::<Block<6, 10>>(), 64);
+        assert_eq!(size_of::<Block<4, 15>>(), 64);
+    }
+
+    #[test]
+    fn a_compact_set_finds_what_an_exact_one_does_in_two_thirds_of_the_memory() {
+        let (mut exact, mut compact) = (IdSet::exact(), IdSet::compact());
+        assert!(compact.hits_are_suspects() && !exact.hits_are_suspects());
+        let n = 1_000_000;
+        for i in 0..n {
+            let id = format!("id-{i}");
+            exact.insert(&id);
+            compact.insert(&id);
+        }
+        for i in (0..n).step_by(991) {
+            assert!(!compact.insert(&format!("id-{i}")), "{i} seen");
+        }
+        // At a million ids the partly filled last block of each of the 65,536 chains still
+        // weighs; the share falls towards two thirds as the chains grow.
+        let ratio = compact.heap_bytes() as f64 / exact.heap_bytes() as f64;
+        assert!(ratio < 0.8, "{ratio:.2}");
     }
 
     #[test]
@@ -244,8 +322,8 @@ mod tests {
     fn chains_longer_than_a_block_are_searched_whole() {
         // Hashes that share a partition: every key of a long chain must be found, the
         // oldest block's as well as the newest's, and a new key must not be.
-        let mut s = IdSet::default();
-        let keys: Vec<Key> = (0..35u8).map(|i| [0, 0, 0, 0, 1, i]).collect();
+        let mut s = Keys::<6, 10>::default();
+        let keys: Vec<[u8; 6]> = (0..35u8).map(|i| [0, 0, 0, 0, 1, i]).collect();
         for (i, key) in keys.iter().enumerate() {
             assert!(s.insert_key(7, *key), "{i} is new");
         }
@@ -270,7 +348,7 @@ mod tests {
             0x0123_4567_89ab_cdef,
         ];
         for &a in &samples {
-            let (pa, ka) = split(a);
+            let (pa, ka) = split::<6>(a);
             let mut joined = [0u8; 8];
             joined[..2].copy_from_slice(&(pa as u16).to_be_bytes());
             joined[2..].copy_from_slice(&ka);

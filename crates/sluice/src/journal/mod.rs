@@ -204,7 +204,8 @@ pub struct OpenOptions {
 pub struct Recovered {
     /// Input lines that have their record.
     pub done: LineSet,
-    /// `custom_id`s of the records.
+    /// `custom_id`s of the records (compact for an input that can be read again: its hits
+    /// are suspects; see [`IdSet::hits_are_suspects`]).
     pub ids: IdSet,
     /// Success records.
     pub ok: u64,
@@ -298,6 +299,11 @@ impl Journal {
             Err(e) => return Err(io_at(&paths.state)(e)),
         };
         let mut recovered = Recovered::default();
+        // An input that can be read again can have its suspected duplicates confirmed,
+        // so its ids are kept compact; standard input keeps exact ones.
+        if input.path != "-" {
+            recovered.ids = IdSet::compact();
+        }
         match &previous {
             None => {
                 let has_results = [&paths.output, &paths.errors]
