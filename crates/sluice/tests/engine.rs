@@ -662,65 +662,6 @@ async fn a_failure_before_any_answer_keeps_its_source_chain() {
     );
 }
 
-#[tokio::test(start_paused = true)]
-async fn an_azure_base_url_keeps_its_query_and_every_request_names_sluice() {
-    use std::sync::{Arc, Mutex};
-    /// What the server saw of a request: its URL, user agent and key header.
-    type Seen = (String, String, Option<String>);
-    let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
-    let log = seen.clone();
-    let c = Client::builder()
-        .base_url("https://x.openai.azure.com/openai/deployments/gpt4o?api-version=2024-06-01")
-        .auth_style(sluice::AuthStyle::ApiKeyHeader)
-        .api_key(sluice::ApiKey::new("azure-key"))
-        .service(move |request: http::Request<bytes::Bytes>| {
-            let header = |name: &str| {
-                request
-                    .headers()
-                    .get(name)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned)
-            };
-            log.lock().unwrap().push((
-                request.uri().to_string(),
-                header("user-agent").unwrap_or_default(),
-                header("api-key"),
-            ));
-            async {
-                Ok(http::Response::builder()
-                    .status(200)
-                    .body(bytes::Bytes::from_static(
-                        br#"{"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1}}"#,
-                    ))
-                    .unwrap())
-            }
-        })
-        .build()
-        .unwrap();
-    c.send(&chat(1, 5)).await.unwrap();
-    c.send(&Request::new(
-        "e",
-        Endpoint::Embeddings,
-        &json!({"model": "text-embedding-3-small", "input": "x"}),
-    ))
-    .await
-    .unwrap();
-    let seen = seen.lock().unwrap();
-    assert_eq!(
-        seen[0].0,
-        "https://x.openai.azure.com/openai/deployments/gpt4o/chat/completions?api-version=2024-06-01"
-    );
-    assert_eq!(
-        seen[1].0,
-        "https://x.openai.azure.com/openai/deployments/gpt4o/embeddings?api-version=2024-06-01"
-    );
-    assert!(seen.iter().all(|(_, ua, _)| ua.starts_with("sluice/")));
-    assert!(
-        seen.iter()
-            .all(|(_, _, key)| key.as_deref() == Some("azure-key"))
-    );
-}
-
 /// A client whose server answers its first request 429 with `headers` and `body`, and
 /// every later one 200; and the (paused-clock) arrival times.
 fn refused_once(

@@ -29,6 +29,7 @@ struct Seen {
     api_key: Option<String>,
     authorization: Option<String>,
     anthropic_version: Option<String>,
+    user_agent: Option<String>,
 }
 
 /// A client for `provider` whose requests go to `sim` in memory at `base_url`, each one
@@ -68,6 +69,7 @@ fn client_for(
                 api_key: header("api-key"),
                 authorization: header("authorization"),
                 anthropic_version: header("anthropic-version"),
+                user_agent: header("user-agent"),
             });
             let server = server.clone();
             async move {
