@@ -279,6 +279,12 @@ async fn an_azure_deployment_url_serves_all_four_endpoints_with_its_query_string
         seen.iter()
             .all(|s| s.api_key.as_deref() == Some("az-key") && s.authorization.is_none())
     );
+    // Every request names sluice and its version.
+    let agent = format!("sluice/{}", env!("CARGO_PKG_VERSION"));
+    assert!(
+        seen.iter()
+            .all(|s| s.user_agent.as_deref() == Some(agent.as_str()))
+    );
     // Without the api-version the deployment is not found: the simulator checks it.
     let (builder, _) = client_for(
         &sim,
