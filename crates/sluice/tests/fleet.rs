@@ -266,3 +266,31 @@ async fn a_fleet_of_queueing_servers_finds_each_ones_concurrency() {
         assert!(sims[host].stats().max_in_flight <= 4);
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_endpoints_key_echoed_back_in_an_error_is_redacted() {
+    // The simulator echoes a wrong key in its 401, as OpenAI does.
+    let sims: HashMap<&'static str, InMemorySim> = [
+        (
+            "locked.invalid",
+            sim(Sim::builder().api_key(Some("right".into()))),
+        ),
+        ("open.invalid", sim(Sim::builder())),
+    ]
+    .into_iter()
+    .collect();
+    let mut locked = endpoint("locked.invalid", 60_000, &["only-here"]);
+    locked.api_key = Some(sluice::ApiKey::new("sk-fleet-secret-7731"));
+    let client = fleet(
+        &sims,
+        vec![locked, endpoint("open.invalid", 60_000, &["gpt-4o-mini"])],
+        None,
+    );
+    let e = client.send(&chat(0, "only-here")).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Auth);
+    let body = String::from_utf8_lossy(e.body.as_deref().unwrap_or_default()).into_owned();
+    assert!(body.contains("Incorrect API key"), "{body}");
+    for text in [e.full_message().into_owned(), body, format!("{e:?}")] {
+        assert!(!text.contains("sk-fleet-secret-7731"), "{text}");
+    }
+}
