@@ -294,3 +294,51 @@ async fn an_endpoints_key_echoed_back_in_an_error_is_redacted() {
         assert!(!text.contains("sk-fleet-secret-7731"), "{text}");
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn each_endpoints_token_budget_is_kept() {
+    // Tokens bind, not requests: each request charges its prompt plus 200 reserved output
+    // tokens, and each simulator allows 60,000 or 30,000 such tokens a minute.
+    let sims: HashMap<&'static str, InMemorySim> = [
+        (
+            "t1.invalid",
+            sim(Sim::builder().tpm(NonZeroU64::new(60_000))),
+        ),
+        (
+            "t2.invalid",
+            sim(Sim::builder().tpm(NonZeroU64::new(30_000))),
+        ),
+    ]
+    .into_iter()
+    .collect();
+    let with_tpm = |host: &str, tpm: u64| {
+        let mut e = endpoint(host, 100_000, &[]);
+        e.limits.tpm = Budget::per_minute(tpm);
+        e
+    };
+    let client = fleet(
+        &sims,
+        vec![
+            with_tpm("t1.invalid", 60_000),
+            with_tpm("t2.invalid", 30_000),
+        ],
+        None,
+    );
+    let requests = (0..300).map(|i| {
+        Request::chat(
+            format!("r{i}"),
+            &json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": format!("q{i}")}], "max_tokens": 200}),
+        )
+    });
+    let results: Vec<BatchResult> = client.run(futures::stream::iter(requests)).collect().await;
+    assert!(results.iter().all(|r| r.outcome.is_ok()));
+    for host in ["t1.invalid", "t2.invalid"] {
+        assert_eq!(
+            sims[host].stats().total_429(),
+            0,
+            "{host}: {:?}",
+            sims[host].stats().rate_limited
+        );
+        assert!(served(&sims, host) > 50, "{host}");
+    }
+}

@@ -28,8 +28,9 @@ pub(crate) struct Charge {
 
 impl Inner {
     /// What admission charges a request, and which admission charges it (its model's, if
-    /// that has limits of its own). Tokens are estimated only where they are limited, since
-    /// estimating is the one costly thing on the hot path.
+    /// that has limits of its own; with several endpoints, the one it goes to). Tokens are
+    /// estimated only where an admission it may be charged to limits them, since estimating
+    /// is the one costly thing on the hot path.
     pub(crate) fn charge(&self, request: &Request) -> Charge {
         let gate = self.gate();
         let index = if gate.models.is_empty() {
@@ -39,12 +40,10 @@ impl Inner {
                 .and_then(|m| gate.models.get(m.as_ref()).copied())
                 .unwrap_or(0)
         };
-        let routes = if self.routes.len() == 1 {
-            1
-        } else {
-            self.routes_for(request_model(&request.body).as_deref())
-        };
-        let limits_tokens = gate.admissions[index].limits_tokens();
+        let routes = self.routes_for(&request.body);
+        let limits_tokens = self
+            .admissions_for(index, routes)
+            .any(|a| gate.admissions[a].limits_tokens());
         drop(gate);
         let capped = self.spend.is_some();
         // One parse gives both the tokens and, for the cap's price, the model.

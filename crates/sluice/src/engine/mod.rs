@@ -129,20 +129,20 @@ impl AdaptiveConcurrency {
 }
 
 /// A lock whose state stays usable after a panic elsewhere.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Inner {
     pub(crate) fn gate(&self) -> MutexGuard<'_, Gate> {
         // The gate's state stays usable after a panic elsewhere; there is nothing to repair.
-        self.gate.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.gate)
     }
 
     /// Requests holding a permit now.
     pub(crate) fn in_flight(&self) -> usize {
         let granted = match &self.adaptive {
-            Some(a) => a.lock().unwrap_or_else(|e| e.into_inner()).current,
+            Some(a) => lock(a).current,
             None => self.concurrency.get(),
         };
         granted.saturating_sub(self.permits.available_permits())
@@ -162,7 +162,7 @@ impl Inner {
     }
 
     pub(crate) fn stats(&self) -> MutexGuard<'_, Stats> {
-        self.stats.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.stats)
     }
 
     pub(crate) fn emit(&self, event: Event<'_>) {

@@ -10,12 +10,13 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use super::attempt::{Attempt, Retryable};
-use super::{AdaptiveConcurrency, Charge, Inner};
+use super::{AdaptiveConcurrency, Charge, Inner, lock};
 use crate::binding::Binding;
 use crate::builder::Concurrency;
 use crate::fleet::EndpointStats;
 use crate::fleet::health::{Health, is_endpoint_failure, worth_another_endpoint};
 use crate::limits::AdmitDecision;
+use crate::request::request_model;
 use crate::transport::Transport;
 
 /// One endpoint requests can go to.
@@ -75,14 +76,14 @@ impl Route {
     }
 
     fn health(&self) -> std::sync::MutexGuard<'_, Health> {
-        self.health.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.health)
     }
 
     /// Permits granted now: all of them, or what its controller grants.
     fn granted(&self) -> usize {
-        self.adaptive.as_ref().map_or(self.concurrency, |a| {
-            a.lock().unwrap_or_else(|e| e.into_inner()).current
-        })
+        self.adaptive
+            .as_ref()
+            .map_or(self.concurrency, |a| lock(a).current)
     }
 
     /// Its requests in flight now.
@@ -126,19 +127,41 @@ pub(crate) enum Admit {
 }
 
 impl Inner {
-    /// The endpoints a request for `model` may go to, as a set of indexes (every one when
-    /// there is one endpoint or the model is not named).
-    pub(crate) fn routes_for(&self, model: Option<&str>) -> u64 {
+    /// The endpoints a request with this body may go to, as a set of indexes: every one when
+    /// there is one endpoint (the body is not read), else those serving its model.
+    pub(crate) fn routes_for(&self, body: &[u8]) -> u64 {
         if self.routes.len() == 1 {
             return 1;
         }
+        let model = request_model(body);
         self.routes
             .iter()
             .enumerate()
             .filter(|(_, r)| {
-                r.models.is_empty() || model.is_some_and(|m| r.models.iter().any(|s| s == m))
+                r.models.is_empty()
+                    || model
+                        .as_deref()
+                        .is_some_and(|m| r.models.iter().any(|s| s == m))
             })
             .fold(0, |set, (i, _)| set | (1 << i))
+    }
+
+    /// The admissions a request may be charged to: its own with one endpoint, those of the
+    /// endpoints in `routes` with several.
+    pub(crate) fn admissions_for(
+        &self,
+        gate: usize,
+        routes: u64,
+    ) -> impl Iterator<Item = usize> + '_ {
+        let several = self.routes.len() > 1;
+        let own = (!several).then_some(gate);
+        let endpoints = self
+            .routes
+            .iter()
+            .enumerate()
+            .filter(move |(i, _)| several && routes & (1 << i) != 0)
+            .map(|(_, r)| r.gate);
+        own.into_iter().chain(endpoints)
     }
 
     /// Admits the request `charge` describes at `now`: at its admission with one endpoint;
