@@ -4,7 +4,7 @@
     cargo build --release
     cargo install oha --locked                                  # for sim / overhead
     python3 -m venv bench/.venv && bench/.venv/bin/pip install openai   # for peer
-    python3 bench/run.py [sim] [overhead] [peer] [utilization] [memory] [durability] [rss] [resume] [adaptive] [sweep] [--runs 3]
+    python3 bench/run.py [sim] [overhead] [peer] [utilization] [memory] [durability] [rss] [resume] [adaptive] [sweep] [--runs 3] [--baseline OLD_SLUICE]
 
 Every figure is the median of --runs runs, measured in the same invocation so the
 machine's noise hits all contenders alike. CPU seconds and peak RSS come from wait4() of
@@ -90,11 +90,12 @@ def write_batch(path, n, body=BODY, vary=True):
             f.write(json.dumps({"custom_id": f"r{i}", "method": "POST", "url": "/v1/chat/completions", "body": b}) + "\n")
 
 
-def sluice_run(base, inp, out_dir, *flags, restart=True):
-    """Runs sluice; a fresh run unless restart=False (then it resumes what is there)."""
+def sluice_run(base, inp, out_dir, *flags, restart=True, binary=None):
+    """Runs sluice (or another build of it, `binary`); a fresh run unless restart=False
+    (then it resumes what is there)."""
     out = os.path.join(out_dir, "results.jsonl")
     text, wall, cpu, rss, code = measure(
-        [SLUICE, "run", inp, "-o", out, *(["--base-url", base] if base else []), *flags,
+        [binary or SLUICE, "run", inp, "-o", out, *(["--base-url", base] if base else []), *flags,
          *(["--restart"] if restart else [])],
         env={**os.environ, "OPENAI_API_KEY": "sk-bench"})
     m = re.search(r"\(([\d.]+) requests/s", text)
@@ -135,7 +136,7 @@ def bench_overhead(args, with_peer):
     tmp = tempfile.mkdtemp(prefix="sluice-bench-")
     inp = os.path.join(tmp, "requests.jsonl")
     write_batch(inp, n)
-    rows = {"oha": [], "sluice": [], "openai-sdk": []}
+    rows = {"oha": [], "sluice": [], "baseline": [], "openai-sdk": []}
     def run_oha():
         sim = Sim()
         rows["oha"].append(oha(f"{sim.base}/chat/completions", n, 64))
@@ -148,9 +149,17 @@ def bench_overhead(args, with_peer):
         rows["sluice"].append(r)
         sim.stop()
 
+    def run_baseline():
+        sim = Sim()
+        r = sluice_run(sim.base, inp, tmp, "--concurrency", "64", binary=args.baseline)
+        assert r["ok"] == n, r["text"]
+        rows["baseline"].append(r)
+        sim.stop()
+
+    contenders = [run_oha, run_sluice, *([run_baseline] if args.baseline else [])]
     for run in range(args.runs):
-        # Alternate which goes first, so that neither always gets the quieter moment.
-        for contender in ((run_oha, run_sluice) if run % 2 == 0 else (run_sluice, run_oha)):
+        # Rotate which goes first, so that none always gets the quieter moment.
+        for contender in contenders[run % len(contenders):] + contenders[:run % len(contenders)]:
             contender()
         if with_peer and run == 0:
             # The Python client is two orders of magnitude slower: one run of it is enough.
@@ -169,7 +178,12 @@ def bench_overhead(args, with_peer):
     # Each run pairs an oha and a sluice measurement taken back to back: the median of the
     # per-run ratios cancels most of the machine's drift between runs.
     ratios = sorted(s["rps"] / o["rps"] for s, o in zip(rows["sluice"], rows["oha"]))
-    print(f"\nsluice / oha per run: {', '.join(f'{r:.0%}' for r in ratios)}; median {statistics.median(ratios):.0%} (target at least 80%)")
+    print(f"\nsluice / oha per run: {', '.join(f'{r:.0%}' for r in ratios)}; median {statistics.median(ratios):.0%} (target at least 90%)")
+    if rows["baseline"]:
+        base = sorted(b["rps"] / o["rps"] for b, o in zip(rows["baseline"], rows["oha"]))
+        print(f"baseline / oha per run: {', '.join(f'{r:.0%}' for r in base)}; median {statistics.median(base):.0%}")
+        cpu = sorted(s["cpu"] / b["cpu"] for s, b in zip(rows["sluice"], rows["baseline"]))
+        print(f"sluice CPU / baseline CPU per run: {', '.join(f'{r:.2f}' for r in cpu)}; median {statistics.median(cpu):.2f}")
     if rows["openai-sdk"]:
         ratio = (n / med(rows["sluice"], "cpu")) / (n / med(rows["openai-sdk"], "cpu"))
         print(f"sluice requests per CPU second / openai-sdk's = {ratio:.1f}x (target at least 10x)")
@@ -371,6 +385,7 @@ def main():
     ap.add_argument("which", nargs="*", default=["sim", "overhead", "peer", "utilization", "memory"])
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--requests", type=int, default=50_000)
+    ap.add_argument("--baseline", help="overhead: another sluice binary (an earlier build) to run beside this one")
     ap.add_argument("--utilization-secs", type=int, default=120)
     ap.add_argument("--memory-requests", type=int, default=100_000)
     args = ap.parse_args()

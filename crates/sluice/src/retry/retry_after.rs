@@ -3,7 +3,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use reqwest::header::HeaderMap;
+use http::header::HeaderMap;
 
 /// Reads the retry delay the server asked for: `retry-after-ms`, then `retry-after`
 /// (seconds or an HTTP date), then the same headers with a prefix (`x-upstream-retry-after`),
@@ -115,7 +115,7 @@ pub fn should_retry(headers: &HeaderMap) -> Option<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use reqwest::header::HeaderValue;
+    use http::header::HeaderValue;
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();

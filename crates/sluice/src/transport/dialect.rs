@@ -100,9 +100,9 @@ impl Provider {
         self,
         base: &str,
         endpoint: Endpoint,
-    ) -> Result<reqwest::Url, ConfigError> {
+    ) -> Result<url::Url, ConfigError> {
         let bad = || ConfigError::BadBaseUrl(base.to_owned());
-        let mut url = reqwest::Url::parse(base.trim()).map_err(|_| bad())?;
+        let mut url = url::Url::parse(base.trim()).map_err(|_| bad())?;
         if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
             return Err(bad());
         }
@@ -126,7 +126,7 @@ const OVERLOAD_503_HOSTS: [&str; 3] = ["api.together.xyz", "api.together.ai", "a
 
 /// Whether the server at `base_url` is known to mean overload by a 503.
 pub fn sends_503_for_overload(base_url: &str) -> bool {
-    reqwest::Url::parse(base_url.trim())
+    url::Url::parse(base_url.trim())
         .ok()
         .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
         .is_some_and(|host| OVERLOAD_503_HOSTS.contains(&host.as_str()))

@@ -1,9 +1,10 @@
 //! Sending one attempt: the URLs, the headers every request shares and the key (marked
-//! sensitive), over a wire that is HTTP (reqwest) in production or a service in
-//! memory ([`HttpService`]) in tests.
+//! sensitive), the time an attempt may take, over a wire that is HTTP (hyper) in
+//! production or a service in memory ([`HttpService`]) in tests.
 
+mod dial;
 mod dialect;
-mod reqwest_wire;
+mod http_wire;
 mod service;
 
 use std::fmt;
@@ -11,7 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use http::Uri;
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 
 use crate::error::{ConfigError, ErrorKind};
 use crate::limits::RateHeaders;
@@ -19,6 +21,7 @@ use crate::request::{Endpoint, Request};
 use crate::retry::{retry_after, should_retry};
 
 pub use dialect::{ANTHROPIC_VERSION, Provider, sends_503_for_overload};
+use http_wire::HttpWire;
 pub use service::HttpService;
 use service::ServiceWire;
 
@@ -167,8 +170,10 @@ impl Default for TransportConfig {
 /// (HTTP, or a service in memory).
 #[derive(Clone)]
 pub(crate) struct Transport {
-    urls: [reqwest::Url; Endpoint::ALL.len()],
+    urls: [Uri; Endpoint::ALL.len()],
     wire: Wire,
+    /// Time allowed for a whole attempt, body included.
+    timeout: Duration,
     max_response_bytes: u64,
 }
 
@@ -183,7 +188,7 @@ impl fmt::Debug for Transport {
 /// What carries the bytes.
 #[derive(Clone)]
 enum Wire {
-    Http(reqwest::Client),
+    Http(Box<HttpWire>),
     Service(ServiceWire),
 }
 
@@ -201,41 +206,51 @@ impl Transport {
             .ok_or(ConfigError::MissingBaseUrl(provider))?;
         let mut urls = Vec::with_capacity(Endpoint::ALL.len());
         for e in Endpoint::ALL {
-            urls.push(provider.endpoint_url(base, e)?);
+            let url = provider.endpoint_url(base, e)?;
+            urls.push(
+                Uri::try_from(url.as_str())
+                    .map_err(|_| ConfigError::BadBaseUrl(base.to_owned()))?,
+            );
         }
         let urls = urls.try_into().expect("one URL per endpoint");
         let headers = shared_headers(config)?;
         let wire = match service {
-            Some(service) => Wire::Service(ServiceWire {
-                service,
-                headers,
-                timeout: config.timeout,
-            }),
-            None => Wire::Http(reqwest_wire::client(config, headers)?),
+            Some(service) => Wire::Service(ServiceWire { service, headers }),
+            None => Wire::Http(Box::new(HttpWire::new(config, headers))),
         };
         Ok(Transport {
             urls,
             wire,
+            timeout: config.timeout,
             max_response_bytes: config.max_response_bytes,
         })
     }
 
     /// The URL requests to `endpoint` go to.
-    pub(crate) fn url(&self, endpoint: Endpoint) -> &reqwest::Url {
+    pub(crate) fn url(&self, endpoint: Endpoint) -> &Uri {
         &self.urls[endpoint.index()]
     }
 
-    /// One attempt: the whole answer, or what stopped it.
+    /// One attempt: the whole answer within the time allowed, or what stopped it.
     pub(crate) async fn send(&self, request: &Request) -> Result<Reply, TransportError> {
         let url = &self.urls[request.endpoint.index()];
         let id = HeaderValue::from_str(&request.custom_id).ok();
         let body = request.body.clone();
-        match &self.wire {
-            Wire::Http(client) => {
-                reqwest_wire::send(client, url.clone(), body, id, self.max_response_bytes).await
+        let limit = self.max_response_bytes;
+        let attempt = async {
+            match &self.wire {
+                Wire::Http(wire) => wire.send(url, body, id, limit).await,
+                Wire::Service(wire) => wire.send(url, body, id, limit).await,
             }
-            Wire::Service(wire) => wire.send(url, body, id, self.max_response_bytes).await,
-        }
+        };
+        tokio::time::timeout(self.timeout, attempt)
+            .await
+            .unwrap_or_else(|_| {
+                Err(TransportError::new(
+                    ErrorKind::Timeout,
+                    format!("no whole answer within {:.0} s", self.timeout.as_secs_f64()),
+                ))
+            })
     }
 }
 
@@ -249,8 +264,9 @@ pub const USER_AGENT: &str = concat!("sluice/", env!("CARGO_PKG_VERSION"));
 fn shared_headers(config: &TransportConfig) -> Result<HeaderMap, ConfigError> {
     let mut headers = HeaderMap::new();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
     headers.insert(
-        reqwest::header::USER_AGENT,
+        http::header::USER_AGENT,
         HeaderValue::from_static(USER_AGENT),
     );
     for (name, value) in config.provider.required_headers() {
@@ -265,10 +281,7 @@ fn shared_headers(config: &TransportConfig) -> Result<HeaderMap, ConfigError> {
     }
     if let Some(key) = &config.api_key {
         let (name, value) = match config.auth.unwrap_or(config.provider.auth()) {
-            AuthStyle::Bearer => (
-                reqwest::header::AUTHORIZATION,
-                format!("Bearer {}", key.expose()),
-            ),
+            AuthStyle::Bearer => (AUTHORIZATION, format!("Bearer {}", key.expose())),
             AuthStyle::ApiKeyHeader => {
                 (HeaderName::from_static("api-key"), key.expose().to_owned())
             }
@@ -307,7 +320,7 @@ impl Reply {
             rate: RateHeaders::parse(headers, now),
             location: (300..400)
                 .contains(&status)
-                .then(|| text(reqwest::header::LOCATION))
+                .then(|| text(http::header::LOCATION))
                 .flatten(),
         }
     }

@@ -5,11 +5,10 @@
 //! it runs, and on paused `tokio::time` it runs in milliseconds.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
-use reqwest::header::{HeaderMap, HeaderValue};
+use http::{HeaderMap, HeaderValue, Uri};
 
 use super::{CLIENT_REQUEST_ID, Reply, TOO_LARGE_PREFIX, TransportError, too_large};
 use crate::error::ErrorKind;
@@ -54,39 +53,30 @@ where
     }
 }
 
-/// The wire through a service: the headers every request carries and the time one may
-/// take.
+/// The wire through a service, and the headers every request carries.
 #[derive(Clone)]
 pub(super) struct ServiceWire {
     pub service: Arc<dyn HttpService>,
     pub headers: HeaderMap,
-    pub timeout: Duration,
 }
 
 impl ServiceWire {
     /// One attempt through the service.
     pub(super) async fn send(
         &self,
-        url: &reqwest::Url,
+        url: &Uri,
         body: Bytes,
         id: Option<HeaderValue>,
         limit: u64,
     ) -> Result<Reply, TransportError> {
-        let mut request = http::Request::post(url.as_str())
+        let mut request = http::Request::post(url.clone())
             .body(body)
             .map_err(|e| TransportError::new(ErrorKind::Transport, e.to_string()))?;
         *request.headers_mut() = self.headers.clone();
         if let Some(id) = id {
             request.headers_mut().insert(CLIENT_REQUEST_ID, id);
         }
-        let response = tokio::time::timeout(self.timeout, self.service.call(request))
-            .await
-            .map_err(|_| {
-                TransportError::new(
-                    ErrorKind::Timeout,
-                    format!("no whole answer within {:.0} s", self.timeout.as_secs_f64()),
-                )
-            })??;
+        let response = self.service.call(request).await?;
         let status = response.status().as_u16();
         let head = Reply::from_head(status, response.headers());
         let body = response.into_body();

@@ -1,0 +1,256 @@
+//! The production wire: hyper's pooled client over rustls (the webpki roots; HTTP/2 where
+//! the server offers it by ALPN, HTTP/1.1 otherwise), connections opened by
+//! [`super::dial`] (proxies from the environment), no redirects followed (a key is never
+//! forwarded to another host), credentials marked sensitive. hyper directly rather than
+//! reqwest: reqwest's layers (its URL parsing on every request, redirect and retry
+//! services, client clones) cost about 2 µs of CPU a request, a sixth of sluice's own
+//! (docs/BENCHMARKS.md, "What a leaner HTTP client would save").
+
+use std::error::Error as StdError;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::PROXY_AUTHORIZATION;
+use http::uri::Scheme;
+use http::{HeaderMap, HeaderValue, Method, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Body as _;
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::proxy::matcher::Matcher;
+use hyper_util::rt::TokioExecutor;
+
+use super::dial::{Dialer, proxies_from_env};
+use super::{
+    CLIENT_REQUEST_ID, Reply, TOO_LARGE_PREFIX, TransportConfig, TransportError, too_large,
+};
+use crate::error::ErrorKind;
+
+/// The HTTP client and what every request through it carries.
+#[derive(Clone)]
+pub(super) struct HttpWire {
+    client: Client<HttpsConnector<Dialer>, Full<Bytes>>,
+    /// The headers every request shares, the key among them.
+    headers: HeaderMap,
+    /// The environment's proxy rules: plain http requests to a proxy carry its
+    /// credentials.
+    proxies: Option<Arc<Matcher>>,
+}
+
+impl HttpWire {
+    /// The wire `config` describes, sending `headers` with every request.
+    pub(super) fn new(config: &TransportConfig, headers: HeaderMap) -> Self {
+        let proxies = proxies_from_env();
+        let dialer = Dialer::new(config.connect_timeout, proxies.clone());
+        let https = HttpsConnectorBuilder::new()
+            .with_tls_config(tls_config())
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(dialer);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(config.pool_size)
+            .build(https);
+        HttpWire {
+            client,
+            headers,
+            proxies,
+        }
+    }
+
+    /// One attempt over HTTP: the whole answer, or what stopped it. The caller bounds its
+    /// time.
+    pub(super) async fn send(
+        &self,
+        uri: &Uri,
+        body: Bytes,
+        id: Option<HeaderValue>,
+        limit: u64,
+    ) -> Result<Reply, TransportError> {
+        let mut request = http::Request::new(Full::new(body));
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = uri.clone();
+        let headers = request.headers_mut();
+        *headers = self.headers.clone();
+        if let Some(id) = id {
+            headers.insert(CLIENT_REQUEST_ID, id);
+        }
+        if let Some(auth) = self.proxy_credentials(uri) {
+            headers.insert(PROXY_AUTHORIZATION, auth);
+        }
+        let response = self.client.request(request).await.map_err(failure)?;
+        let status = response.status().as_u16();
+        if let Some(length) = response.body().size_hint().exact()
+            && length > limit
+        {
+            return Err(too_large(
+                status,
+                limit,
+                Bytes::new(),
+                format!("{length} bytes"),
+            ));
+        }
+        let head = Reply::from_head(status, response.headers());
+        let mut body = response.into_body();
+        // Read chunk by chunk so a body without a length (chunked, or endless) is cut off at
+        // the limit instead of filling memory. One chunk, the usual case, is kept as it came.
+        // More are copied into segments of fixed size and joined once at the end: memory while
+        // reading is the body itself, with no doubling buffer and none of the slack each
+        // chunk's read buffer carries.
+        let mut first: Option<Bytes> = None;
+        let mut segments = Segments::default();
+        let mut held: u64 = 0;
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| failure(e).with_status(status))?;
+            let Ok(chunk) = frame.into_data() else {
+                continue; // trailers
+            };
+            held += chunk.len() as u64;
+            if let Some(f) = first.take() {
+                segments.push(&f);
+            }
+            if held > limit {
+                segments.push(&chunk);
+                return Err(too_large(
+                    status,
+                    limit,
+                    segments.prefix(TOO_LARGE_PREFIX),
+                    "more than that (no length given)".to_owned(),
+                ));
+            }
+            if segments.is_empty() {
+                first = Some(chunk);
+            } else {
+                segments.push(&chunk);
+            }
+        }
+        Ok(head.with_body(match first {
+            Some(f) => f,
+            None => segments.join(),
+        }))
+    }
+
+    /// The `Proxy-Authorization` a plain http request needs when it goes to a proxy that
+    /// asks for credentials (an https one carries them in its tunnel's `CONNECT`).
+    fn proxy_credentials(&self, uri: &Uri) -> Option<HeaderValue> {
+        if uri.scheme() != Some(&Scheme::HTTP) {
+            return None;
+        }
+        let proxy = self.proxies.as_ref()?.intercept(uri)?;
+        if proxy.uri().scheme_str() != Some("http") {
+            return None;
+        }
+        let mut auth = proxy.basic_auth()?.clone();
+        auth.set_sensitive(true);
+        Some(auth)
+    }
+}
+
+/// TLS as reqwest's `rustls-tls` set it up: ring, TLS 1.2 and 1.3, the webpki roots.
+fn tls_config() -> rustls::ClientConfig {
+    let roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("ring supports TLS 1.2 and 1.3")
+        .with_root_certificates(roots)
+        .with_no_client_auth()
+}
+
+/// A body received in several chunks, copied into fixed-size segments.
+#[derive(Default)]
+struct Segments {
+    full: Vec<Vec<u8>>,
+    len: usize,
+}
+
+impl Segments {
+    const SIZE: usize = 1 << 20;
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn push(&mut self, mut bytes: &[u8]) {
+        self.len += bytes.len();
+        while !bytes.is_empty() {
+            match self.full.last_mut() {
+                Some(last) if last.len() < last.capacity() => {
+                    let n = (last.capacity() - last.len()).min(bytes.len());
+                    last.extend_from_slice(&bytes[..n]);
+                    bytes = &bytes[n..];
+                }
+                _ => self.full.push(Vec::with_capacity(Self::SIZE)),
+            }
+        }
+    }
+
+    fn prefix(&self, n: usize) -> Bytes {
+        let mut out = Vec::with_capacity(n);
+        for s in &self.full {
+            out.extend_from_slice(&s[..(n - out.len()).min(s.len())]);
+            if out.len() == n {
+                break;
+            }
+        }
+        Bytes::from(out)
+    }
+
+    fn join(self) -> Bytes {
+        let mut out = Vec::with_capacity(self.len);
+        for s in self.full {
+            out.extend_from_slice(&s);
+        }
+        Bytes::from(out)
+    }
+}
+
+/// Classifies a failure of the HTTP client and describes it with its causes: a connect
+/// that timed out is a timeout, any other a connect failure, the rest (a reset, a broken
+/// answer) a transport failure.
+fn failure(err: impl StdError + Send + Sync + 'static) -> TransportError {
+    let connect = (&err as &dyn StdError)
+        .downcast_ref::<hyper_util::client::legacy::Error>()
+        .is_some_and(hyper_util::client::legacy::Error::is_connect);
+    let mut message = err.to_string();
+    let mut timed_out = false;
+    // The useful part ("connection refused") is usually a few causes down.
+    let mut next = err.source();
+    while let Some(cause) = next {
+        timed_out |= cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::TimedOut);
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        next = cause.source();
+    }
+    let kind = match (connect, timed_out) {
+        (true, true) => ErrorKind::Timeout,
+        (true, false) => ErrorKind::Connect,
+        (false, _) => ErrorKind::Transport,
+    };
+    TransportError::new(kind, message).with_source(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments_join_to_what_was_pushed_and_give_a_prefix() {
+        let mut s = Segments::default();
+        let mut want = Vec::new();
+        for i in 0..300u32 {
+            let chunk = vec![(i % 251) as u8; 1 + (i as usize * 7919) % 20_000];
+            s.push(&chunk);
+            want.extend_from_slice(&chunk);
+        }
+        assert!(s.full.iter().all(|seg| seg.capacity() == Segments::SIZE));
+        assert_eq!(&s.prefix(5000)[..], &want[..5000]);
+        assert_eq!(&s.join()[..], &want[..]);
+    }
+}
