@@ -40,6 +40,8 @@ def main():
     tmp = tempfile.mkdtemp(prefix="sluice-tokens-")
     for label, body, n in (("short prompts (~15 tokens)", R.BODY, args.requests),
                            ("2,000-token prompts", long_body(), args.long_requests)):
+        if n == 0:
+            continue
         inp = os.path.join(tmp, "in.jsonl")
         R.write_batch(inp, n, body=body)
         rows = {"oha": [], "sluice": [], "sluice --tpm": []}

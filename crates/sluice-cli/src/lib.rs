@@ -49,9 +49,10 @@ where
     }
 }
 
-/// One thread runs everything on the current-thread scheduler: no work stealing, no
-/// wake-ups across threads, which on a busy machine costs a tenth of the CPU a request
-/// takes. More threads get the multi-thread scheduler.
+/// One thread (`--threads 1`) runs everything on the current-thread scheduler: no work
+/// stealing, no wake-ups across threads, the least CPU a request. More threads (`run`'s
+/// default is two) get the multi-thread scheduler, which keeps sluice's work and a local
+/// server's overlapping on a small machine.
 fn runtime(threads: Option<std::num::NonZeroUsize>) -> std::io::Result<tokio::runtime::Runtime> {
     let mut builder = match threads.map(std::num::NonZeroUsize::get) {
         Some(1) => tokio::runtime::Builder::new_current_thread(),

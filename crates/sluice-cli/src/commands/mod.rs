@@ -102,7 +102,7 @@ impl Cli {
     /// Worker threads for the async runtime: `None` for one per core.
     pub fn threads(&self) -> Option<std::num::NonZeroUsize> {
         match &self.command {
-            Command::Run(args) => Some(args.threads),
+            Command::Run(args) => Some(args.threads()),
             // The simulator serves as fast as the machine allows; the demo runs it
             // in-process beside the engine.
             Command::Sim(_) | Command::Demo(_) => None,

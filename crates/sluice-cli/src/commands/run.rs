@@ -65,14 +65,23 @@ pub struct RunArgs {
     drain_timeout: Duration,
     #[command(flatten)]
     pub progress: ProgressArgs,
-    /// Threads that send and receive. One sends tens of thousands of requests a second,
-    /// far above any provider's limits, and costs the least CPU a request; more help only
-    /// against a local server with large answers or with TLS at very high rates.
-    #[arg(long, default_value = "1", value_parser = values::threads)]
-    pub threads: NonZeroUsize,
+    /// Threads that send and receive [default: 2, or 1 on a machine with one core]. Two
+    /// keep a local server's and sluice's work overlapping (96 % of oha's rate against
+    /// 78 % with one, docs/BENCHMARKS.md); one costs the least CPU a request, and sends
+    /// tens of thousands a second, far above any provider's limits.
+    #[arg(long, value_parser = values::threads)]
+    pub threads: Option<NonZeroUsize>,
 }
 
 impl RunArgs {
+    /// The runtime's threads: as asked, or two where the machine has two cores.
+    pub fn threads(&self) -> NonZeroUsize {
+        self.threads.unwrap_or_else(|| {
+            let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
+            NonZeroUsize::new(cores.min(2)).unwrap_or(NonZeroUsize::MIN)
+        })
+    }
+
     /// The files of this run.
     pub fn paths(&self) -> JournalPaths {
         let mut paths = JournalPaths::for_output(&self.output, self.errors.as_deref());

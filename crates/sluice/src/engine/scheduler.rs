@@ -19,6 +19,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::future::Either;
 use futures::{FutureExt, Stream, StreamExt};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -138,16 +139,22 @@ where
 /// Requests with what admission charges them, in input order.
 type Prepared = Pin<Box<dyn Stream<Item = (Request, Charge)> + Send>>;
 
-/// Requests estimated on a blocking pool, in chunks, ahead of the scheduler.
+/// Requests estimated together, in chunks, ahead of the scheduler.
 const PREPARE_CHUNK: usize = 64;
 /// Chunks estimated at once ahead of the scheduler.
 const PREPARE_AHEAD: usize = 4;
+/// A chunk of bodies up to this size is estimated in line: counting a short chat
+/// request's tokens takes about 0.5 µs, less than handing the chunk to another thread and
+/// waking the scheduler when it is done costs (docs/BENCHMARKS.md, "Tokens at wire
+/// speed"). Larger chunks (long prompts, where counting is the costly step) go to the
+/// blocking pool.
+const PREPARE_INLINE_BYTES: usize = 64 * 1024;
 
 /// Computes each request's charge. Where tokens are counted (a TPM budget or a spend
-/// cap), that is the one costly step per request, so it runs on the blocking pool, a
-/// chunk at a time and several chunks ahead, in input order: the scheduler's thread only
-/// sends, and a second core counts. Without token counting the charge is a lookup, done
-/// in line.
+/// cap), that is the one costly step per request on long prompts, so their chunks run on
+/// the blocking pool, several ahead, in input order: the scheduler's thread sends while
+/// another core counts. Short requests, and every request without token counting (the
+/// charge is then a lookup), are charged in line.
 fn prepare<S>(inner: Arc<Inner>, input: S) -> Prepared
 where
     S: Stream<Item = Request> + Send + Unpin + 'static,
@@ -158,20 +165,27 @@ where
             (r, charge)
         }));
     }
+    let charge_all = |inner: &Inner, chunk: Vec<Request>| {
+        chunk
+            .into_iter()
+            .map(|r| {
+                let charge = inner.charge(&r);
+                (r, charge)
+            })
+            .collect::<Vec<_>>()
+    };
     Box::pin(
         input
             .ready_chunks(PREPARE_CHUNK)
             .map(move |chunk| {
+                let bytes: usize = chunk.iter().map(|r| r.body.len()).sum();
+                if bytes <= PREPARE_INLINE_BYTES {
+                    return Either::Left(std::future::ready(Ok(charge_all(&inner, chunk))));
+                }
                 let inner = inner.clone();
-                tokio::task::spawn_blocking(move || {
-                    chunk
-                        .into_iter()
-                        .map(|r| {
-                            let charge = inner.charge(&r);
-                            (r, charge)
-                        })
-                        .collect::<Vec<_>>()
-                })
+                Either::Right(tokio::task::spawn_blocking(move || {
+                    charge_all(&inner, chunk)
+                }))
             })
             .buffered(PREPARE_AHEAD)
             .flat_map(|done| {
