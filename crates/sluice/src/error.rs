@@ -174,7 +174,14 @@ pub enum ConfigError {
     /// More endpoints than one client keeps.
     #[error("{0} endpoints; at most 64 can be used together")]
     TooManyEndpoints(usize),
-    /// The HTTP client could not be built.
-    #[error("cannot build the HTTP client: {0}")]
-    Http(String),
+    /// The certificate file `SSL_CERT_FILE` names cannot be used.
+    #[error(
+        "SSL_CERT_FILE={path}: {reason}; point it at a PEM file of CA certificates, or unset it"
+    )]
+    CertificateFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
 }

@@ -1,4 +1,5 @@
-//! The production wire: hyper's pooled client over rustls (the webpki roots; HTTP/2 where
+//! The production wire: hyper's pooled client over rustls (the webpki roots and
+//! `SSL_CERT_FILE`'s; HTTP/2 where
 //! the server offers it by ALPN, HTTP/1.1 otherwise), connections opened by
 //! [`super::dial`] (proxies from the environment), no redirects followed (a key is never
 //! forwarded to another host), credentials marked sensitive. hyper directly rather than
@@ -24,7 +25,9 @@ use super::dial::{Dialer, proxies_from_env};
 use super::{
     CLIENT_REQUEST_ID, Reply, TOO_LARGE_PREFIX, TransportConfig, TransportError, too_large,
 };
-use crate::error::ErrorKind;
+use crate::error::{ConfigError, ErrorKind};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
 
 /// The HTTP client and what every request through it carries.
 #[derive(Clone)]
@@ -39,11 +42,11 @@ pub(super) struct HttpWire {
 
 impl HttpWire {
     /// The wire `config` describes, sending `headers` with every request.
-    pub(super) fn new(config: &TransportConfig, headers: HeaderMap) -> Self {
+    pub(super) fn new(config: &TransportConfig, headers: HeaderMap) -> Result<Self, ConfigError> {
         let proxies = proxies_from_env();
         let dialer = Dialer::new(config.connect_timeout, proxies.clone());
         let https = HttpsConnectorBuilder::new()
-            .with_tls_config(tls_config())
+            .with_tls_config(tls_config()?)
             .https_or_http()
             .enable_http1()
             .enable_http2()
@@ -51,11 +54,11 @@ impl HttpWire {
         let client = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(config.pool_size)
             .build(https);
-        HttpWire {
+        Ok(HttpWire {
             client,
             headers,
             proxies,
-        }
+        })
     }
 
     /// One attempt over HTTP: the whole answer, or what stopped it. The caller bounds its
@@ -146,16 +149,45 @@ impl HttpWire {
     }
 }
 
-/// TLS as reqwest's `rustls-tls` set it up: ring, TLS 1.2 and 1.3, the webpki roots.
-fn tls_config() -> rustls::ClientConfig {
-    let roots = rustls::RootCertStore {
+/// TLS as reqwest's `rustls-tls` set it up (ring, TLS 1.2 and 1.3), against [`roots`].
+fn tls_config() -> Result<rustls::ClientConfig, ConfigError> {
+    Ok(rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("ring supports TLS 1.2 and 1.3")
+    .with_root_certificates(roots()?)
+    .with_no_client_auth())
+}
+
+/// The certificates servers are checked against: the webpki roots (Mozilla's), and those
+/// in the PEM file `SSL_CERT_FILE` names, as curl, Python's `ssl` and the OpenAI SDK read
+/// it: a company's own CA, for a proxy that inspects TLS or a server inside its network.
+fn roots() -> Result<rustls::RootCertStore, ConfigError> {
+    let mut roots = rustls::RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
-    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .expect("ring supports TLS 1.2 and 1.3")
-        .with_root_certificates(roots)
-        .with_no_client_auth()
+    let Some(path) = std::env::var_os("SSL_CERT_FILE").filter(|p| !p.is_empty()) else {
+        return Ok(roots);
+    };
+    let path = std::path::PathBuf::from(path);
+    let bad = |reason: String| ConfigError::CertificateFile {
+        path: path.clone(),
+        reason,
+    };
+    let certificates = CertificateDer::pem_file_iter(&path)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| bad(e.to_string()))?;
+    if certificates.is_empty() {
+        return Err(bad("it holds no certificate".to_owned()));
+    }
+    let (added, _unusable) = roots.add_parsable_certificates(certificates);
+    if added == 0 {
+        return Err(bad(
+            "none of its certificates can serve as a root".to_owned()
+        ));
+    }
+    Ok(roots)
 }
 
 /// A body received in several chunks, copied into fixed-size segments.

@@ -216,7 +216,7 @@ impl Transport {
         let headers = shared_headers(config)?;
         let wire = match service {
             Some(service) => Wire::Service(ServiceWire { service, headers }),
-            None => Wire::Http(Box::new(HttpWire::new(config, headers))),
+            None => Wire::Http(Box::new(HttpWire::new(config, headers)?)),
         };
         Ok(Transport {
             urls,
