@@ -2,13 +2,15 @@
 //! the OpenAI SDK read them. This binary holds one test: it sets the process's
 //! environment, which no other test may share.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 
-use serde_json::json;
+use common::hello;
 use sluice::transport::ApiKey;
-use sluice::{Client, ErrorKind, Request, RetryPolicy};
+use sluice::{Client, ErrorKind, RetryPolicy};
 use sluice_sim::Sim;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -69,13 +71,6 @@ async fn proxy() -> (SocketAddr, Seen) {
     (addr, seen)
 }
 
-fn chat(id: &str) -> Request {
-    Request::chat(
-        id,
-        &json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}),
-    )
-}
-
 #[tokio::test]
 async fn requests_go_through_the_environments_proxy_with_its_credentials() {
     let sim = Sim::builder().build().unwrap().spawn().await.unwrap();
@@ -99,7 +94,7 @@ async fn requests_go_through_the_environments_proxy_with_its_credentials() {
         .build()
         .unwrap();
     for i in 0..5 {
-        let answer = client.send(&chat(&format!("p{i}"))).await;
+        let answer = client.send(&hello(&format!("p{i}"))).await;
         assert!(answer.is_ok(), "{answer:?}");
     }
     assert_eq!(
@@ -129,7 +124,7 @@ async fn requests_go_through_the_environments_proxy_with_its_credentials() {
         })
         .build()
         .unwrap();
-    let error = tunnelled.send(&chat("t")).await.unwrap_err();
+    let error = tunnelled.send(&hello("t")).await.unwrap_err();
     assert_eq!(error.kind, ErrorKind::Connect, "{error:?}");
     let shown = format!("{error} {error:?}");
     assert!(!shown.contains("s3cret") && !shown.contains("YWxpY2U6czNjcmV0"));
@@ -157,7 +152,7 @@ async fn requests_go_through_the_environments_proxy_with_its_credentials() {
         .api_key(ApiKey::new("sk-test"))
         .build()
         .unwrap();
-    assert!(direct.send(&chat("d")).await.is_ok());
+    assert!(direct.send(&hello("d")).await.is_ok());
     assert_eq!(sim.stats().attempts.len(), 6);
     assert_eq!(
         seen.lock().unwrap().len(),

@@ -3,19 +3,21 @@
 //! ALPN). This binary holds one test: it sets the process's environment, which no other
 //! test may share.
 
+mod common;
+
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
+use common::hello;
 use http_body_util::Full;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
-use serde_json::json;
 use sluice::transport::ApiKey;
-use sluice::{Client, ConfigError, ErrorKind, Request, RetryPolicy};
+use sluice::{Client, ConfigError, ErrorKind, RetryPolicy};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
@@ -92,13 +94,6 @@ fn client(base_url: &str) -> Result<Client, ConfigError> {
         .build()
 }
 
-fn chat(id: &str) -> Request {
-    Request::chat(
-        id,
-        &json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}),
-    )
-}
-
 #[tokio::test]
 async fn https_is_verified_against_the_webpki_roots_and_ssl_cert_file() {
     let (ca_pem, cert, key) = certificates();
@@ -119,7 +114,7 @@ async fn https_is_verified_against_the_webpki_roots_and_ssl_cert_file() {
     }
 
     // The private CA is no root of the web's: the handshake is refused.
-    let refused = client(&base).unwrap().send(&chat("a")).await.unwrap_err();
+    let refused = client(&base).unwrap().send(&hello("a")).await.unwrap_err();
     assert_eq!(refused.kind, ErrorKind::Connect, "{refused:?}");
     assert_eq!(over_h2.load(Ordering::Relaxed), 0);
 
@@ -130,7 +125,7 @@ async fn https_is_verified_against_the_webpki_roots_and_ssl_cert_file() {
     unsafe { std::env::set_var("SSL_CERT_FILE", &ca_file) };
     let trusting = client(&base).unwrap();
     for i in 0..3 {
-        let answer = trusting.send(&chat(&format!("b{i}"))).await;
+        let answer = trusting.send(&hello(&format!("b{i}"))).await;
         assert!(answer.is_ok(), "{answer:?}");
     }
     assert_eq!(over_h2.load(Ordering::Relaxed), 3);

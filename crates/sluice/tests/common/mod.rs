@@ -137,3 +137,11 @@ pub fn retry_after_client(
         });
     (builder, times)
 }
+
+/// A one-line chat request to gpt-4o-mini with the id `id`.
+pub fn hello(id: &str) -> sluice::Request {
+    sluice::Request::chat(
+        id,
+        &serde_json::json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}),
+    )
+}
