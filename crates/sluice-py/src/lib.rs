@@ -42,8 +42,22 @@ fn exit_code_value(debug: &str) -> i32 {
     digits.parse().unwrap_or(1)
 }
 
+/// Lets the runtime's threads finish handing results to Python before the interpreter
+/// shuts down; registered with `atexit`, which runs before finalization. An awaitable's
+/// result is set from a tokio thread holding the GIL while it schedules the result on the
+/// event loop; waking the loop releases the GIL in the middle of that call, so the main
+/// thread can finish and start finalizing before that thread takes the GIL back, and a
+/// thread that takes the GIL during finalization is stopped by Python, which aborts the
+/// process (seen in 8 of 20 runs of an example). Released here for a moment, the GIL
+/// goes to any thread waiting for it.
+#[pyfunction]
+fn settle_before_exit(py: Python<'_>) {
+    py.detach(|| std::thread::sleep(std::time::Duration::from_millis(50)));
+}
+
 #[pymodule]
 fn _sluice(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(settle_before_exit, m)?)?;
     m.add_class::<client::NativeClient>()?;
     m.add_class::<batch::NativeBatch>()?;
     m.add_class::<outcome::NativeResult>()?;

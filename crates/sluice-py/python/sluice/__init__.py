@@ -12,6 +12,8 @@ released while it works.
             ...
 """
 
+import atexit
+
 from ._client import Client
 from ._errors import (APIConnectionError, APIError, APIStatusError, APITimeoutError,
                       AuthenticationError, BadRequestError, CancelledError,
@@ -20,7 +22,7 @@ from ._errors import (APIConnectionError, APIError, APIStatusError, APITimeoutEr
                       RateLimitError, SluiceError, SpendCapError)
 from ._file import run_file
 from ._sim import Sim
-from ._sluice import __version__
+from ._sluice import __version__, settle_before_exit as _settle_before_exit
 from ._types import Priority, Result, Stats
 
 __all__ = [
@@ -30,3 +32,6 @@ __all__ = [
     "InternalServerError", "PaymentRequiredError", "APIConnectionError", "APITimeoutError",
     "InvalidInputError", "SpendCapError", "CancelledError",
 ]
+
+# The runtime's threads finish handing results over before the interpreter shuts down.
+atexit.register(_settle_before_exit)
