@@ -174,12 +174,15 @@ pub enum ConfigError {
     /// More endpoints than one client keeps.
     #[error("{0} endpoints; at most 64 can be used together")]
     TooManyEndpoints(usize),
-    /// The certificate file `SSL_CERT_FILE` names cannot be used.
+    /// The certificates `SSL_CERT_FILE` or `SSL_CERT_DIR` names cannot be used.
     #[error(
-        "SSL_CERT_FILE={path}: {reason}; point it at a PEM file of CA certificates, or unset it"
+        "{variable}={}: {reason}; point it at CA certificates in PEM, or unset it",
+        path.display()
     )]
     CertificateFile {
-        /// The file.
+        /// `SSL_CERT_FILE` or `SSL_CERT_DIR`.
+        variable: &'static str,
+        /// The file or folder.
         path: std::path::PathBuf,
         /// What is wrong with it.
         reason: String,

@@ -3,8 +3,9 @@
 //! read as curl reads them). An https destination goes through an HTTP `CONNECT` tunnel
 //! (TLS is then spoken end to end with the server, over the tunnel); a plain http one goes
 //! to the proxy itself, and its requests are sent in absolute form with the proxy's
-//! credentials (see [`super::http_wire`]); `socks5://` and `socks5h://` proxies are dialled
-//! through SOCKS5. TLS itself is added around this by the HTTPS connector.
+//! credentials (see [`super::http_wire`]). An `https://` proxy is reached over TLS (checked
+//! as servers are), `socks5://` and `socks5h://` ones through SOCKS5. TLS with the
+//! destination is added around all this by the HTTPS connector.
 
 use std::error::Error as StdError;
 use std::fmt;
@@ -18,9 +19,10 @@ use futures::future::BoxFuture;
 use http::Uri;
 use http::uri::Scheme;
 use hyper::rt::{Read, ReadBufCursor, Write};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder, MaybeHttpsStream};
 use hyper_util::client::legacy::connect::proxy::{SocksV5, Tunnel};
 use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
-use hyper_util::client::proxy::matcher::Matcher;
+use hyper_util::client::proxy::matcher::{Intercept, Matcher};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tower_service::Service;
@@ -41,21 +43,41 @@ pub(super) fn proxies_from_env() -> Option<Arc<Matcher>> {
     proxy_configured().then(|| Arc::new(Matcher::from_env()))
 }
 
+/// A connection to a server or a proxy: TCP, or TLS over it to an `https://` proxy.
+type Stream = MaybeHttpsStream<TokioIo<TcpStream>>;
+
 /// Opens TCP connections, through a proxy where the rules say so.
 #[derive(Clone)]
 pub(super) struct Dialer {
     tcp: HttpConnector,
     proxies: Option<Arc<Matcher>>,
+    /// TLS to an `https://` proxy (HTTP/1.1: a `CONNECT` or a forwarded request).
+    to_tls_proxy: HttpsConnector<HttpConnector>,
 }
 
 impl Dialer {
-    pub(super) fn new(connect_timeout: Duration, proxies: Option<Arc<Matcher>>) -> Self {
+    /// Connects within `connect_timeout`, through `proxies`; `tls` checks an `https://`
+    /// proxy's certificate.
+    pub(super) fn new(
+        connect_timeout: Duration,
+        proxies: Option<Arc<Matcher>>,
+        tls: rustls::ClientConfig,
+    ) -> Self {
         let mut tcp = HttpConnector::new();
         // https destinations come here too: TLS is the layer above's job.
         tcp.enforce_http(false);
         tcp.set_nodelay(true);
         tcp.set_connect_timeout(Some(connect_timeout));
-        Dialer { tcp, proxies }
+        let to_tls_proxy = HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_only()
+            .enable_http1()
+            .wrap_connector(tcp.clone());
+        Dialer {
+            tcp,
+            proxies,
+            to_tls_proxy,
+        }
     }
 }
 
@@ -67,7 +89,8 @@ impl fmt::Display for UnsupportedProxy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "a proxy of scheme `{}` is not supported (use http://, socks5:// or socks5h://)",
+            "a proxy of scheme `{}` is not supported (use http://, https://, socks5:// or \
+             socks5h://)",
             self.0
         )
     }
@@ -98,26 +121,27 @@ impl Service<Uri> for Dialer {
 
     fn call(&mut self, dst: Uri) -> Self::Future {
         let tcp = self.tcp.clone();
+        let to_tls_proxy = self.to_tls_proxy.clone();
         let proxy = self
             .proxies
             .as_ref()
             .and_then(|rules| rules.intercept(&dst));
         Box::pin(async move {
             let Some(proxy) = proxy else {
-                return Ok(Conn::direct(dial(tcp, dst).await?));
+                return Ok(Conn::direct(dial(tcp, dst).await?.into()));
             };
             let at = proxy.uri().clone();
+            let plain = dst.scheme() == Some(&Scheme::HTTP);
             match at.scheme_str() {
-                Some("http") if dst.scheme() == Some(&Scheme::HTTP) => Ok(Conn {
-                    io: dial(tcp, at).await?,
-                    proxied: true,
-                }),
+                Some("http") if plain => Ok(Conn::to_proxy(dial(tcp, at).await?.into())),
+                Some("https") if plain => Ok(Conn::to_proxy(dial(to_tls_proxy, at).await?)),
                 Some("http") => {
-                    let mut tunnel = Tunnel::new(at, tcp);
-                    if let Some(auth) = proxy.basic_auth() {
-                        tunnel = tunnel.with_auth(auth.clone());
-                    }
-                    Ok(Conn::direct(dial(tunnel, dst).await?))
+                    let io = dial(tunnel(at, tcp, &proxy), dst).await?;
+                    Ok(Conn::direct(io.into()))
+                }
+                Some("https") => {
+                    let io = dial(tunnel(at, to_tls_proxy, &proxy), dst).await?;
+                    Ok(Conn::direct(io))
                 }
                 Some(scheme @ ("socks5" | "socks5h")) => {
                     // socks5h: the proxy resolves the host name; socks5: we do.
@@ -125,7 +149,7 @@ impl Service<Uri> for Dialer {
                     if let Some((user, pass)) = proxy.raw_auth() {
                         socks = socks.with_auth(user.to_owned(), pass.to_owned());
                     }
-                    Ok(Conn::direct(dial(socks, dst).await?))
+                    Ok(Conn::direct(dial(socks, dst).await?.into()))
                 }
                 other => Err(UnsupportedProxy(other.unwrap_or_default().to_owned()).into()),
             }
@@ -133,16 +157,32 @@ impl Service<Uri> for Dialer {
     }
 }
 
-/// A TCP connection, and whether it goes to a proxy that forwards plain http requests
-/// (which then must name their whole URL).
+/// A `CONNECT` tunnel through the proxy at `at`, reached by `connector`, with the
+/// proxy's credentials if it has some.
+fn tunnel<C>(at: Uri, connector: C, proxy: &Intercept) -> Tunnel<C> {
+    let tunnel = Tunnel::new(at, connector);
+    match proxy.basic_auth() {
+        Some(auth) => tunnel.with_auth(auth.clone()),
+        None => tunnel,
+    }
+}
+
+/// A connection, and whether it goes to a proxy that forwards plain http requests (which
+/// then must name their whole URL).
 pub(super) struct Conn {
-    io: TokioIo<TcpStream>,
+    io: Stream,
     proxied: bool,
 }
 
 impl Conn {
-    fn direct(io: TokioIo<TcpStream>) -> Self {
+    /// To the server, or a tunnel to it.
+    fn direct(io: Stream) -> Self {
         Conn { io, proxied: false }
+    }
+
+    /// To a proxy that forwards plain http requests.
+    fn to_proxy(io: Stream) -> Self {
+        Conn { io, proxied: true }
     }
 }
 

@@ -1,11 +1,11 @@
-//! The production wire: hyper's pooled client over rustls (the webpki roots and
-//! `SSL_CERT_FILE`'s; HTTP/2 where
-//! the server offers it by ALPN, HTTP/1.1 otherwise), connections opened by
-//! [`super::dial`] (proxies from the environment), no redirects followed (a key is never
-//! forwarded to another host), credentials marked sensitive. hyper directly rather than
-//! reqwest: reqwest's layers (its URL parsing on every request, redirect and retry
-//! services, client clones) cost about 2 µs of CPU a request, a sixth of sluice's own
-//! (docs/BENCHMARKS.md, "What a leaner HTTP client would save").
+//! The production wire: hyper's pooled client over rustls (checked against the webpki
+//! roots and those `SSL_CERT_FILE` names; HTTP/2 where the server offers it by ALPN,
+//! HTTP/1.1 otherwise), connections opened by [`super::dial`] (proxies from the
+//! environment), no redirects followed (a key is never forwarded to another host),
+//! credentials marked sensitive. hyper directly rather than reqwest: reqwest's layers (its
+//! URL parsing on every request, redirect and retry services, client clones) cost about
+//! 2.4 µs of CPU a request, 14 % of all sluice spends on one (docs/BENCHMARKS.md, "The
+//! wire on hyper, two threads").
 
 use std::error::Error as StdError;
 use std::sync::Arc;
@@ -20,14 +20,14 @@ use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::proxy::matcher::Matcher;
 use hyper_util::rt::TokioExecutor;
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
 
 use super::dial::{Dialer, proxies_from_env};
 use super::{
     CLIENT_REQUEST_ID, Reply, TOO_LARGE_PREFIX, TransportConfig, TransportError, too_large,
 };
 use crate::error::{ConfigError, ErrorKind};
-use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::PemObject;
 
 /// The HTTP client and what every request through it carries.
 #[derive(Clone)]
@@ -44,9 +44,10 @@ impl HttpWire {
     /// The wire `config` describes, sending `headers` with every request.
     pub(super) fn new(config: &TransportConfig, headers: HeaderMap) -> Result<Self, ConfigError> {
         let proxies = proxies_from_env();
-        let dialer = Dialer::new(config.connect_timeout, proxies.clone());
+        let tls = tls_config()?;
+        let dialer = Dialer::new(config.connect_timeout, proxies.clone(), tls.clone());
         let https = HttpsConnectorBuilder::new()
-            .with_tls_config(tls_config()?)
+            .with_tls_config(tls)
             .https_or_http()
             .enable_http1()
             .enable_http2()
@@ -140,7 +141,7 @@ impl HttpWire {
             return None;
         }
         let proxy = self.proxies.as_ref()?.intercept(uri)?;
-        if proxy.uri().scheme_str() != Some("http") {
+        if !matches!(proxy.uri().scheme_str(), Some("http" | "https")) {
             return None;
         }
         let mut auth = proxy.basic_auth()?.clone();
@@ -161,33 +162,60 @@ fn tls_config() -> Result<rustls::ClientConfig, ConfigError> {
 }
 
 /// The certificates servers are checked against: the webpki roots (Mozilla's), and those
-/// in the PEM file `SSL_CERT_FILE` names, as curl, Python's `ssl` and the OpenAI SDK read
-/// it: a company's own CA, for a proxy that inspects TLS or a server inside its network.
+/// in the PEM file `SSL_CERT_FILE` names and in the PEM files of the folder `SSL_CERT_DIR`
+/// names, as curl, OpenSSL and Python's `ssl` (so the OpenAI SDK) read them: a company's
+/// own CA, for a proxy that inspects TLS or a server inside its network.
 fn roots() -> Result<rustls::RootCertStore, ConfigError> {
     let mut roots = rustls::RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
-    let Some(path) = std::env::var_os("SSL_CERT_FILE").filter(|p| !p.is_empty()) else {
-        return Ok(roots);
-    };
-    let path = std::path::PathBuf::from(path);
-    let bad = |reason: String| ConfigError::CertificateFile {
-        path: path.clone(),
-        reason,
-    };
-    let certificates = CertificateDer::pem_file_iter(&path)
-        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| bad(e.to_string()))?;
-    if certificates.is_empty() {
-        return Err(bad("it holds no certificate".to_owned()));
-    }
-    let (added, _unusable) = roots.add_parsable_certificates(certificates);
-    if added == 0 {
-        return Err(bad(
-            "none of its certificates can serve as a root".to_owned()
-        ));
+    for variable in ["SSL_CERT_FILE", "SSL_CERT_DIR"] {
+        let Some(path) = std::env::var_os(variable).filter(|p| !p.is_empty()) else {
+            continue;
+        };
+        let path = std::path::PathBuf::from(path);
+        let bad = |reason: String| ConfigError::CertificateFile {
+            variable,
+            path: path.clone(),
+            reason,
+        };
+        let certificates = if variable == "SSL_CERT_DIR" {
+            certificates_in_folder(&path)
+        } else {
+            certificates_in_file(&path)
+        }
+        .map_err(bad)?;
+        if certificates.is_empty() {
+            return Err(bad("it holds no certificate".to_owned()));
+        }
+        let (added, _unusable) = roots.add_parsable_certificates(certificates);
+        if added == 0 {
+            return Err(bad(
+                "none of its certificates can serve as a root".to_owned()
+            ));
+        }
     }
     Ok(roots)
+}
+
+/// The certificates of a PEM file.
+fn certificates_in_file(path: &std::path::Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    CertificateDer::pem_file_iter(path)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| e.to_string())
+}
+
+/// The certificates of every PEM file in a folder (OpenSSL's hashed names are links to
+/// them); files that hold none, such as a README, are passed over.
+fn certificates_in_folder(path: &std::path::Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let mut certificates = Vec::new();
+    for entry in std::fs::read_dir(path).map_err(|e| e.to_string())? {
+        let file = entry.map_err(|e| e.to_string())?.path();
+        if file.is_file() {
+            certificates.extend(certificates_in_file(&file).unwrap_or_default());
+        }
+    }
+    Ok(certificates)
 }
 
 /// A body received in several chunks, copied into fixed-size segments.
