@@ -194,6 +194,13 @@ impl Client {
         )
     }
 
+    /// Whether this client counts requests' tokens (a token budget or a spend cap): the
+    /// encoding of a request's model is then built before the request can be admitted,
+    /// which [`crate::estimate::warm_up`] can do ahead of time.
+    pub fn counts_tokens(&self) -> bool {
+        self.inner.counts_tokens()
+    }
+
     /// A snapshot of the statistics of everything sent through this client.
     pub fn stats(&self) -> Stats {
         self.inner.stats().clone()

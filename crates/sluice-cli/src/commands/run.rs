@@ -111,7 +111,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let mut config = ClientConfig::from_flags(&args.server, endpoint, &args.limits, &args.cost)?;
     let mut options = DurableOptions::new(input_path, &args.output);
     options.paths = args.paths();
-    options.input_options = args.input.options()?;
+    let input_options = args.input.options()?;
+    options.input_options = input_options.clone();
     options.restart = args.restart;
     options.retry_failed = args.retry_failed;
     options.sync = args.sync;
@@ -149,6 +150,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         progress.shared.set_earlier_cost(earlier.dollars);
     }
     let client = config.build(run_observer(progress.shared.clone()))?;
+    if client.counts_tokens()
+        && let Some(model) = sluice::input::first_model(input_path, &input_options)
+    {
+        // Building an encoding takes tens of milliseconds (45 for o200k); begun now, on a
+        // thread of its own, it overlaps the rest of the start-up instead of holding back
+        // the first request.
+        std::thread::spawn(move || sluice::estimate::warm_up(&model));
+    }
     let recovered_lines = recovered.done.len();
     progress.shared.set_resumed(recovered_lines);
     if let Some(lines) = recovered.total_lines {

@@ -73,7 +73,9 @@ impl Inner {
         route
             .sent
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let reply = match route.transport.send(request).await {
+        // Boxed: hyper's future is large, and the attempt task that holds it is moved
+        // into place when spawned.
+        let reply = match Box::pin(route.transport.send(request)).await {
             Ok(reply) => reply,
             Err(e) => {
                 tracing::debug!(

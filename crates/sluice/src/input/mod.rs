@@ -12,7 +12,7 @@ use std::pin::Pin;
 use futures::Stream;
 use tokio::io::{AsyncBufRead, BufReader};
 
-pub use detect::provider_of_input;
+pub use detect::{first_model, provider_of_input};
 pub use lines::{Line, LineReader};
 pub use parse::{LineError, LineErrorKind, PromptOptions, parse_priority};
 

@@ -41,10 +41,18 @@ pub(super) struct HttpWire {
 }
 
 impl HttpWire {
-    /// The wire `config` describes, sending `headers` with every request.
-    pub(super) fn new(config: &TransportConfig, headers: HeaderMap) -> Result<Self, ConfigError> {
+    /// The wire `config` describes, sending `headers` with every request; `https` says
+    /// whether any of its URLs is https.
+    pub(super) fn new(
+        config: &TransportConfig,
+        headers: HeaderMap,
+        https: bool,
+    ) -> Result<Self, ConfigError> {
         let proxies = proxies_from_env();
-        let tls = tls_config()?;
+        // The environment's CA certificates are read only where TLS can be spoken: reading
+        // a system's folder of them (SSL_CERT_DIR=/etc/ssl/certs) takes milliseconds that
+        // a run against a local http server would wait for nothing.
+        let tls = tls_config(https || proxies.is_some())?;
         let dialer = Dialer::new(config.connect_timeout, proxies.clone(), tls.clone());
         let https = HttpsConnectorBuilder::new()
             .with_tls_config(tls)
@@ -150,25 +158,29 @@ impl HttpWire {
     }
 }
 
-/// TLS as reqwest's `rustls-tls` set it up (ring, TLS 1.2 and 1.3), against [`roots`].
-fn tls_config() -> Result<rustls::ClientConfig, ConfigError> {
+/// TLS as reqwest's `rustls-tls` set it up (ring, TLS 1.2 and 1.3), against the webpki
+/// roots and, with `from_env`, those of [`roots_from_env`].
+fn tls_config(from_env: bool) -> Result<rustls::ClientConfig, ConfigError> {
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    if from_env {
+        roots_from_env(&mut roots)?;
+    }
     Ok(rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()
     .expect("ring supports TLS 1.2 and 1.3")
-    .with_root_certificates(roots()?)
+    .with_root_certificates(roots)
     .with_no_client_auth())
 }
 
-/// The certificates servers are checked against: the webpki roots (Mozilla's), and those
-/// in the PEM file `SSL_CERT_FILE` names and in the PEM files of the folder `SSL_CERT_DIR`
-/// names, as curl, OpenSSL and Python's `ssl` (so the OpenAI SDK) read them: a company's
-/// own CA, for a proxy that inspects TLS or a server inside its network.
-fn roots() -> Result<rustls::RootCertStore, ConfigError> {
-    let mut roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
+/// Adds the certificates in the PEM file `SSL_CERT_FILE` names and in the PEM files of
+/// the folder `SSL_CERT_DIR` names, as curl, OpenSSL and Python's `ssl` (so the OpenAI
+/// SDK) read them: a company's own CA, for a proxy that inspects TLS or a server inside
+/// its network.
+fn roots_from_env(roots: &mut rustls::RootCertStore) -> Result<(), ConfigError> {
     for variable in ["SSL_CERT_FILE", "SSL_CERT_DIR"] {
         let Some(path) = std::env::var_os(variable).filter(|p| !p.is_empty()) else {
             continue;
@@ -195,7 +207,7 @@ fn roots() -> Result<rustls::RootCertStore, ConfigError> {
             ));
         }
     }
-    Ok(roots)
+    Ok(())
 }
 
 /// The certificates of a PEM file.

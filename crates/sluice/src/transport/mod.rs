@@ -212,11 +212,14 @@ impl Transport {
                     .map_err(|_| ConfigError::BadBaseUrl(base.to_owned()))?,
             );
         }
-        let urls = urls.try_into().expect("one URL per endpoint");
+        let urls: [Uri; Endpoint::ALL.len()] = urls.try_into().expect("one URL per endpoint");
         let headers = shared_headers(config)?;
         let wire = match service {
             Some(service) => Wire::Service(ServiceWire { service, headers }),
-            None => Wire::Http(Box::new(HttpWire::new(config, headers)?)),
+            None => {
+                let https = urls.iter().any(|u| u.scheme_str() == Some("https"));
+                Wire::Http(Box::new(HttpWire::new(config, headers, https)?))
+            }
         };
         Ok(Transport {
             urls,
