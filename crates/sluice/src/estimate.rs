@@ -15,8 +15,11 @@
 //! about half the memory. An encoding is loaded the first time a model that uses it is
 //! seen, so a file of gpt-4o-mini requests never loads cl100k.
 
+use std::borrow::Cow;
+
 use serde::Deserialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
 use tiktoken::CoreBpe as CoreBPE;
 
 use crate::request::Endpoint;
@@ -67,13 +70,17 @@ pub fn bpe_for_model(model: &str) -> &'static CoreBPE {
 }
 
 /// The fields of a body that an estimate reads; everything else is skipped unparsed.
+/// Messages and `input` stay raw JSON until they are counted, so a message's text is
+/// borrowed from the body instead of copied into a tree of values.
 #[derive(Deserialize, Default)]
-struct Fields {
+struct Fields<'a> {
     #[serde(default)]
     model: String,
-    messages: Option<Vec<Value>>,
+    #[serde(borrow)]
+    messages: Option<Vec<&'a RawValue>>,
     prompt: Option<Value>,
-    input: Option<Value>,
+    #[serde(borrow)]
+    input: Option<&'a RawValue>,
     instructions: Option<String>,
     /// Anthropic's system prompt: a string or text blocks.
     system: Option<Value>,
@@ -83,6 +90,39 @@ struct Fields {
     max_completion_tokens: Option<u64>,
     max_output_tokens: Option<u64>,
     n: Option<u64>,
+}
+
+/// The fields of one message (a chat message, an Anthropic message or a Responses input
+/// item) that count, each raw until read.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Message<'a> {
+    #[serde(borrow)]
+    role: Option<&'a RawValue>,
+    #[serde(borrow)]
+    content: Option<&'a RawValue>,
+    #[serde(borrow)]
+    name: Option<&'a RawValue>,
+    #[serde(borrow)]
+    tool_calls: Option<&'a RawValue>,
+}
+
+/// A JSON string's text, borrowed from the body unless it has escapes; `None` for any
+/// other value.
+fn as_text(raw: &RawValue) -> Option<Cow<'_, str>> {
+    let json = raw.get();
+    if !json.starts_with('"') {
+        return None;
+    }
+    match serde_json::from_str::<&str>(json) {
+        Ok(text) => Some(Cow::Borrowed(text)),
+        Err(_) => serde_json::from_str::<String>(json).ok().map(Cow::Owned),
+    }
+}
+
+/// A raw JSON value parsed into a tree, for the rarer shapes (content parts, tool calls).
+fn as_value(raw: &RawValue) -> Value {
+    serde_json::from_str(raw.get()).unwrap_or(Value::Null)
 }
 
 /// What [`inspect`] finds in a body: the estimate and what a plan checks.
@@ -121,12 +161,15 @@ pub fn inspect(endpoint: Endpoint, body: &[u8]) -> Inspection {
             chat_tokens(bpe, messages) + tools.map_or(0, |t| tool_tokens(bpe, t))
         }
         Endpoint::Completions => f.prompt.as_ref().map_or(0, |p| input_tokens(bpe, p)),
-        Endpoint::Embeddings => f.input.as_ref().map_or(0, |i| input_tokens(bpe, i)),
+        Endpoint::Embeddings => f.input.map_or(0, |i| input_tokens(bpe, &as_value(i))),
         Endpoint::Responses => {
-            let from_input = match &f.input {
-                Some(Value::Array(items)) => chat_tokens(bpe, items),
-                Some(other) => 6 + content_tokens(bpe, other),
-                None => 0,
+            let items = f
+                .input
+                .and_then(|i| serde_json::from_str::<Vec<&RawValue>>(i.get()).ok());
+            let from_input = match (items, f.input) {
+                (Some(items), _) => chat_tokens(bpe, &items),
+                (None, Some(other)) => 6 + content_tokens(bpe, &as_value(other)),
+                (None, None) => 0,
             };
             let tools = f.tools.as_ref().map_or(0, |t| tool_tokens(bpe, t));
             from_input + f.instructions.as_deref().map_or(0, |i| 3 + text(bpe, i)) + tools
@@ -191,18 +234,22 @@ fn content_tokens(bpe: &CoreBPE, content: &Value) -> u64 {
     }
 }
 
-fn chat_tokens(bpe: &CoreBPE, messages: &[Value]) -> u64 {
+fn chat_tokens(bpe: &CoreBPE, messages: &[&RawValue]) -> u64 {
     let per_message: u64 = messages
         .iter()
-        .map(|m| {
-            let str_field = |k: &str| m.get(k).and_then(Value::as_str);
-            let mut t = 3 + str_field("role").map_or(0, |r| text(bpe, r));
-            t += m.get("content").map_or(0, |c| content_tokens(bpe, c));
-            if let Some(name) = str_field("name") {
-                t += 1 + text(bpe, name);
+        .map(|raw| {
+            // Not an object: counted as an empty message.
+            let m: Message = serde_json::from_str(raw.get()).unwrap_or_default();
+            let mut t = 3 + m.role.and_then(as_text).map_or(0, |r| text(bpe, &r));
+            t += m.content.map_or(0, |c| match as_text(c) {
+                Some(s) => text(bpe, &s),
+                None => content_tokens(bpe, &as_value(c)),
+            });
+            if let Some(name) = m.name.and_then(as_text) {
+                t += 1 + text(bpe, &name);
             }
-            if let Some(calls) = m.get("tool_calls") {
-                t += text(bpe, &calls.to_string());
+            if let Some(calls) = m.tool_calls {
+                t += text(bpe, &as_value(calls).to_string());
             }
             t
         })
