@@ -67,8 +67,8 @@ pub struct RunArgs {
     pub progress: ProgressArgs,
     /// Threads that send and receive [default: 2, or 1 on a machine with one core]. Two
     /// keep a local server's and sluice's work overlapping (96 % of oha's rate against
-    /// 78 % with one, docs/BENCHMARKS.md); one costs the least CPU a request, and sends
-    /// tens of thousands a second, far above any provider's limits.
+    /// 78 % with one in paired runs, docs/BENCHMARKS.md); one costs the least CPU a
+    /// request, and sends tens of thousands a second, far above any provider's limits.
     #[arg(long, value_parser = values::threads)]
     pub threads: Option<NonZeroUsize>,
 }
