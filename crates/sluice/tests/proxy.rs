@@ -8,11 +8,11 @@ use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 
-use common::hello;
+use common::{ProxyRequest, hello, read_proxy_request};
 use sluice::transport::ApiKey;
 use sluice::{Client, ErrorKind, RetryPolicy};
 use sluice_sim::Sim;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 
 /// What the proxy saw of each connection: its first request line and its
@@ -32,21 +32,10 @@ async fn proxy() -> (SocketAddr, Seen) {
             let (mut conn, _) = listener.accept().await.unwrap();
             let record = record.clone();
             tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut byte = [0u8; 1];
-                while !head.ends_with(b"\r\n\r\n") {
-                    if conn.read(&mut byte).await.unwrap_or(0) == 0 {
-                        return;
-                    }
-                    head.push(byte[0]);
-                }
-                let text = String::from_utf8_lossy(&head).into_owned();
-                let line = text.lines().next().unwrap_or_default().to_owned();
-                let auth = text.lines().find_map(|l| {
-                    let (name, value) = l.split_once(':')?;
-                    name.eq_ignore_ascii_case("proxy-authorization")
-                        .then(|| value.trim().to_owned())
-                });
+                let Some(ProxyRequest { head, line, auth }) = read_proxy_request(&mut conn).await
+                else {
+                    return;
+                };
                 record.lock().unwrap().push((line.clone(), auth));
                 if line.starts_with("CONNECT ") {
                     let _ = conn

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use common::hello;
+use common::{ProxyRequest, hello, read_proxy_request};
 use http_body_util::Full;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -18,7 +18,7 @@ use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair}
 use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use sluice::transport::ApiKey;
 use sluice::{Client, ConfigError, ErrorKind, RetryPolicy};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
@@ -69,21 +69,10 @@ async fn tls_proxy(acceptor: TlsAcceptor) -> (u16, Arc<Mutex<Vec<(String, Option
                 let Ok(mut client) = acceptor.accept(tcp).await else {
                     return;
                 };
-                let mut head = Vec::new();
-                let mut byte = [0u8; 1];
-                while !head.ends_with(b"\r\n\r\n") {
-                    if client.read(&mut byte).await.unwrap_or(0) == 0 {
-                        return;
-                    }
-                    head.push(byte[0]);
-                }
-                let text = String::from_utf8_lossy(&head).into_owned();
-                let line = text.lines().next().unwrap_or_default().to_owned();
-                let auth = text.lines().find_map(|l| {
-                    let (name, value) = l.split_once(':')?;
-                    name.eq_ignore_ascii_case("proxy-authorization")
-                        .then(|| value.trim().to_owned())
-                });
+                let Some(ProxyRequest { line, auth, .. }) = read_proxy_request(&mut client).await
+                else {
+                    return;
+                };
                 record.lock().unwrap().push((line.clone(), auth));
                 let Some(target) = line
                     .strip_prefix("CONNECT ")

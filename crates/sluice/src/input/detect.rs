@@ -49,15 +49,27 @@ fn first_line(path: &Path) -> Option<Vec<u8>> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_params_line_means_anthropic_and_others_say_nothing() {
-        let dir = std::env::temp_dir().join(format!("sluice-detect-{}", std::process::id()));
+    /// A fresh folder for one test, and a way to write files into it.
+    fn folder(
+        name: &str,
+    ) -> (
+        std::path::PathBuf,
+        impl Fn(&str, &str) -> std::path::PathBuf,
+    ) {
+        let dir = std::env::temp_dir().join(format!("sluice-{name}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let write = |name: &str, text: &str| {
-            let path = dir.join(name);
+        let at = dir.clone();
+        let write = move |file: &str, text: &str| {
+            let path = at.join(file);
             std::fs::write(&path, text).unwrap();
             path
         };
+        (dir, write)
+    }
+
+    #[test]
+    fn a_params_line_means_anthropic_and_others_say_nothing() {
+        let (dir, write) = folder("detect");
         let anthropic = write(
             "a.jsonl",
             "\n{\"custom_id\":\"1\",\"params\":{\"model\":\"claude\",\"max_tokens\":5,\"messages\":[]}}\n",
@@ -76,13 +88,7 @@ mod tests {
 
     #[test]
     fn the_first_model_is_the_first_bodys_or_the_prompts_model() {
-        let dir = std::env::temp_dir().join(format!("sluice-first-model-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let write = |name: &str, text: &str| {
-            let path = dir.join(name);
-            std::fs::write(&path, text).unwrap();
-            path
-        };
+        let (dir, write) = folder("first-model");
         let batch = write(
             "b.jsonl",
             "\n{\"custom_id\":\"1\",\"url\":\"/v1/chat/completions\",\"body\":{\"model\":\"gpt-4o-mini\"}}\n",

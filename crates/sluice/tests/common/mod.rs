@@ -145,3 +145,36 @@ pub fn hello(id: &str) -> sluice::Request {
         &serde_json::json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}),
     )
 }
+
+/// What a proxy is asked: the head of the first request on a connection (read up to its
+/// blank line), its request line and its `Proxy-Authorization`. `None` if the client
+/// closed first.
+pub struct ProxyRequest {
+    pub head: Vec<u8>,
+    pub line: String,
+    pub auth: Option<String>,
+}
+
+/// Reads a proxy's first request head from `conn`, byte by byte so nothing after it is
+/// consumed.
+pub async fn read_proxy_request(
+    conn: &mut (impl tokio::io::AsyncRead + Unpin),
+) -> Option<ProxyRequest> {
+    use tokio::io::AsyncReadExt;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if conn.read(&mut byte).await.unwrap_or(0) == 0 {
+            return None;
+        }
+        head.push(byte[0]);
+    }
+    let text = String::from_utf8_lossy(&head).into_owned();
+    let line = text.lines().next().unwrap_or_default().to_owned();
+    let auth = text.lines().find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        name.eq_ignore_ascii_case("proxy-authorization")
+            .then(|| value.trim().to_owned())
+    });
+    Some(ProxyRequest { head, line, auth })
+}
