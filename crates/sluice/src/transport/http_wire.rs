@@ -35,25 +35,33 @@ pub(super) struct HttpWire {
     client: Client<HttpsConnector<Dialer>, Full<Bytes>>,
     /// The headers every request shares, the key among them.
     headers: HeaderMap,
-    /// The environment's proxy rules: plain http requests to a proxy carry its
-    /// credentials.
-    proxies: Option<Arc<Matcher>>,
+    /// The `Proxy-Authorization` of each URL whose plain http requests go to a proxy
+    /// that asks for credentials (empty without such a proxy), found once here rather
+    /// than matched against the proxy rules on every request.
+    proxy_credentials: Vec<(Uri, HeaderValue)>,
 }
 
 impl HttpWire {
-    /// The wire `config` describes, sending `headers` with every request; `https` says
-    /// whether any of its URLs is https.
+    /// The wire `config` describes, sending `headers` with every request to `urls`.
     pub(super) fn new(
         config: &TransportConfig,
         headers: HeaderMap,
-        https: bool,
+        urls: &[Uri],
     ) -> Result<Self, ConfigError> {
         let proxies = proxies_from_env();
+        let https = urls.iter().any(|u| u.scheme() == Some(&Scheme::HTTPS));
+        let proxy_credentials = match &proxies {
+            Some(rules) => urls
+                .iter()
+                .filter_map(|u| Some((u.clone(), proxy_credentials(rules, u)?)))
+                .collect(),
+            None => Vec::new(),
+        };
         // The environment's CA certificates are read only where TLS can be spoken: reading
         // a system's folder of them (SSL_CERT_DIR=/etc/ssl/certs) takes milliseconds that
         // a run against a local http server would wait for nothing.
         let tls = tls_config(https || proxies.is_some())?;
-        let dialer = Dialer::new(config.connect_timeout, proxies.clone(), tls.clone());
+        let dialer = Dialer::new(config.connect_timeout, proxies, tls.clone());
         let https = HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_or_http()
@@ -66,7 +74,7 @@ impl HttpWire {
         Ok(HttpWire {
             client,
             headers,
-            proxies,
+            proxy_credentials,
         })
     }
 
@@ -87,8 +95,8 @@ impl HttpWire {
         if let Some(id) = id {
             headers.insert(CLIENT_REQUEST_ID, id);
         }
-        if let Some(auth) = self.proxy_credentials(uri) {
-            headers.insert(PROXY_AUTHORIZATION, auth);
+        if let Some((_, auth)) = self.proxy_credentials.iter().find(|(u, _)| u == uri) {
+            headers.insert(PROXY_AUTHORIZATION, auth.clone());
         }
         let response = self.client.request(request).await.map_err(failure)?;
         let status = response.status().as_u16();
@@ -141,21 +149,22 @@ impl HttpWire {
             None => segments.join(),
         }))
     }
+}
 
-    /// The `Proxy-Authorization` a plain http request needs when it goes to a proxy that
-    /// asks for credentials (an https one carries them in its tunnel's `CONNECT`).
-    fn proxy_credentials(&self, uri: &Uri) -> Option<HeaderValue> {
-        if uri.scheme() != Some(&Scheme::HTTP) {
-            return None;
-        }
-        let proxy = self.proxies.as_ref()?.intercept(uri)?;
-        if !matches!(proxy.uri().scheme_str(), Some("http" | "https")) {
-            return None;
-        }
-        let mut auth = proxy.basic_auth()?.clone();
-        auth.set_sensitive(true);
-        Some(auth)
+/// The `Proxy-Authorization` a plain http request to `uri` needs when `rules` send it to
+/// a proxy that asks for credentials (an https one carries them in its tunnel's
+/// `CONNECT`).
+fn proxy_credentials(rules: &Matcher, uri: &Uri) -> Option<HeaderValue> {
+    if uri.scheme() != Some(&Scheme::HTTP) {
+        return None;
     }
+    let proxy = rules.intercept(uri)?;
+    if !matches!(proxy.uri().scheme_str(), Some("http" | "https")) {
+        return None;
+    }
+    let mut auth = proxy.basic_auth()?.clone();
+    auth.set_sensitive(true);
+    Some(auth)
 }
 
 /// TLS as reqwest's `rustls-tls` set it up (ring, TLS 1.2 and 1.3), against the webpki

@@ -216,10 +216,7 @@ impl Transport {
         let headers = shared_headers(config)?;
         let wire = match service {
             Some(service) => Wire::Service(ServiceWire { service, headers }),
-            None => {
-                let https = urls.iter().any(|u| u.scheme_str() == Some("https"));
-                Wire::Http(Box::new(HttpWire::new(config, headers, https)?))
-            }
+            None => Wire::Http(Box::new(HttpWire::new(config, headers, &urls)?)),
         };
         Ok(Transport {
             urls,
