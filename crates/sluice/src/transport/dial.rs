@@ -99,7 +99,7 @@ impl fmt::Display for UnsupportedProxy {
 impl StdError for UnsupportedProxy {}
 
 /// Readies a connector and calls it, as the `Service` contract asks.
-async fn dial<S>(mut service: S, dst: Uri) -> Result<S::Response, BoxError>
+pub(super) async fn dial<S>(mut service: S, dst: Uri) -> Result<S::Response, BoxError>
 where
     S: Service<Uri>,
     S::Error: Into<BoxError>,

@@ -1,7 +1,7 @@
-//! The production wire: hyper's pooled client over rustls (checked against the webpki
-//! roots and those `SSL_CERT_FILE` names; HTTP/2 where the server offers it by ALPN,
-//! HTTP/1.1 otherwise), connections opened by [`super::dial`] (proxies from the
-//! environment), no redirects followed (a key is never forwarded to another host),
+//! The production wire: hyper's connections, kept by [`super::pool`], over rustls
+//! (checked against the webpki roots and those `SSL_CERT_FILE` names; HTTP/2 where the
+//! server offers it by ALPN, HTTP/1.1 otherwise), opened by [`super::dial`] (proxies from
+//! the environment), no redirects followed (a key is never forwarded to another host),
 //! credentials marked sensitive. hyper directly rather than reqwest: reqwest's layers (its
 //! URL parsing on every request, redirect and retry services, client clones) cost about
 //! 2.4 µs of CPU a request, 14 % of all sluice spends on one (docs/BENCHMARKS.md, "The
@@ -11,19 +11,18 @@ use std::error::Error as StdError;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::header::PROXY_AUTHORIZATION;
-use http::uri::Scheme;
-use http::{HeaderMap, HeaderValue, Method, Uri};
+use http::header::{HOST, PROXY_AUTHORIZATION};
+use http::uri::{PathAndQuery, Scheme};
+use http::{HeaderMap, HeaderValue, Method, Request, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Body as _;
-use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
-use hyper_util::client::legacy::Client;
+use hyper_rustls::HttpsConnectorBuilder;
 use hyper_util::client::proxy::matcher::Matcher;
-use hyper_util::rt::TokioExecutor;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 
-use super::dial::{Dialer, proxies_from_env};
+use super::dial::{BoxError, Dialer, proxies_from_env};
+use super::pool::{Body, Lease, Origin, Pool};
 use super::{
     CLIENT_REQUEST_ID, Reply, TOO_LARGE_PREFIX, TransportConfig, TransportError, too_large,
 };
@@ -32,13 +31,26 @@ use crate::error::{ConfigError, ErrorKind};
 /// The HTTP client and what every request through it carries.
 #[derive(Clone)]
 pub(super) struct HttpWire {
-    client: Client<HttpsConnector<Dialer>, Full<Bytes>>,
+    pool: Arc<Pool>,
+    /// Where each endpoint's requests go, in the order of the URLs the wire was made for.
+    routes: Arc<[Route]>,
     /// The headers every request shares, the key among them.
     headers: HeaderMap,
-    /// The `Proxy-Authorization` of each URL whose plain http requests go to a proxy
-    /// that asks for credentials (empty without such a proxy), found once here rather
-    /// than matched against the proxy rules on every request.
-    proxy_credentials: Vec<(Uri, HeaderValue)>,
+}
+
+/// One URL, in the forms its requests need, made once rather than on every request.
+struct Route {
+    origin: Arc<Origin>,
+    /// The URL whole: over HTTP/2, or to a proxy that forwards plain http.
+    absolute: Uri,
+    /// Its path and query alone: over HTTP/1.1 straight to the server (or a tunnel).
+    origin_form: Uri,
+    /// The `Host` of an HTTP/1.1 request (HTTP/2 names it in the URL).
+    host: HeaderValue,
+    /// The `Proxy-Authorization` its plain http requests need when the environment sends
+    /// them to a proxy that asks for credentials, found once here rather than matched
+    /// against the proxy rules on every request.
+    proxy_credentials: Option<HeaderValue>,
 }
 
 impl HttpWire {
@@ -50,55 +62,81 @@ impl HttpWire {
     ) -> Result<Self, ConfigError> {
         let proxies = proxies_from_env();
         let https = urls.iter().any(|u| u.scheme() == Some(&Scheme::HTTPS));
-        let proxy_credentials = match &proxies {
-            Some(rules) => urls
-                .iter()
-                .filter_map(|u| Some((u.clone(), proxy_credentials(rules, u)?)))
-                .collect(),
-            None => Vec::new(),
-        };
         // The environment's CA certificates are read only where TLS can be spoken: reading
         // a system's folder of them (SSL_CERT_DIR=/etc/ssl/certs) takes milliseconds that
         // a run against a local http server would wait for nothing.
         let tls = tls_config(https || proxies.is_some())?;
+        let mut origins: Vec<Arc<Origin>> = Vec::new();
+        let mut routes = Vec::with_capacity(urls.len());
+        for url in urls {
+            let bad = || ConfigError::BadBaseUrl(url.to_string());
+            let origin = match origins.iter().find(|o| o.serves(url)) {
+                Some(origin) => origin.clone(),
+                None => {
+                    let origin = Arc::new(Origin::of(url).map_err(|_| bad())?);
+                    origins.push(origin.clone());
+                    origin
+                }
+            };
+            routes.push(Route {
+                origin,
+                absolute: url.clone(),
+                origin_form: origin_form(url).ok_or_else(bad)?,
+                host: host(url).ok_or_else(bad)?,
+                proxy_credentials: proxies.as_deref().and_then(|r| proxy_credentials(r, url)),
+            });
+        }
         let dialer = Dialer::new(config.connect_timeout, proxies, tls.clone());
-        let https = HttpsConnectorBuilder::new()
+        let connector = HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_or_http()
             .enable_http1()
             .enable_http2()
             .wrap_connector(dialer);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_max_idle_per_host(config.pool_size)
-            .build(https);
         Ok(HttpWire {
-            client,
+            pool: Arc::new(Pool::new(connector, config.pool_size)),
+            routes: routes.into(),
             headers,
-            proxy_credentials,
         })
     }
 
-    /// One attempt over HTTP: the whole answer, or what stopped it. The caller bounds its
-    /// time.
+    /// One attempt over HTTP to the `at`-th URL the wire was made for: the whole answer,
+    /// or what stopped it. The caller bounds its time.
     pub(super) async fn send(
         &self,
-        uri: &Uri,
+        at: usize,
         body: Bytes,
         id: Option<HeaderValue>,
         limit: u64,
     ) -> Result<Reply, TransportError> {
-        let mut request = http::Request::new(Full::new(body));
+        let route = &self.routes[at];
+        let mut request = Request::new(Full::new(body));
         *request.method_mut() = Method::POST;
-        *request.uri_mut() = uri.clone();
         let headers = request.headers_mut();
         *headers = self.headers.clone();
         if let Some(id) = id {
             headers.insert(CLIENT_REQUEST_ID, id);
         }
-        if let Some((_, auth)) = self.proxy_credentials.iter().find(|(u, _)| u == uri) {
+        if let Some(auth) = &route.proxy_credentials {
             headers.insert(PROXY_AUTHORIZATION, auth.clone());
         }
-        let response = self.client.request(request).await.map_err(failure)?;
+        let (response, lease) = loop {
+            let mut lease = self
+                .pool
+                .lease(&route.origin)
+                .await
+                .map_err(connect_failure)?;
+            route.aim(&mut request, &lease);
+            match lease.send(request).await {
+                Ok(response) => break (response, lease),
+                Err(mut refused) => match refused.take_message() {
+                    // The server closed an idle connection as it was taken: the request
+                    // never left, and goes on another.
+                    Some(unsent) if lease.reused => request = unsent,
+                    _ => return Err(failure(refused.into_error())),
+                },
+            }
+        };
         let status = response.status().as_u16();
         if let Some(length) = response.body().size_hint().exact()
             && length > limit
@@ -144,10 +182,57 @@ impl HttpWire {
                 segments.push(&chunk);
             }
         }
+        // Read to the end: the connection can carry another request.
+        self.pool.give_back(&route.origin, lease);
         Ok(head.with_body(match first {
             Some(f) => f,
             None => segments.join(),
         }))
+    }
+}
+
+impl Route {
+    /// Points `request` at this URL in the form `lease`'s connection needs.
+    fn aim(&self, request: &mut Request<Body>, lease: &Lease) {
+        if lease.is_h2() {
+            *request.uri_mut() = self.absolute.clone();
+            request.headers_mut().remove(HOST);
+        } else {
+            let target = if lease.proxied {
+                &self.absolute
+            } else {
+                &self.origin_form
+            };
+            *request.uri_mut() = target.clone();
+            request.headers_mut().insert(HOST, self.host.clone());
+        }
+    }
+}
+
+/// `url`'s path and query, as an HTTP/1.1 request names it to the server itself.
+fn origin_form(url: &Uri) -> Option<Uri> {
+    let path = url
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| PathAndQuery::from_static("/"));
+    Uri::from_parts({
+        let mut parts = http::uri::Parts::default();
+        parts.path_and_query = Some(path);
+        parts
+    })
+    .ok()
+}
+
+/// The `Host` of a request to `url`: its host, and its port unless the scheme's own.
+fn host(url: &Uri) -> Option<HeaderValue> {
+    let name = url.host()?;
+    let default = match url.scheme_str() {
+        Some("https") => 443,
+        _ => 80,
+    };
+    match url.port_u16() {
+        Some(port) if port != default => HeaderValue::from_str(&format!("{name}:{port}")).ok(),
+        _ => HeaderValue::from_str(name).ok(),
     }
 }
 
@@ -287,17 +372,32 @@ impl Segments {
     }
 }
 
-/// Classifies a failure of the HTTP client and describes it with its causes: a connect
-/// that timed out is a timeout, any other a connect failure, the rest (a reset, a broken
-/// answer) a transport failure.
-fn failure(err: impl StdError + Send + Sync + 'static) -> TransportError {
-    let connect = (&err as &dyn StdError)
-        .downcast_ref::<hyper_util::client::legacy::Error>()
-        .is_some_and(hyper_util::client::legacy::Error::is_connect);
+/// A connection that could not be opened: a timeout if the connect timed out, a connect
+/// failure otherwise.
+fn connect_failure(err: BoxError) -> TransportError {
+    let (message, timed_out) = describe(&*err);
+    let kind = if timed_out {
+        ErrorKind::Timeout
+    } else {
+        ErrorKind::Connect
+    };
+    let mut failure = TransportError::new(kind, message);
+    failure.source = Some(Arc::from(err));
+    failure
+}
+
+/// A failure on an open connection (a reset, a broken answer).
+fn failure(err: hyper::Error) -> TransportError {
+    let (message, _) = describe(&err);
+    TransportError::new(ErrorKind::Transport, message).with_source(err)
+}
+
+/// What went wrong, with its causes (the useful part, "connection refused", is usually a
+/// few causes down), and whether one of them is an I/O timeout.
+fn describe(err: &(dyn StdError + 'static)) -> (String, bool) {
     let mut message = err.to_string();
     let mut timed_out = false;
-    // The useful part ("connection refused") is usually a few causes down.
-    let mut next = err.source();
+    let mut next: Option<&(dyn StdError + 'static)> = Some(err);
     while let Some(cause) = next {
         timed_out |= cause
             .downcast_ref::<std::io::Error>()
@@ -309,12 +409,7 @@ fn failure(err: impl StdError + Send + Sync + 'static) -> TransportError {
         }
         next = cause.source();
     }
-    let kind = match (connect, timed_out) {
-        (true, true) => ErrorKind::Timeout,
-        (true, false) => ErrorKind::Connect,
-        (false, _) => ErrorKind::Transport,
-    };
-    TransportError::new(kind, message).with_source(err)
+    (message, timed_out)
 }
 
 #[cfg(test)]

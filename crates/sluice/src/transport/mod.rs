@@ -5,6 +5,7 @@
 mod dial;
 mod dialect;
 mod http_wire;
+mod pool;
 mod service;
 
 use std::fmt;
@@ -239,7 +240,7 @@ impl Transport {
         let limit = self.max_response_bytes;
         let attempt = async {
             match &self.wire {
-                Wire::Http(wire) => wire.send(url, body, id, limit).await,
+                Wire::Http(wire) => wire.send(request.endpoint.index(), body, id, limit).await,
                 Wire::Service(wire) => wire.send(url, body, id, limit).await,
             }
         };

@@ -1,0 +1,171 @@
+//! Connections kept and reused: HTTP/1.1 requests name the host, go on connections
+//! already open, and never on one the server has closed.
+
+mod common;
+
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::hello;
+use sluice::Client;
+use sluice::transport::ApiKey;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// What the server saw: each connection's requests, as (request line, `Host`).
+type Seen = Arc<Mutex<Vec<Vec<(String, Option<String>)>>>>;
+
+const ANSWER: &str = r#"{"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1}}"#;
+
+/// An HTTP/1.1 server on 127.0.0.1 that answers every request 200 and, with
+/// `close_after_answer`, closes each connection after its first answer (without saying
+/// so in a header, as a server whose keep-alive ran out does).
+async fn server(close_after_answer: bool) -> (String, Seen) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen: Seen = Arc::default();
+    let record = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let (conn, _) = listener.accept().await.unwrap();
+            let index = {
+                let mut seen = record.lock().unwrap();
+                seen.push(Vec::new());
+                seen.len() - 1
+            };
+            let record = record.clone();
+            tokio::spawn(async move {
+                serve(conn, close_after_answer, |line, host| {
+                    record.lock().unwrap()[index].push((line, host));
+                })
+                .await;
+            });
+        }
+    });
+    (format!("http://{addr}/v1"), seen)
+}
+
+async fn serve(mut conn: TcpStream, once: bool, mut saw: impl FnMut(String, Option<String>)) {
+    let mut buf = Vec::new();
+    loop {
+        let Some(end) = read_until_head_end(&mut conn, &mut buf).await else {
+            return;
+        };
+        let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+        let header = |name: &str| {
+            head.lines().find_map(|l| {
+                let (n, v) = l.split_once(':')?;
+                n.eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
+            })
+        };
+        let length: usize = header("content-length")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        saw(
+            head.lines().next().unwrap_or_default().to_owned(),
+            header("host"),
+        );
+        while buf.len() < end + length {
+            let mut chunk = [0u8; 4096];
+            match conn.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+        buf.drain(..end + length);
+        let answer = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{ANSWER}",
+            ANSWER.len()
+        );
+        if conn.write_all(answer.as_bytes()).await.is_err() || once {
+            return;
+        }
+    }
+}
+
+/// Reads until a request's head is whole; the index just past it.
+async fn read_until_head_end(conn: &mut TcpStream, buf: &mut Vec<u8>) -> Option<usize> {
+    loop {
+        if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            return Some(at + 4);
+        }
+        let mut chunk = [0u8; 4096];
+        match conn.read(&mut chunk).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+fn client(base: &str) -> Client {
+    Client::builder()
+        .base_url(base)
+        .api_key(ApiKey::new("sk-test"))
+        .concurrency(NonZeroUsize::new(8).unwrap())
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn requests_one_after_another_share_a_connection_and_name_the_host() {
+    let (base, seen) = server(false).await;
+    let client = client(&base);
+    for i in 0..5 {
+        let answer = client.send(&hello(&format!("r{i}"))).await;
+        assert!(answer.is_ok(), "{answer:?}");
+    }
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 1, "one connection carried all five: {seen:?}");
+    let host = base
+        .trim_start_matches("http://")
+        .trim_end_matches("/v1")
+        .to_owned();
+    assert_eq!(
+        seen[0],
+        vec![("POST /v1/chat/completions HTTP/1.1".to_owned(), Some(host)); 5]
+    );
+}
+
+#[tokio::test]
+async fn connections_are_given_back_after_each_answer_and_lent_again() {
+    let (base, seen) = server(false).await;
+    let client = client(&base);
+    for round in 0..3 {
+        let requests: Vec<_> = (0..8).map(|i| hello(&format!("r{round}-{i}"))).collect();
+        let answers = futures::future::join_all(requests.iter().map(|r| client.send(r))).await;
+        assert!(answers.iter().all(Result::is_ok), "{answers:?}");
+    }
+    let seen = seen.lock().unwrap();
+    let requests: usize = seen.iter().map(Vec::len).sum();
+    assert_eq!(requests, 24);
+    assert!(
+        seen.len() <= 8,
+        "24 requests, 8 at a time, on {} connections",
+        seen.len()
+    );
+}
+
+#[tokio::test]
+async fn a_connection_the_server_closed_is_not_lent_again() {
+    let (base, seen) = server(true).await;
+    let client = client(&base);
+    for i in 0..4 {
+        let answer = client.send(&hello(&format!("r{i}"))).await;
+        assert!(answer.is_ok(), "{answer:?}");
+        // Time for the close to arrive, as it does between a run's requests when a
+        // server's keep-alive runs out.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        4,
+        "each request on a new connection"
+    );
+    let stats = client.stats();
+    assert_eq!(
+        stats.attempts, 4,
+        "no attempt failed on a closed connection"
+    );
+    assert_eq!(stats.ok, 4);
+}
