@@ -257,7 +257,10 @@ fn streams(body: &[u8]) -> bool {
     struct StreamOnly {
         stream: Option<Value>,
     }
-    memchr::memmem::find(body, b"\"stream\"").is_some()
+    // Built once: `memmem::find` would build its searcher again for every line.
+    static KEY: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"stream\""));
+    KEY.find(body).is_some()
         && serde_json::from_slice::<StreamOnly>(body)
             .is_ok_and(|b| b.stream == Some(Value::Bool(true)))
 }
