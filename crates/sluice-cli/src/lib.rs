@@ -1,6 +1,7 @@
 //! The `sluice` command as a library: [`main_with`] runs it with given arguments, for the
 //! binary and for the Python package's `sluice` command (one CLI, two ways to start it).
 
+pub mod allocator;
 mod commands;
 mod progress;
 

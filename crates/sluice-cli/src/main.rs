@@ -7,26 +7,10 @@ use std::process::ExitCode;
 /// several threads, where glibc's arenas spend a tenth of the run on locks and bookkeeping.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-/// mimalloc's `arena_eager_commit` and `purge_delay` options (their places in
-/// `mi_option_e`, the same in mimalloc 2 and 3; libmimalloc-sys names neither).
-const MI_OPTION_ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
-const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
-
-/// Memory freed is given back to the system at once instead of after a delay, and arenas
-/// are committed as they are used rather than up front. Loading a tokenizer's vocabulary
-/// allocates tens of MB that are freed a moment later: with mimalloc's defaults they stay
-/// resident and nearly double the peak RSS of a run with a TPM budget (77 MB against
-/// 37 MB measured on 50,000 requests), at no measurable CPU cost either way.
-///
-/// The first arena is made at the first allocation, which the Rust runtime makes before
-/// `main`, so on Linux this runs as a constructor (`.init_array`), before any of them.
+/// The allocator's start-up settings ([`sluice_cli::allocator::for_start_up`]), set
+/// before the first allocation: on Linux this runs as a constructor (`.init_array`).
 extern "C" fn tune_allocator() {
-    // SAFETY: plain option setters of the allocator in use; options may be set before the
-    // allocator initializes, and take effect for the arenas and purges that follow.
-    unsafe {
-        libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0);
-        libmimalloc_sys::mi_option_set(MI_OPTION_ARENA_EAGER_COMMIT, 0);
-    }
+    sluice_cli::allocator::for_start_up();
 }
 
 #[cfg(target_os = "linux")]

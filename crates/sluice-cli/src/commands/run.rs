@@ -155,8 +155,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     {
         // Building an encoding takes tens of milliseconds (45 for o200k); begun now, on a
         // thread of its own, it overlaps the rest of the start-up instead of holding back
-        // the first request.
-        std::thread::spawn(move || sluice::estimate::warm_up(&model));
+        // the first request. Its tens of MB of scratch go back to the system at once; only
+        // then is freed memory kept for the requests.
+        std::thread::spawn(move || {
+            sluice::estimate::warm_up(&model);
+            crate::allocator::for_sending();
+        });
+    } else {
+        crate::allocator::for_sending();
     }
     let recovered_lines = recovered.done.len();
     progress.shared.set_resumed(recovered_lines);
