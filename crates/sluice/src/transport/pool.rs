@@ -138,7 +138,10 @@ impl Pool {
     pub(super) async fn lease(&self, origin: &Origin) -> Result<Lease, BoxError> {
         match self.reuse(origin).await {
             Some(lease) => Ok(lease),
-            None => self.dial(origin).await,
+            // Boxed: dialling holds a TLS and HTTP/2 handshake, some 11 KB that every
+            // request's future would otherwise carry, and copy, for a step taken once a
+            // connection.
+            None => Box::pin(self.dial(origin)).await,
         }
     }
 
