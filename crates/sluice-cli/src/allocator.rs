@@ -11,12 +11,12 @@ use libmimalloc_sys::{mi_option_set, mi_option_t};
 const MI_OPTION_ARENA_EAGER_COMMIT: mi_option_t = 4;
 const MI_OPTION_PURGE_DELAY: mi_option_t = 15;
 
-/// Milliseconds freed memory stays with the process once requests flow. Given back at
-/// once, the pages a request's buffers free are faulted in again by the next request's:
-/// 90,715 page faults on a 200,000-request run against 15,958 with this delay (about
-/// 0.4 µs of kernel time a request), for 3 to 4 MiB more resident memory
-/// (docs/BENCHMARKS.md, "Page faults").
-const STEADY_PURGE_DELAY_MS: c_long = 100;
+/// Milliseconds freed memory stays with the process once requests flow: mimalloc's own
+/// default. Given back at once, the pages a request's buffers free are faulted in again
+/// by the next request's. On 10,000,000 requests this took the run's CPU from 174.6 to
+/// 156.0 s and its peak RSS from 61.2 to 62.9 MiB; 100 ms saved a little more CPU
+/// (149.9 s) but went over the 64 MiB bound (64.5 MiB). docs/BENCHMARKS.md, "Page faults".
+const STEADY_PURGE_DELAY_MS: c_long = 10;
 
 /// For start-up: memory freed is given back to the system at once, and arenas are
 /// committed as they are used rather than up front. Loading a tokenizer's vocabulary
