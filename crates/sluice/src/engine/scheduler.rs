@@ -54,7 +54,6 @@ struct Item {
     reserved: f64,
     attempts: u32,
     retry: RetryState,
-    not_before: Instant,
 }
 
 /// The rank of a request of `priority` that arrived `seq`-th: `priority × span − seq`, with
@@ -88,8 +87,12 @@ impl Ord for Ready {
     }
 }
 
-/// Orders the delayed queue: earliest not-before first (as a max-heap of `Reverse`).
-struct Delayed(Box<Item>);
+/// A retry waiting for its time, `at`. Orders the delayed queue: earliest first (as a
+/// max-heap of `Reverse`).
+struct Delayed {
+    at: Instant,
+    item: Box<Item>,
+}
 
 impl PartialEq for Delayed {
     fn eq(&self, other: &Self) -> bool {
@@ -104,7 +107,7 @@ impl PartialOrd for Delayed {
 }
 impl Ord for Delayed {
     fn cmp(&self, other: &Self) -> Ordering {
-        Reverse((self.0.not_before, self.0.seq)).cmp(&Reverse((other.0.not_before, other.0.seq)))
+        Reverse((self.at, self.item.seq)).cmp(&Reverse((other.at, other.item.seq)))
     }
 }
 
@@ -203,7 +206,10 @@ where
 struct Finished {
     item: Box<Item>,
     outcome: Attempt,
-    latency: Duration,
+    /// When it was sent.
+    sent: Instant,
+    /// When its answer (or failure) was in: the time its settling counts from, read once.
+    at: Instant,
 }
 
 struct Scheduler {
@@ -275,7 +281,6 @@ impl Scheduler {
             reserved: 0.0,
             attempts: 0,
             retry: RetryState::default(),
-            not_before: Instant::now(),
         })));
     }
 
@@ -328,8 +333,8 @@ impl Scheduler {
                 }
             }
             let now = Instant::now();
-            while self.delayed.peek().is_some_and(|d| d.0.not_before <= now) {
-                if let Some(Delayed(item)) = self.delayed.pop() {
+            while self.delayed.peek().is_some_and(|d| d.at <= now) {
+                if let Some(Delayed { item, .. }) = self.delayed.pop() {
                     self.ready.push(Ready(item));
                 }
             }
@@ -361,7 +366,7 @@ impl Scheduler {
             {
                 return Ended::Done;
             }
-            let wake_at = [wake_at, self.delayed.peek().map(|d| d.0.not_before)]
+            let wake_at = [wake_at, self.delayed.peek().map(|d| d.at)]
                 .into_iter()
                 .flatten()
                 .min();
@@ -459,7 +464,7 @@ impl Scheduler {
                     self.inner.stats().record_attempt(item.attempts);
                     let inner = self.inner.clone();
                     self.tasks.spawn(async move {
-                        let started = Instant::now();
+                        let sent = Instant::now();
                         let outcome = inner
                             .attempt(&item.request, item.attempts, item.charge)
                             .await;
@@ -468,7 +473,8 @@ impl Scheduler {
                         Finished {
                             item,
                             outcome,
-                            latency: started.elapsed(),
+                            sent,
+                            at: Instant::now(),
                         }
                     });
                 }
@@ -528,15 +534,15 @@ impl Scheduler {
         let Finished {
             mut item,
             outcome,
-            latency,
+            sent,
+            at,
         } = f;
-        let outcome = self
-            .inner
-            .route_answered(&mut item.charge, outcome, Instant::now());
+        let latency = at - sent;
+        let outcome = self.inner.route_answered(&mut item.charge, outcome, at);
         match &outcome {
             Attempt::Retry(r) if r.error.status.is_none() => {
                 if r.error.kind == ErrorKind::Connect
-                    && self.tripwire.on_connect_failure(Instant::now(), &r.error)
+                    && self.tripwire.on_connect_failure(at, &r.error)
                 {
                     self.publish_halt();
                 }
@@ -545,7 +551,7 @@ impl Scheduler {
         }
         match outcome {
             Attempt::Done(success) => {
-                self.inner.correct(item.charge, &success);
+                self.inner.correct(item.charge, &success, at);
                 self.inner.concurrency_sample(item.charge.route, latency);
                 self.inner.stats().record_success(&success, latency);
                 self.finish(item, Ok(success), latency).await
@@ -555,7 +561,6 @@ impl Scheduler {
             // request stays pending, without a result, for the next run.
             Attempt::Retry(_) if self.stop.is_cancelled() => true,
             Attempt::Retry(mut retry) => {
-                let sent = Instant::now() - latency;
                 let planned = self.inner.plan_retry(
                     item.charge,
                     &item.request.custom_id,
@@ -566,8 +571,7 @@ impl Scheduler {
                 );
                 match planned {
                     Some(at) => {
-                        item.not_before = at;
-                        self.delayed.push(Delayed(item));
+                        self.delayed.push(Delayed { at, item });
                         true
                     }
                     None => self.finish(item, Err(retry.error), latency).await,
@@ -662,7 +666,6 @@ mod tests {
             reserved: 0.0,
             attempts,
             retry: RetryState::default(),
-            not_before: Instant::now(),
         })
     }
 
