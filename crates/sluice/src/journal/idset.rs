@@ -20,6 +20,13 @@
 //!
 //! A lookup scans one chain: 15 keys in two cache lines at a million ids, 150 at ten
 //! million.
+//!
+//! Until there are [`FRONT_MAX`] ids they are held whole (the full 64-bit hash) in a small
+//! open-addressed table instead, and only then moved into the partitions. 65,536
+//! partitions cost 512 KiB and a fresh 64-byte block for each of the first 65,536 ids, so
+//! a small run paid a cache miss into memory it had just faulted in for every id (2 % of
+//! the CPU of a 200,000-request run, docs/BENCHMARKS.md); the table is 2 MiB at most and
+//! stays in cache.
 
 use std::hash::{BuildHasher, RandomState};
 
@@ -31,6 +38,13 @@ const BLOCKS_PER_CHUNK: usize = 1 << 14;
 
 /// The end of a chain.
 const NO_BLOCK: u32 = u32::MAX;
+
+/// Ids held in the front table before they move to the partitions: three quarters of its
+/// largest size, 2^18 slots (2 MiB).
+const FRONT_MAX: usize = 3 << 16;
+
+/// The front table's first size, in slots.
+const FRONT_START: usize = 1 << 10;
 
 /// `N` keys of `W` bytes and the block before them in the chain: 64 bytes, one cache line.
 #[derive(Clone, Copy)]
@@ -58,6 +72,10 @@ enum Width {
 
 /// The keys of one width.
 struct Keys<const W: usize, const N: usize> {
+    /// Whole hashes, open-addressed (0 marks an empty slot), while there are fewer than
+    /// [`FRONT_MAX`] ids; empty afterwards.
+    front: Vec<u64>,
+    /// Empty until the ids move here from the front table.
     partitions: Box<[Partition]>,
     chunks: Vec<Vec<Block<W, N>>>,
     len: usize,
@@ -140,14 +158,8 @@ impl IdSet {
 impl<const W: usize, const N: usize> Default for Keys<W, N> {
     fn default() -> Self {
         Keys {
-            partitions: vec![
-                Partition {
-                    newest: NO_BLOCK,
-                    len: 0
-                };
-                1 << PARTITION_BITS
-            ]
-            .into_boxed_slice(),
+            front: vec![0; FRONT_START],
+            partitions: Box::default(),
             chunks: Vec::new(),
             len: 0,
             hasher: RandomState::new(),
@@ -165,13 +177,81 @@ fn split<const W: usize>(h: u64) -> (usize, [u8; W]) {
 
 impl<const W: usize, const N: usize> Keys<W, N> {
     fn insert(&mut self, id: &str) -> bool {
-        let (index, key) = split::<W>(self.hasher.hash_one(id));
+        let hash = self.hasher.hash_one(id);
+        if !self.front.is_empty() {
+            return self.insert_front(hash);
+        }
+        let (index, key) = split::<W>(hash);
         self.insert_key(index, key)
     }
 
     fn insert_new(&mut self, id: &str) {
-        let (index, key) = split::<W>(self.hasher.hash_one(id));
+        let hash = self.hasher.hash_one(id);
+        if !self.front.is_empty() {
+            // A lookup in the front table costs no more than the append.
+            self.insert_front(hash);
+            return;
+        }
+        let (index, key) = split::<W>(hash);
         self.append_key(index, key);
+    }
+
+    /// Adds a whole hash to the front table; false if it is there. Past [`FRONT_MAX`] ids
+    /// the table doubles, or at its largest moves everything to the partitions.
+    fn insert_front(&mut self, hash: u64) -> bool {
+        // 0 marks an empty slot: the one hash in 2^64 that is 0 is kept as 1.
+        let hash = hash.max(1);
+        let mask = self.front.len() - 1;
+        let mut slot = hash as usize & mask;
+        loop {
+            match self.front[slot] {
+                0 => break,
+                h if h == hash => return false,
+                _ => slot = (slot + 1) & mask,
+            }
+        }
+        self.front[slot] = hash;
+        self.len += 1;
+        if self.len * 4 > self.front.len() * 3 {
+            if self.len >= FRONT_MAX {
+                self.move_to_partitions();
+            } else {
+                self.grow_front();
+            }
+        }
+        true
+    }
+
+    fn grow_front(&mut self) {
+        let size = self.front.len() * 2;
+        let old = std::mem::replace(&mut self.front, vec![0; size]);
+        let mask = self.front.len() - 1;
+        for hash in old.into_iter().filter(|&h| h != 0) {
+            let mut slot = hash as usize & mask;
+            while self.front[slot] != 0 {
+                slot = (slot + 1) & mask;
+            }
+            self.front[slot] = hash;
+        }
+    }
+
+    /// Moves the front table's hashes into the partitions, which hold every id from now.
+    fn move_to_partitions(&mut self) {
+        let front = std::mem::take(&mut self.front);
+        self.partitions = vec![
+            Partition {
+                newest: NO_BLOCK,
+                len: 0
+            };
+            1 << PARTITION_BITS
+        ]
+        .into_boxed_slice();
+        let len = self.len;
+        for hash in front.into_iter().filter(|&h| h != 0) {
+            let (index, key) = split::<W>(hash);
+            self.append_key(index, key);
+        }
+        self.len = len;
     }
 
     fn insert_key(&mut self, index: usize, key: [u8; W]) -> bool {
@@ -199,7 +279,8 @@ impl<const W: usize, const N: usize> Keys<W, N> {
     }
 
     fn heap_bytes(&self) -> usize {
-        self.partitions.len() * size_of::<Partition>()
+        self.front.capacity() * size_of::<u64>()
+            + self.partitions.len() * size_of::<Partition>()
             + self
                 .chunks
                 .iter()
@@ -323,6 +404,7 @@ mod tests {
         // Hashes that share a partition: every key of a long chain must be found, the
         // oldest block's as well as the newest's, and a new key must not be.
         let mut s = Keys::<6, 10>::default();
+        s.move_to_partitions();
         let keys: Vec<[u8; 6]> = (0..35u8).map(|i| [0, 0, 0, 0, 1, i]).collect();
         for (i, key) in keys.iter().enumerate() {
             assert!(s.insert_key(7, *key), "{i} is new");
@@ -335,6 +417,39 @@ mod tests {
         assert!(!s.chain_contains(newest, 35, &[0, 0, 0, 0, 2, 0]));
         // The zeroed slots of the newest block's empty places are not keys.
         assert!(!s.chain_contains(newest, 35, &[0; 6]));
+    }
+
+    #[test]
+    fn ids_are_found_on_both_sides_of_the_move_from_the_front_table() {
+        for mut s in [IdSet::exact(), IdSet::compact()] {
+            let n = FRONT_MAX + 5_000;
+            for i in 0..n {
+                assert!(s.insert(&format!("id-{i}")), "{i} is new");
+                if i == FRONT_MAX / 2 {
+                    assert!(!s.insert("id-17"), "found in the front table");
+                }
+            }
+            each_width!(&s.0, k => assert!(k.front.is_empty() && !k.partitions.is_empty()));
+            assert_eq!(s.len(), n);
+            for i in (0..n).step_by(101) {
+                assert!(!s.insert(&format!("id-{i}")), "{i} seen");
+            }
+            s.insert_new("late");
+            assert!(!s.insert("late"));
+            assert_eq!(s.len(), n + 1);
+        }
+    }
+
+    #[test]
+    fn a_small_set_stays_in_its_front_table() {
+        let mut s = IdSet::default();
+        for i in 0..50_000 {
+            s.insert_new(&format!("id-{i}"));
+        }
+        assert!(!s.insert("id-49999") && s.insert("id-50000"));
+        // 2^17 slots of 8 bytes; the partitions alone would be 512 KiB, and a block each
+        // for these ids 3 MiB more.
+        assert_eq!(s.heap_bytes(), 1 << 20);
     }
 
     #[test]
