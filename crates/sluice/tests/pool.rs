@@ -7,11 +7,11 @@ use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::hello;
+use common::{accept_each, hello};
 use sluice::Client;
 use sluice::transport::ApiKey;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 /// What the server saw: each connection's requests, as (request line, `Host`).
 type Seen = Arc<Mutex<Vec<Vec<(String, Option<String>)>>>>;
@@ -22,27 +22,20 @@ const ANSWER: &str = r#"{"choices":[],"usage":{"prompt_tokens":1,"completion_tok
 /// `close_after_answer`, closes each connection after its first answer (without saying
 /// so in a header, as a server whose keep-alive ran out does).
 async fn server(close_after_answer: bool) -> (String, Seen) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let seen: Seen = Arc::default();
     let record = seen.clone();
-    tokio::spawn(async move {
-        loop {
-            let (conn, _) = listener.accept().await.unwrap();
-            let index = {
-                let mut seen = record.lock().unwrap();
-                seen.push(Vec::new());
-                seen.len() - 1
-            };
-            let record = record.clone();
-            tokio::spawn(async move {
-                serve(conn, close_after_answer, |line, host| {
-                    record.lock().unwrap()[index].push((line, host));
-                })
-                .await;
-            });
-        }
-    });
+    let addr = accept_each(move |conn| {
+        let index = {
+            let mut seen = record.lock().unwrap();
+            seen.push(Vec::new());
+            seen.len() - 1
+        };
+        let record = record.clone();
+        serve(conn, close_after_answer, move |line, host| {
+            record.lock().unwrap()[index].push((line, host));
+        })
+    })
+    .await;
     (format!("http://{addr}/v1"), seen)
 }
 

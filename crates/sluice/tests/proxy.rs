@@ -8,12 +8,12 @@ use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 
-use common::{ProxyRequest, hello, read_proxy_request};
+use common::{ProxyRequest, accept_each, hello, read_proxy_request};
 use sluice::transport::ApiKey;
 use sluice::{Client, ErrorKind, RetryPolicy};
 use sluice_sim::Sim;
 use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 /// What the proxy saw of each connection: its first request line and its
 /// `Proxy-Authorization`.
@@ -23,40 +23,36 @@ type Seen = Arc<Mutex<Vec<(String, Option<String>)>>>;
 /// closed (there is no TLS server behind it); a request in absolute form is piped to the
 /// host it names, with everything after it on that connection.
 async fn proxy() -> (SocketAddr, Seen) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let seen: Seen = Arc::default();
     let record = seen.clone();
-    tokio::spawn(async move {
-        loop {
-            let (mut conn, _) = listener.accept().await.unwrap();
-            let record = record.clone();
-            tokio::spawn(async move {
-                let Some(ProxyRequest { head, line, auth }) = read_proxy_request(&mut conn).await
-                else {
-                    return;
-                };
-                record.lock().unwrap().push((line.clone(), auth));
-                if line.starts_with("CONNECT ") {
-                    let _ = conn
-                        .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
-                        .await;
-                    return;
-                }
-                let target = line.split(' ').nth(1).unwrap_or_default();
-                let host = target
-                    .strip_prefix("http://")
-                    .and_then(|rest| rest.split('/').next())
-                    .unwrap_or_default()
-                    .to_owned();
-                let Ok(mut upstream) = TcpStream::connect(host).await else {
-                    return;
-                };
-                upstream.write_all(&head).await.unwrap();
-                let _ = tokio::io::copy_bidirectional(&mut conn, &mut upstream).await;
-            });
+    let addr = accept_each(move |mut conn| {
+        let record = record.clone();
+        async move {
+            let Some(ProxyRequest { head, line, auth }) = read_proxy_request(&mut conn).await
+            else {
+                return;
+            };
+            record.lock().unwrap().push((line.clone(), auth));
+            if line.starts_with("CONNECT ") {
+                let _ = conn
+                    .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                    .await;
+                return;
+            }
+            let target = line.split(' ').nth(1).unwrap_or_default();
+            let host = target
+                .strip_prefix("http://")
+                .and_then(|rest| rest.split('/').next())
+                .unwrap_or_default()
+                .to_owned();
+            let Ok(mut upstream) = TcpStream::connect(host).await else {
+                return;
+            };
+            upstream.write_all(&head).await.unwrap();
+            let _ = tokio::io::copy_bidirectional(&mut conn, &mut upstream).await;
         }
-    });
+    })
+    .await;
     (addr, seen)
 }
 

@@ -178,3 +178,21 @@ pub async fn read_proxy_request(
     });
     Some(ProxyRequest { head, line, auth })
 }
+
+/// A TCP server on 127.0.0.1 that hands each connection it accepts to `handle`, in a
+/// task of its own; its address.
+pub async fn accept_each<F, Fut>(handle: F) -> std::net::SocketAddr
+where
+    F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (conn, _) = listener.accept().await.unwrap();
+            tokio::spawn(handle(conn));
+        }
+    });
+    addr
+}
