@@ -96,7 +96,10 @@ impl Inner {
                 };
             }
         };
-        {
+        // Headers that name no budget teach nothing; the gate's lock, shared with the
+        // scheduler's thread, is not taken for them (the budgets' time-based state moves
+        // on at the next admission, success or refusal).
+        if !reply.rate.is_empty() {
             // What the endpoint has in flight besides this request, and the most it may.
             let (in_flight, cap) = if self.routes.len() > 1 {
                 (route.in_flight() as u64, route.concurrency as u64)

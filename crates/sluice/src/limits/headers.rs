@@ -45,6 +45,18 @@ pub struct RateHeaders {
 }
 
 impl RateHeaders {
+    /// True when the answer named no budget at all (a local or self-hosted server).
+    pub fn is_empty(&self) -> bool {
+        [
+            &self.requests,
+            &self.tokens,
+            &self.input_tokens,
+            &self.output_tokens,
+        ]
+        .iter()
+        .all(|b| b.is_empty())
+    }
+
     /// Reads whichever provider's headers are present (OpenAI's first).
     pub fn parse(headers: &HeaderMap, now: SystemTime) -> Self {
         // One pass over the headers instead of a lookup (and a hash) for each of the twelve
