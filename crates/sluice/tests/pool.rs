@@ -100,13 +100,18 @@ fn client(base: &str) -> Client {
         .unwrap()
 }
 
+/// Sends one request and checks it succeeded.
+async fn send_ok(client: &Client, id: &str) {
+    let answer = client.send(&hello(id)).await;
+    assert!(answer.is_ok(), "{answer:?}");
+}
+
 #[tokio::test]
 async fn requests_one_after_another_share_a_connection_and_name_the_host() {
     let (base, seen) = server(false).await;
     let client = client(&base);
     for i in 0..5 {
-        let answer = client.send(&hello(&format!("r{i}"))).await;
-        assert!(answer.is_ok(), "{answer:?}");
+        send_ok(&client, &format!("r{i}")).await;
     }
     let seen = seen.lock().unwrap();
     assert_eq!(seen.len(), 1, "one connection carried all five: {seen:?}");
@@ -144,8 +149,7 @@ async fn a_connection_the_server_closed_is_not_lent_again() {
     let (base, seen) = server(true).await;
     let client = client(&base);
     for i in 0..4 {
-        let answer = client.send(&hello(&format!("r{i}"))).await;
-        assert!(answer.is_ok(), "{answer:?}");
+        send_ok(&client, &format!("r{i}")).await;
         // Time for the close to arrive, as it does between a run's requests when a
         // server's keep-alive runs out.
         tokio::time::sleep(Duration::from_millis(50)).await;
