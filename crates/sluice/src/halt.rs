@@ -18,6 +18,9 @@ use tokio::time::Instant;
 use crate::error::{ErrorKind, RequestError};
 use crate::outcome::BatchResult;
 
+/// The results a [`Tripwire`] lets through at once: one, nearly always, kept in place.
+pub(crate) type Deliver = smallvec::SmallVec<[BatchResult; 1]>;
+
 /// Why a batch stopped by itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -189,8 +192,9 @@ impl Tripwire {
     }
 
     /// A request's final result. Returns what to deliver now (in order), and whether this
-    /// result halted the batch.
-    pub(crate) fn on_result(&mut self, result: BatchResult) -> (Vec<BatchResult>, bool) {
+    /// result halted the batch. Almost always that is this one result, which then needs no
+    /// allocation.
+    pub(crate) fn on_result(&mut self, result: BatchResult) -> (Deliver, bool) {
         let cause = match &result.outcome {
             Err(e) if self.policy.enabled => HaltReason::of(e),
             _ => None,
@@ -198,30 +202,30 @@ impl Tripwire {
         if let Some(halt) = &mut self.halted {
             if cause == Some(halt.reason) {
                 halt.dropped += 1;
-                return (Vec::new(), false);
+                return (Deliver::new(), false);
             }
-            return (vec![result], false);
+            return (smallvec::smallvec![result], false);
         }
         match cause {
             Some(reason) if !self.succeeded => {
                 if self.held.first().is_some_and(|(r, _)| *r != reason) {
                     // Two different causes: not one thing wrong with the whole run.
-                    let mut out = self.release();
+                    let mut out: Deliver = self.release();
                     out.push(result);
                     return (out, false);
                 }
                 self.held.push((reason, result));
                 if self.held.len() >= self.policy.after.get() as usize {
                     self.trip();
-                    return (Vec::new(), true);
+                    return (Deliver::new(), true);
                 }
-                (Vec::new(), false)
+                (Deliver::new(), false)
             }
             _ => {
                 if result.outcome.is_ok() {
                     self.succeeded = true;
                 }
-                let mut out = self.release();
+                let mut out: Deliver = self.release();
                 out.push(result);
                 (out, false)
             }
@@ -256,7 +260,7 @@ impl Tripwire {
         }
     }
 
-    fn release(&mut self) -> Vec<BatchResult> {
+    fn release<C: FromIterator<BatchResult>>(&mut self) -> C {
         self.held.drain(..).map(|(_, r)| r).collect()
     }
 }

@@ -97,6 +97,7 @@ pub mod fleet;
 pub mod halt;
 pub mod input;
 pub mod journal;
+mod json_text;
 pub mod limits;
 mod outcome;
 pub mod output;

@@ -78,7 +78,7 @@ pub struct BatchResult {
 #[derive(Deserialize)]
 struct Envelope<'a> {
     #[serde(borrow)]
-    model: Option<std::borrow::Cow<'a, str>>,
+    model: Option<crate::json_text::Text<'a>>,
     usage: Option<UsageFields>,
 }
 
@@ -119,7 +119,7 @@ pub fn parse_usage(body: &[u8]) -> Option<Reported<'_>> {
     let usage = envelope.usage.map_or(Usage::default(), usage_of);
     Some(Reported {
         usage,
-        model: envelope.model,
+        model: envelope.model.map(crate::json_text::Text::into_cow),
     })
 }
 
@@ -144,9 +144,10 @@ pub(crate) fn find_usage(record: &[u8]) -> Option<Reported<'_>> {
     let model = MODEL.find_iter(record).find(unescaped).and_then(|at| {
         let at = at + MODEL.needle().len();
         serde_json::Deserializer::from_slice(&record[at..])
-            .into_iter::<std::borrow::Cow<'_, str>>()
+            .into_iter::<crate::json_text::Text<'_>>()
             .next()?
             .ok()
+            .map(crate::json_text::Text::into_cow)
     });
     Some(Reported {
         usage: usage_of(fields),

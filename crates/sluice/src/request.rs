@@ -177,9 +177,12 @@ pub(crate) fn request_model(body: &[u8]) -> Option<std::borrow::Cow<'_, str>> {
     #[derive(serde::Deserialize)]
     struct ModelOnly<'a> {
         #[serde(borrow)]
-        model: Option<std::borrow::Cow<'a, str>>,
+        model: Option<crate::json_text::Text<'a>>,
     }
-    serde_json::from_slice::<ModelOnly>(body).ok()?.model
+    serde_json::from_slice::<ModelOnly>(body)
+        .ok()?
+        .model
+        .map(crate::json_text::Text::into_cow)
 }
 
 #[cfg(test)]

@@ -31,34 +31,35 @@ async fn server(close_after_answer: bool) -> (String, Seen) {
             seen.len() - 1
         };
         let record = record.clone();
-        serve(conn, close_after_answer, move |line, host| {
-            record.lock().unwrap()[index].push((line, host));
+        serve(conn, close_after_answer, move |head| {
+            let line = head.lines().next().unwrap_or_default().to_owned();
+            record.lock().unwrap()[index].push((line, header(head, "host")));
         })
     })
     .await;
     (format!("http://{addr}/v1"), seen)
 }
 
-async fn serve(mut conn: TcpStream, once: bool, mut saw: impl FnMut(String, Option<String>)) {
+/// A header's value in a request's head; the first of that name.
+fn header(head: &str, name: &str) -> Option<String> {
+    head.lines().find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
+    })
+}
+
+/// Answers each request on `conn`, showing `saw` its head (request line and headers).
+async fn serve(mut conn: TcpStream, once: bool, mut saw: impl FnMut(&str)) {
     let mut buf = Vec::new();
     loop {
         let Some(end) = read_until_head_end(&mut conn, &mut buf).await else {
             return;
         };
         let head = String::from_utf8_lossy(&buf[..end]).into_owned();
-        let header = |name: &str| {
-            head.lines().find_map(|l| {
-                let (n, v) = l.split_once(':')?;
-                n.eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
-            })
-        };
-        let length: usize = header("content-length")
+        let length: usize = header(&head, "content-length")
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
-        saw(
-            head.lines().next().unwrap_or_default().to_owned(),
-            header("host"),
-        );
+        saw(&head);
         while buf.len() < end + length {
             let mut chunk = [0u8; 4096];
             match conn.read(&mut chunk).await {
@@ -165,4 +166,52 @@ async fn a_connection_the_server_closed_is_not_lent_again() {
         "no attempt failed on a closed connection"
     );
     assert_eq!(stats.ok, 4);
+}
+
+#[tokio::test]
+async fn each_request_names_its_length_its_host_and_its_id_unless_the_id_cannot_be_a_header() {
+    let heads: Arc<Mutex<Vec<String>>> = Arc::default();
+    let record = heads.clone();
+    let addr = accept_each(move |conn| {
+        let record = record.clone();
+        serve(conn, false, move |head| {
+            record.lock().unwrap().push(head.to_owned())
+        })
+    })
+    .await;
+    let base = format!("http://{addr}/v1");
+    let client = client(&base);
+    // Ids of different lengths on one connection: each request's own length and id, not
+    // the previous one's. The last id holds a control character, which no header may.
+    let ids = [
+        "a",
+        "a-much-longer-request-id-0123456789",
+        "b",
+        "tab\u{7}bell",
+    ];
+    let request = |id: &str| {
+        sluice::Request::chat(
+            id,
+            &serde_json::json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": id}]}),
+        )
+    };
+    for id in ids {
+        let answer = client.send(&request(id)).await;
+        assert!(answer.is_ok(), "{answer:?}");
+    }
+    let heads = heads.lock().unwrap();
+    assert_eq!(heads.len(), ids.len());
+    for (head, id) in heads.iter().zip(ids) {
+        assert_eq!(
+            header(head, "content-length"),
+            Some(request(id).body.len().to_string()),
+            "{head}"
+        );
+        assert_eq!(header(head, "host"), Some(addr.to_string()), "{head}");
+        assert_eq!(
+            header(head, "x-client-request-id").as_deref(),
+            (!id.contains('\u{7}')).then_some(id),
+            "{head}"
+        );
+    }
 }

@@ -52,7 +52,8 @@ pub struct RunArgs {
     #[arg(long)]
     retry_failed: bool,
     /// When results are forced to disk: `always`, every N seconds (`1s`, the default,
-    /// `250ms`), or `never` (the OS decides; a crash of sluice still loses nothing written).
+    /// `250ms`; sooner once 4 MiB of results wait), or `never` (the OS decides; a crash of
+    /// sluice still loses nothing written).
     #[arg(long, default_value = "1s", value_parser = values::parse_sync)]
     sync: SyncPolicy,
     /// The shape of the records: `openai` (the Batch API's output lines) or `anthropic`

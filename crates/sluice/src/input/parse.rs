@@ -7,6 +7,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
+use crate::json_text::Text;
 use crate::request::{Endpoint, Request};
 
 /// Why a line could not be used.
@@ -92,10 +93,10 @@ pub struct PromptOptions {
 struct BatchLine<'a> {
     #[serde(default, borrow)]
     custom_id: Option<&'a RawValue>,
-    #[serde(default)]
-    method: Option<String>,
-    #[serde(default)]
-    url: Option<String>,
+    #[serde(default, borrow)]
+    method: Option<Text<'a>>,
+    #[serde(default, borrow)]
+    url: Option<Text<'a>>,
     #[serde(default, borrow)]
     body: Option<&'a RawValue>,
     /// Anthropic's Message Batches line: the Messages request, in place of `url` and

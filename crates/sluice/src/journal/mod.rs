@@ -45,7 +45,8 @@ pub use recover::identify;
 pub enum SyncPolicy {
     /// Every batch of records, as soon as the previous fsync is done: safest, slowest.
     Always,
-    /// At most this long after a record is written, and at the end (the default: 1 s).
+    /// At most this long after a record is written, sooner once [`SYNC_AFTER_BYTES`] of
+    /// records wait, and at the end (the default: 1 s).
     Every(Duration),
     /// Never explicitly; the operating system writes when it likes. A process crash
     /// loses nothing written; a power loss may.
@@ -235,6 +236,13 @@ pub struct Recovered {
 /// system. Writing every record at once costs a system call each; this batches them.
 pub const FLUSH_EVERY: Duration = Duration::from_millis(10);
 
+/// Under [`SyncPolicy::Every`], records waiting for a sync that start one before its time:
+/// a fast run writes tens of MB a second, and the disk then takes tens of milliseconds to
+/// force them at once, at the end of the run where nothing else overlaps it (and a power
+/// loss would take them all). Forced in slices of this size by the syncer's thread while
+/// the run goes on, the final sync has little left to do.
+pub const SYNC_AFTER_BYTES: u64 = 4 << 20;
+
 /// Failure records that `retry_failed` keeps: reading a duplicate line again gives the
 /// same answer. Every other failure is taken out, and its line read (and, if it is usable
 /// now, sent) again: an invalid line is re-read at no cost, so a run that failed for want
@@ -250,12 +258,16 @@ pub struct Journal {
     sync: SyncPolicy,
     last_sync: Instant,
     unsynced: bool,
+    /// Bytes of records written since the last sync was asked for.
+    unsynced_bytes: u64,
     /// Records written to the buffers since they were last handed to the OS.
     unflushed: bool,
     last_flush: Instant,
     run_id: u64,
     counter: u64,
     scratch: Vec<u8>,
+    /// The id of the record being written.
+    id: String,
     /// The shape of the records written.
     format: RecordFormat,
     /// Forces the files to disk and writes the state file, off the caller's thread.
@@ -377,6 +389,7 @@ impl Journal {
             sync: options.sync,
             last_sync: Instant::now(),
             unsynced: false,
+            unsynced_bytes: 0,
             unflushed: false,
             last_flush: Instant::now(),
             run_id: SystemTime::now()
@@ -384,6 +397,7 @@ impl Journal {
                 .map_or(0, |d| d.as_millis() as u64),
             counter: 0,
             scratch: Vec::with_capacity(4096),
+            id: String::with_capacity(48),
             syncer,
             paths,
             _lock: lock,
@@ -398,22 +412,27 @@ impl Journal {
         &self.paths
     }
 
-    fn next_id(&mut self) -> String {
+    /// Makes the next record's id in `self.id` (a buffer kept for it, not a new string
+    /// per record).
+    fn next_id(&mut self) {
+        use std::fmt::Write as _;
         self.counter += 1;
-        format!("batch_req_{:x}{:08x}", self.run_id, self.counter)
+        self.id.clear();
+        let _ = write!(self.id, "batch_req_{:x}{:08x}", self.run_id, self.counter);
     }
 
     /// Appends a request's final result, tagged with its input line.
     pub fn write_result(&mut self, line: u64, result: &BatchResult) -> io::Result<()> {
-        let id = self.next_id();
+        self.next_id();
         self.scratch.clear();
-        write_result(&mut self.scratch, self.format, &id, Some(line), result);
+        write_result(&mut self.scratch, self.format, &self.id, Some(line), result);
         let target = if result.outcome.is_ok() {
             &mut self.output
         } else {
             &mut self.errors
         };
         self.unsynced = true;
+        self.unsynced_bytes += self.scratch.len() as u64;
         self.unflushed = true;
         target.write_all(&self.scratch)
     }
@@ -431,17 +450,18 @@ impl Journal {
         custom_id: Option<&str>,
         error: &RequestError,
     ) -> io::Result<()> {
-        let id = self.next_id();
+        self.next_id();
         self.scratch.clear();
         write_failure(
             &mut self.scratch,
             self.format,
-            &id,
+            &self.id,
             custom_id,
             Some(line),
             error,
         );
         self.unsynced = true;
+        self.unsynced_bytes += self.scratch.len() as u64;
         self.unflushed = true;
         self.errors.write_all(&self.scratch)
     }
@@ -459,7 +479,10 @@ impl Journal {
         let now = Instant::now();
         let sync_due = match self.sync {
             SyncPolicy::Always => self.unsynced,
-            SyncPolicy::Every(d) => self.unsynced && self.last_sync.elapsed() >= d,
+            SyncPolicy::Every(d) => {
+                self.unsynced
+                    && (self.unsynced_bytes >= SYNC_AFTER_BYTES || self.last_sync.elapsed() >= d)
+            }
             SyncPolicy::Never => false,
         };
         // A sync needs the records with the OS first; so does `always`.
@@ -479,6 +502,7 @@ impl Journal {
             self.syncer.request(self.state_bytes()?)?;
             self.last_sync = now;
             self.unsynced = false;
+            self.unsynced_bytes = 0;
         }
         Ok(())
     }
@@ -596,6 +620,56 @@ fn scan_into(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A journal for a fresh input in a folder of its own, syncing at most once an hour
+    /// by the clock.
+    fn hourly_journal(name: &str) -> (Journal, PathBuf) {
+        let dir =
+            std::env::temp_dir().join(format!("sluice-journal-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let input = dir.join("in.jsonl");
+        std::fs::write(&input, "{}\n").unwrap();
+        let paths = JournalPaths::for_output(&dir.join("out.jsonl"), None);
+        let state = paths.state.clone();
+        let options = OpenOptions {
+            sync: SyncPolicy::Every(Duration::from_secs(3600)),
+            ..OpenOptions::default()
+        };
+        let identity = InputIdentity::of(&input).unwrap();
+        let (journal, _) = Journal::open(paths, identity, options).unwrap();
+        (journal, state)
+    }
+
+    /// Writes failure records of about a kilobyte each until `bytes` are written.
+    fn write_records(journal: &mut Journal, bytes: u64) {
+        let error = RequestError::new(ErrorKind::InvalidInput, "x".repeat(1000));
+        let mut line = 0;
+        while journal.unsynced_bytes < bytes {
+            line += 1;
+            journal.write_failure(line, Some("id"), &error).unwrap();
+        }
+    }
+
+    #[test]
+    fn records_past_the_sync_volume_are_forced_to_disk_before_the_clock_says_so() {
+        let (mut journal, state) = hourly_journal("volume");
+        let in_flight = |journal: &Journal| {
+            journal.syncer.drain().unwrap();
+            read_state(&state).unwrap().in_flight
+        };
+        write_records(&mut journal, SYNC_AFTER_BYTES / 2);
+        journal.checkpoint(|| vec![7]).unwrap();
+        assert_eq!(
+            in_flight(&journal),
+            Vec::<u64>::new(),
+            "half the volume waits for the clock"
+        );
+        write_records(&mut journal, SYNC_AFTER_BYTES);
+        journal.checkpoint(|| vec![7]).unwrap();
+        assert_eq!(in_flight(&journal), vec![7], "the volume starts a sync");
+        assert_eq!(journal.unsynced_bytes, 0);
+    }
 
     #[test]
     fn an_io_error_is_said_once_not_in_the_message_and_again_as_its_cause() {

@@ -78,10 +78,10 @@ pub fn write_success(out: &mut Vec<u8>, id: &str, custom_id: &str, line: Option<
         let _ = serde_json::to_writer(&mut *out, custom_id);
         if let Some(line) = line {
             out.extend_from_slice(b",\"line\":");
-            out.extend_from_slice(line.to_string().as_bytes());
+            let _ = serde_json::to_writer(&mut *out, &line);
         }
         out.extend_from_slice(b",\"response\":{\"status_code\":");
-        out.extend_from_slice(s.status.to_string().as_bytes());
+        let _ = serde_json::to_writer(&mut *out, &s.status);
         out.extend_from_slice(b",\"request_id\":");
         let _ = serde_json::to_writer(&mut *out, &s.request_id);
         out.extend_from_slice(b",\"body\":");

@@ -11,7 +11,7 @@ use std::error::Error as StdError;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::header::{HOST, PROXY_AUTHORIZATION};
+use http::header::{CONTENT_LENGTH, HOST, PROXY_AUTHORIZATION};
 use http::uri::{PathAndQuery, Scheme};
 use http::{HeaderMap, HeaderValue, Method, Request, Uri};
 use http_body_util::{BodyExt, Full};
@@ -34,8 +34,12 @@ pub(super) struct HttpWire {
     pool: Arc<Pool>,
     /// Where each endpoint's requests go, in the order of the URLs the wire was made for.
     routes: Arc<[Route]>,
-    /// The headers every request shares, the key among them.
+    /// The headers every request shares, the key among them, with places for the `Host`
+    /// and the request's id.
     headers: HeaderMap,
+    /// Whether the place for the request's id is the wire's own (not a configured header):
+    /// a request whose id cannot be a header value then goes without one.
+    id_slot: bool,
 }
 
 /// One URL, in the forms its requests need, made once rather than on every request.
@@ -93,10 +97,23 @@ impl HttpWire {
             .enable_http1()
             .enable_http2()
             .wrap_connector(dialer);
+        // Every request also names its length, its `Host` and (mostly) its id: the shared
+        // map holds places for them, which each request's copy fills in. A copy of a map
+        // has no room to spare, and adding to it would grow and rehash it on every request.
+        let mut headers = headers;
+        headers.insert(CONTENT_LENGTH, HeaderValue::from_static("0"));
+        let id_slot = !headers.contains_key(CLIENT_REQUEST_ID);
+        if id_slot {
+            headers.insert(CLIENT_REQUEST_ID, HeaderValue::from_static(""));
+        }
+        if let Some(route) = routes.first() {
+            headers.insert(HOST, route.host.clone());
+        }
         Ok(HttpWire {
             pool: Arc::new(Pool::new(connector, config.pool_size)),
             routes: routes.into(),
             headers,
+            id_slot,
         })
     }
 
@@ -110,12 +127,20 @@ impl HttpWire {
         limit: u64,
     ) -> Result<Reply, TransportError> {
         let route = &self.routes[at];
+        let length = content_length(body.len());
         let mut request = Request::new(Full::new(body));
         *request.method_mut() = Method::POST;
         let headers = request.headers_mut();
         *headers = self.headers.clone();
-        if let Some(id) = id {
-            headers.insert(CLIENT_REQUEST_ID, id);
+        headers.insert(CONTENT_LENGTH, length);
+        match id {
+            Some(id) => {
+                headers.insert(CLIENT_REQUEST_ID, id);
+            }
+            None if self.id_slot => {
+                headers.remove(CLIENT_REQUEST_ID);
+            }
+            None => {}
         }
         if let Some(auth) = &route.proxy_credentials {
             headers.insert(PROXY_AUTHORIZATION, auth.clone());
@@ -151,8 +176,8 @@ impl HttpWire {
         let head = Reply::from_head(status, response.headers());
         let mut body = response.into_body();
         // Read chunk by chunk so a body without a length (chunked, or endless) is cut off at
-        // the limit instead of filling memory. One chunk, the usual case, is kept as it came.
-        // More are copied into segments of fixed size and joined once at the end: memory while
+        // the limit instead of filling memory. One chunk, the usual case, is kept as it came
+        // until the end. More are copied into segments of fixed size and joined once at the end: memory while
         // reading is the body itself, with no doubling buffer and none of the slack each
         // chunk's read buffer carries.
         let mut first: Option<Bytes> = None;
@@ -182,13 +207,30 @@ impl HttpWire {
                 segments.push(&chunk);
             }
         }
+        // Copied out of hyper's read buffer before the connection goes back: a slice of
+        // it would keep the whole buffer (8 KiB or more) alive while the result waits to
+        // be written, and hyper would then allocate a fresh buffer for a later answer on
+        // this connection instead of reading into its own again (a page fault every few
+        // answers where mimalloc had given the freed ones back).
+        let body = match first {
+            Some(f) => Bytes::copy_from_slice(&f),
+            None => segments.join(),
+        };
         // Read to the end: the connection can carry another request.
         self.pool.give_back(&route.origin, lease);
-        Ok(head.with_body(match first {
-            Some(f) => f,
-            None => segments.join(),
-        }))
+        Ok(head.with_body(body))
     }
+}
+
+/// A `Content-Length` value, made with one allocation (`HeaderValue::from(usize)` takes
+/// two).
+fn content_length(length: usize) -> HeaderValue {
+    use std::io::Write as _;
+    let mut digits = [0u8; 20];
+    let mut rest = &mut digits[..];
+    let _ = write!(rest, "{length}");
+    let written = 20 - rest.len();
+    HeaderValue::from_bytes(&digits[..written]).unwrap_or_else(|_| HeaderValue::from(length))
 }
 
 impl Route {
