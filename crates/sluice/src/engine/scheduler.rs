@@ -306,6 +306,10 @@ impl Scheduler {
 
     async fn schedule(&mut self, mut input: Prepared) -> Ended {
         let mut input_done = false;
+        // Made once: made anew each round, it would join the token's waiters and leave
+        // them again (a lock each way) for every answer.
+        let stopped = self.stop.clone().cancelled_owned();
+        tokio::pin!(stopped);
         loop {
             let stopping = self.stop.is_cancelled();
             if stopping {
@@ -374,22 +378,26 @@ impl Scheduler {
             tokio::select! {
                 biased;
                 Some(joined) = self.tasks.join_next(), if !self.tasks.is_empty() => {
-                    let finished = match joined {
-                        Ok(f) => f,
-                        // An attempt task panicked or was aborted: its item is lost with it,
-                        // which cannot happen short of a bug; keep the batch going.
-                        Err(err) => {
-                            tracing::error!(%err, "an attempt task failed");
-                            continue;
+                    // Every other attempt that has finished is settled with it: one round
+                    // of admission for the lot, not one for each.
+                    let mut next = Some(joined);
+                    while let Some(joined) = next {
+                        match joined {
+                            Ok(finished) => {
+                                if !self.settle(finished).await {
+                                    return Ended::Gone;
+                                }
+                            }
+                            // An attempt task panicked or was aborted: its item is lost with
+                            // it, which cannot happen short of a bug; keep the batch going.
+                            Err(err) => tracing::error!(%err, "an attempt task failed"),
                         }
-                    };
-                    if !self.settle(finished).await {
-                        return Ended::Gone;
+                        next = self.tasks.try_join_next();
                     }
                 }
                 // A permit came free (possibly from a call outside this batch).
                 _ = permits.acquire_owned(), if need_permit => {}
-                _ = self.stop.cancelled() => {}
+                _ = &mut stopped => {}
                 _ = tokio::time::sleep_until(wake_at.unwrap_or(now)), if wake_at.is_some() => {}
                 next = input.next(), if !input_done && self.ready.len() < self.lookahead => match next {
                     Some(request) => self.enqueue(request),
