@@ -733,3 +733,33 @@ async fn geminis_retry_info_in_the_body_is_honoured() {
     assert_eq!(t.len(), 2);
     assert!(t[1] - t[0] >= Duration::from_secs(26), "{:?}", t[1] - t[0]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_batch_takes_the_permit_a_single_call_gives_back_at_once() {
+    // Every answer takes 10 s. A single call holds one of the two permits from t = 0 to 10;
+    // a batch of two starts at t = 5: its first request takes the free permit, its second
+    // must go as soon as the single call ends (t = 10), not when the first ends (t = 15).
+    let sim = simulator(Sim::builder().latency(Latency {
+        ttft: Duration::from_secs(10),
+        per_token: Duration::ZERO,
+        jitter: 0.0,
+    }));
+    let c = client(&sim)
+        .concurrency(NonZeroUsize::new(2).unwrap())
+        .build()
+        .unwrap();
+    let start = tokio::time::Instant::now();
+    let single = {
+        let c = c.clone();
+        tokio::spawn(async move { c.send(&chat(100, 4)).await })
+    };
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let results = run_all(&c, vec![chat(0, 4), chat(1, 4)]).await;
+    assert!(single.await.unwrap().is_ok());
+    assert!(results.iter().all(|r| r.outcome.is_ok()), "{results:?}");
+    assert_eq!(
+        start.elapsed(),
+        Duration::from_secs(20),
+        "the second request went at t = 10"
+    );
+}

@@ -395,8 +395,11 @@ impl Scheduler {
                         next = self.tasks.try_join_next();
                     }
                 }
-                // A permit came free (possibly from a call outside this batch).
-                _ = permits.acquire_owned(), if need_permit => {}
+                // A permit came free from a call outside this batch. While this batch's own
+                // attempts hold every permit there can be, only their end frees one, and
+                // that wakes the loop anyway: the semaphore's queue (a lock to join and one
+                // to leave, each round) is not waited in.
+                _ = permits.acquire_owned(), if need_permit && self.tasks.len() < self.inner.concurrency.get() => {}
                 _ = &mut stopped => {}
                 _ = tokio::time::sleep_until(wake_at.unwrap_or(now)), if wake_at.is_some() => {}
                 next = input.next(), if !input_done && self.ready.len() < self.lookahead => match next {
