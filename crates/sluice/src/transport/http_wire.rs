@@ -14,7 +14,7 @@ use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, HOST, PROXY_AUTHORIZATION};
 use http::uri::{PathAndQuery, Scheme};
 use http::{HeaderMap, HeaderValue, Method, Request, Uri};
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::body::Body as _;
 use hyper_rustls::HttpsConnectorBuilder;
 use hyper_util::client::proxy::matcher::Matcher;
@@ -145,7 +145,7 @@ impl HttpWire {
         if let Some(auth) = &route.proxy_credentials {
             headers.insert(PROXY_AUTHORIZATION, auth.clone());
         }
-        let (response, lease) = loop {
+        let (response, mut lease) = loop {
             let mut lease = self
                 .pool
                 .lease(&route.origin)
@@ -183,7 +183,7 @@ impl HttpWire {
         let mut first: Option<Bytes> = None;
         let mut segments = Segments::default();
         let mut held: u64 = 0;
-        while let Some(frame) = body.frame().await {
+        while let Some(frame) = lease.frame(&mut body).await {
             let frame = frame.map_err(|e| failure(e).with_status(status))?;
             let Ok(chunk) = frame.into_data() else {
                 continue; // trailers

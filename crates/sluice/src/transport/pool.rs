@@ -9,20 +9,22 @@
 //! URL forms and `Host` are made once per URL ([`super::http_wire`]), and a connection is
 //! dialled only when none is idle.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response, Uri};
 use http_body_util::Full;
-use hyper::body::Incoming;
+use hyper::body::{Frame, Incoming};
 use hyper::client::conn::{TrySendError, http1, http2};
-use hyper_rustls::HttpsConnector;
+use hyper_rustls::{HttpsConnector, MaybeHttpsStream};
 use hyper_util::client::legacy::connect::Connection as _;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::time::Instant;
 
-use super::dial::{BoxError, Dialer, dial};
+use super::dial::{BoxError, Conn, Dialer, dial};
 
 /// What a request carries as its body.
 pub(super) type Body = Full<Bytes>;
@@ -56,9 +58,50 @@ struct Kept {
 }
 
 struct Idle {
-    sender: http1::SendRequest<Body>,
+    connection: H1,
     proxied: bool,
     since: Instant,
+}
+
+/// An HTTP/1.1 connection: where requests are handed, and the future that writes them
+/// and reads their answers. That future is polled by the request the connection is lent
+/// to, inside its own task, rather than spawned as a task of its own: the request and its
+/// answer then need no hand-off between two tasks (a channel, a wake-up and a turn of the
+/// runtime's queue each way, often across its threads). While idle nothing polls it; a
+/// close by the server meanwhile is seen when it is next lent.
+struct H1 {
+    sender: http1::SendRequest<Body>,
+    driver: Pin<Box<http1::Connection<MaybeHttpsStream<Conn>, Body>>>,
+    /// The driver has finished: the connection is closed, and is not polled again.
+    ended: bool,
+}
+
+impl H1 {
+    /// Waits until the connection takes a request, driving it meanwhile.
+    async fn ready(&mut self) -> hyper::Result<()> {
+        let (sender, driver, ended) = (&mut self.sender, &mut self.driver, &mut self.ended);
+        std::future::poll_fn(|cx| {
+            if !*ended && driver.as_mut().poll(cx).is_ready() {
+                *ended = true;
+            }
+            sender.poll_ready(cx)
+        })
+        .await
+    }
+
+    /// Awaits `work` while driving the connection.
+    async fn drive<F: Future>(&mut self, work: F) -> F::Output {
+        let mut work = std::pin::pin!(work);
+        let (driver, ended) = (&mut self.driver, &mut self.ended);
+        std::future::poll_fn(|cx| {
+            if !*ended && driver.as_mut().poll(cx).is_ready() {
+                // Closed (by the server, or after an error that reaches the request).
+                *ended = true;
+            }
+            work.as_mut().poll(cx)
+        })
+        .await
+    }
 }
 
 /// A connection lent to one request.
@@ -73,7 +116,7 @@ pub(super) struct Lease {
 }
 
 enum Sender {
-    H1(http1::SendRequest<Body>),
+    H1(H1),
     H2(http2::SendRequest<Body>),
 }
 
@@ -115,8 +158,23 @@ impl Lease {
         request: Request<Body>,
     ) -> Result<Response<Incoming>, TrySendError<Request<Body>>> {
         match &mut self.sender {
-            Sender::H1(sender) => sender.try_send_request(request).await,
+            Sender::H1(h1) => {
+                let sent = h1.sender.try_send_request(request);
+                h1.drive(sent).await
+            }
             Sender::H2(sender) => sender.try_send_request(request).await,
+        }
+    }
+
+    /// The next frame of an answer's body on this connection.
+    pub(super) async fn frame(
+        &mut self,
+        body: &mut Incoming,
+    ) -> Option<Result<Frame<Bytes>, hyper::Error>> {
+        use http_body_util::BodyExt as _;
+        match &mut self.sender {
+            Sender::H1(h1) => h1.drive(body.frame()).await,
+            Sender::H2(_) => body.frame().await,
         }
     }
 }
@@ -147,16 +205,16 @@ impl Pool {
 
     /// Takes back the connection of a request whose answer was read to the end.
     pub(super) fn give_back(&self, origin: &Origin, lease: Lease) {
-        let Sender::H1(sender) = lease.sender else {
+        let Sender::H1(connection) = lease.sender else {
             return; // the shared HTTP/2 connection stays where it is
         };
-        if sender.is_closed() {
+        if connection.ended || connection.sender.is_closed() {
             return;
         }
         let mut kept = origin.kept();
         if kept.idle.len() < self.max_idle {
             kept.idle.push(Idle {
-                sender,
+                connection,
                 proxied: lease.proxied,
                 since: Instant::now(),
             });
@@ -183,12 +241,12 @@ impl Pool {
             if idle.since.elapsed() > IDLE_FOR {
                 continue; // dropped, which closes it
             }
-            let mut sender = idle.sender;
-            // Ready at once unless the connection is still winding up its last answer;
-            // an error means the server closed it.
-            if sender.ready().await.is_ok() {
+            let mut connection = idle.connection;
+            // Ready once the connection has wound up its last answer (it was last polled
+            // as that answer's body ended); an error means the server closed it.
+            if connection.ready().await.is_ok() {
                 let lease = Lease {
-                    sender: Sender::H1(sender),
+                    sender: Sender::H1(connection),
                     proxied: idle.proxied,
                     reused: true,
                 };
@@ -220,10 +278,13 @@ impl Pool {
                 reused: false,
             });
         }
-        let (sender, connection) = http1::handshake(io).await?;
-        tokio::spawn(connection);
+        let (sender, driver) = http1::handshake(io).await?;
         Ok(Lease {
-            sender: Sender::H1(sender),
+            sender: Sender::H1(H1 {
+                sender,
+                driver: Box::pin(driver),
+                ended: false,
+            }),
             proxied: connected.is_proxied(),
             reused: false,
         })
