@@ -268,6 +268,8 @@ pub struct Journal {
     scratch: Vec<u8>,
     /// The id of the record being written.
     id: String,
+    /// The length of its run's part (0 until it is written).
+    id_prefix: usize,
     /// The shape of the records written.
     format: RecordFormat,
     /// Forces the files to disk and writes the state file, off the caller's thread.
@@ -398,6 +400,7 @@ impl Journal {
             counter: 0,
             scratch: Vec::with_capacity(4096),
             id: String::with_capacity(48),
+            id_prefix: 0,
             syncer,
             paths,
             _lock: lock,
@@ -412,13 +415,19 @@ impl Journal {
         &self.paths
     }
 
-    /// Makes the next record's id in `self.id` (a buffer kept for it, not a new string
-    /// per record).
+    /// Makes the next record's id, `batch_req_<run id><counter>` in hex, in `self.id` (a
+    /// buffer kept for it, not a new string per record): the run's part is written once,
+    /// the counter's after it each time.
     fn next_id(&mut self) {
         use std::fmt::Write as _;
         self.counter += 1;
-        self.id.clear();
-        let _ = write!(self.id, "batch_req_{:x}{:08x}", self.run_id, self.counter);
+        if self.id_prefix == 0 {
+            self.id.clear();
+            let _ = write!(self.id, "batch_req_{:x}", self.run_id);
+            self.id_prefix = self.id.len();
+        }
+        self.id.truncate(self.id_prefix);
+        let _ = write!(self.id, "{:08x}", self.counter);
     }
 
     /// Appends a request's final result, tagged with its input line.
