@@ -49,6 +49,15 @@ impl Latency {
         jitter: 0.0,
     };
 
+    /// Every answer after exactly `ttft`, however long: for tests that count time.
+    pub const fn fixed(ttft: Duration) -> Latency {
+        Latency {
+            ttft,
+            per_token: Duration::ZERO,
+            jitter: 0.0,
+        }
+    }
+
     /// True when no request ever waits.
     pub fn is_zero(&self) -> bool {
         self.ttft.is_zero() && self.per_token.is_zero()

@@ -293,11 +293,7 @@ async fn adaptive_concurrency_fills_a_queueing_server_without_letting_latency_ru
 
 #[tokio::test(start_paused = true)]
 async fn library_submissions_with_priority_go_ahead_of_a_running_batch() {
-    let sim = simulator(Sim::builder().latency(Latency {
-        ttft: Duration::from_millis(3),
-        per_token: Duration::ZERO,
-        jitter: 0.0,
-    }));
+    let sim = simulator(Sim::builder().latency(Latency::fixed(Duration::from_millis(3))));
     let client = in_memory(&sim)
         .concurrency(NonZeroUsize::new(1).unwrap())
         .build()

@@ -739,11 +739,7 @@ async fn a_batch_takes_the_permit_a_single_call_gives_back_at_once() {
     // Every answer takes 10 s. A single call holds one of the two permits from t = 0 to 10;
     // a batch of two starts at t = 5: its first request takes the free permit, its second
     // must go as soon as the single call ends (t = 10), not when the first ends (t = 15).
-    let sim = simulator(Sim::builder().latency(Latency {
-        ttft: Duration::from_secs(10),
-        per_token: Duration::ZERO,
-        jitter: 0.0,
-    }));
+    let sim = simulator(Sim::builder().latency(Latency::fixed(Duration::from_secs(10))));
     let c = client(&sim)
         .concurrency(NonZeroUsize::new(2).unwrap())
         .build()
