@@ -18,10 +18,19 @@ type Seen = Arc<Mutex<Vec<Vec<(String, Option<String>)>>>>;
 
 const ANSWER: &str = r#"{"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1}}"#;
 
-/// An HTTP/1.1 server on 127.0.0.1 that answers every request 200 and, with
-/// `close_after_answer`, closes each connection after its first answer (without saying
-/// so in a header, as a server whose keep-alive ran out does).
-async fn server(close_after_answer: bool) -> (String, Seen) {
+/// Whether a server closes a connection after its first answer.
+#[derive(Clone, Copy, PartialEq)]
+enum Close {
+    No,
+    /// Without a word, as a server whose keep-alive ran out does.
+    Silently,
+    /// Saying so in the answer (`Connection: close`).
+    Saying,
+}
+
+/// An HTTP/1.1 server on 127.0.0.1 that answers every request 200 and closes each
+/// connection after its first answer as `close` says.
+async fn server(close: Close) -> (String, Seen) {
     let seen: Seen = Arc::default();
     let record = seen.clone();
     let addr = accept_each(move |conn| {
@@ -31,7 +40,7 @@ async fn server(close_after_answer: bool) -> (String, Seen) {
             seen.len() - 1
         };
         let record = record.clone();
-        serve(conn, close_after_answer, move |head| {
+        serve(conn, close, move |head| {
             let line = head.lines().next().unwrap_or_default().to_owned();
             record.lock().unwrap()[index].push((line, header(head, "host")));
         })
@@ -49,7 +58,7 @@ fn header(head: &str, name: &str) -> Option<String> {
 }
 
 /// Answers each request on `conn`, showing `saw` its head (request line and headers).
-async fn serve(mut conn: TcpStream, once: bool, mut saw: impl FnMut(&str)) {
+async fn serve(mut conn: TcpStream, close: Close, mut saw: impl FnMut(&str)) {
     let mut buf = Vec::new();
     loop {
         let Some(end) = read_until_head_end(&mut conn, &mut buf).await else {
@@ -68,11 +77,16 @@ async fn serve(mut conn: TcpStream, once: bool, mut saw: impl FnMut(&str)) {
             }
         }
         buf.drain(..end + length);
+        let saying = if close == Close::Saying {
+            "connection: close\r\n"
+        } else {
+            ""
+        };
         let answer = format!(
-            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{ANSWER}",
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n{saying}content-length: {}\r\n\r\n{ANSWER}",
             ANSWER.len()
         );
-        if conn.write_all(answer.as_bytes()).await.is_err() || once {
+        if conn.write_all(answer.as_bytes()).await.is_err() || close != Close::No {
             return;
         }
     }
@@ -109,7 +123,7 @@ async fn send_ok(client: &Client, id: &str) {
 
 #[tokio::test]
 async fn requests_one_after_another_share_a_connection_and_name_the_host() {
-    let (base, seen) = server(false).await;
+    let (base, seen) = server(Close::No).await;
     let client = client(&base);
     for i in 0..5 {
         send_ok(&client, &format!("r{i}")).await;
@@ -128,7 +142,7 @@ async fn requests_one_after_another_share_a_connection_and_name_the_host() {
 
 #[tokio::test]
 async fn connections_are_given_back_after_each_answer_and_lent_again() {
-    let (base, seen) = server(false).await;
+    let (base, seen) = server(Close::No).await;
     let client = client(&base);
     for round in 0..3 {
         let requests: Vec<_> = (0..8).map(|i| hello(&format!("r{round}-{i}"))).collect();
@@ -147,13 +161,21 @@ async fn connections_are_given_back_after_each_answer_and_lent_again() {
 
 #[tokio::test]
 async fn a_connection_the_server_closed_is_not_lent_again() {
-    let (base, seen) = server(true).await;
+    for close in [Close::Silently, Close::Saying] {
+        a_connection_closed_after_each_answer_is_not_lent_again(close).await;
+    }
+}
+
+async fn a_connection_closed_after_each_answer_is_not_lent_again(close: Close) {
+    let (base, seen) = server(close).await;
     let client = client(&base);
     for i in 0..4 {
         send_ok(&client, &format!("r{i}")).await;
-        // Time for the close to arrive, as it does between a run's requests when a
-        // server's keep-alive runs out.
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        if close == Close::Silently {
+            // Time for the close to arrive, as it does between a run's requests when a
+            // server's keep-alive runs out. One that says so is closed at once.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
     assert_eq!(
         seen.lock().unwrap().len(),
@@ -174,7 +196,7 @@ async fn each_request_names_its_length_its_host_and_its_id_unless_the_id_cannot_
     let record = heads.clone();
     let addr = accept_each(move |conn| {
         let record = record.clone();
-        serve(conn, false, move |head| {
+        serve(conn, Close::No, move |head| {
             record.lock().unwrap().push(head.to_owned())
         })
     })

@@ -89,6 +89,17 @@ impl H1 {
         .await
     }
 
+    /// Lets the connection finish what its last answer left it (an answer that said
+    /// `Connection: close` closes it now, one that did not makes it ready for the next
+    /// request), as far as it can without waiting: polled once, with no task to wake, as
+    /// it goes idle.
+    fn wind_up(&mut self) {
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        if !self.ended && self.driver.as_mut().poll(&mut cx).is_ready() {
+            self.ended = true;
+        }
+    }
+
     /// Awaits `work` while driving the connection.
     async fn drive<F: Future>(&mut self, work: F) -> F::Output {
         let mut work = std::pin::pin!(work);
@@ -205,9 +216,10 @@ impl Pool {
 
     /// Takes back the connection of a request whose answer was read to the end.
     pub(super) fn give_back(&self, origin: &Origin, lease: Lease) {
-        let Sender::H1(connection) = lease.sender else {
+        let Sender::H1(mut connection) = lease.sender else {
             return; // the shared HTTP/2 connection stays where it is
         };
+        connection.wind_up();
         if connection.ended || connection.sender.is_closed() {
             return;
         }
