@@ -162,31 +162,37 @@ pub(crate) fn parse_batch_line(bytes: &[u8]) -> Parsed {
             format!("invalid JSON ({e}); each line must be one JSON object"),
         )
     })?;
-    let custom_id = match line
-        .custom_id
-        .map(|raw| serde_json::from_str::<Value>(raw.get()))
-    {
-        Some(Ok(Value::String(s))) if !s.is_empty() => s,
-        other => {
-            let what = match other {
-                // serde reads `null` as absent.
-                None if text.contains("\"custom_id\"") => "`custom_id` is null".to_owned(),
-                None => "missing `custom_id`".to_owned(),
-                Some(Ok(Value::String(_))) => "`custom_id` is empty".to_owned(),
-                Some(Ok(Value::Number(n))) => {
-                    format!("`custom_id` is a number ({n}), not a string; write it as \"{n}\"")
-                }
-                Some(Ok(Value::Null)) => "`custom_id` is null".to_owned(),
-                Some(Ok(Value::Bool(b))) => format!("`custom_id` is a boolean ({b})"),
-                Some(Ok(Value::Array(_))) => "`custom_id` is an array".to_owned(),
-                Some(Ok(Value::Object(_))) => "`custom_id` is an object".to_owned(),
-                Some(Err(_)) => "`custom_id` cannot be read".to_owned(),
-            };
-            return Err((
-                LineErrorKind::MissingCustomId,
-                None,
-                format!("{what}; every line needs a unique, non-empty string custom_id"),
-            ));
+    // Most ids are plain strings: the text between the quotes, with no escape to decode,
+    // needs no second parse.
+    let custom_id = if let Some(id) = line.custom_id.and_then(|raw| plain_string(raw.get())) {
+        id
+    } else {
+        match line
+            .custom_id
+            .map(|raw| serde_json::from_str::<Value>(raw.get()))
+        {
+            Some(Ok(Value::String(s))) if !s.is_empty() => s,
+            other => {
+                let what = match other {
+                    // serde reads `null` as absent.
+                    None if text.contains("\"custom_id\"") => "`custom_id` is null".to_owned(),
+                    None => "missing `custom_id`".to_owned(),
+                    Some(Ok(Value::String(_))) => "`custom_id` is empty".to_owned(),
+                    Some(Ok(Value::Number(n))) => {
+                        format!("`custom_id` is a number ({n}), not a string; write it as \"{n}\"")
+                    }
+                    Some(Ok(Value::Null)) => "`custom_id` is null".to_owned(),
+                    Some(Ok(Value::Bool(b))) => format!("`custom_id` is a boolean ({b})"),
+                    Some(Ok(Value::Array(_))) => "`custom_id` is an array".to_owned(),
+                    Some(Ok(Value::Object(_))) => "`custom_id` is an object".to_owned(),
+                    Some(Err(_)) => "`custom_id` cannot be read".to_owned(),
+                };
+                return Err((
+                    LineErrorKind::MissingCustomId,
+                    None,
+                    format!("{what}; every line needs a unique, non-empty string custom_id"),
+                ));
+            }
         }
     };
     let fail = |kind, message: String| Err((kind, Some(custom_id.clone()), message));
@@ -250,6 +256,13 @@ pub(crate) fn parse_batch_line(bytes: &[u8]) -> Parsed {
         priority,
         tag: 0,
     })
+}
+
+/// A JSON string's text when it is not empty and holds no escape (which then needs no
+/// decoding); `None` for anything else.
+fn plain_string(raw: &str) -> Option<String> {
+    let text = raw.strip_prefix('"')?.strip_suffix('"')?;
+    (!text.is_empty() && !text.contains('\\')).then(|| text.to_owned())
 }
 
 /// Whether a body asks for a streamed answer.
@@ -414,6 +427,20 @@ mod tests {
             let (k, _, message) = parse_batch_line(line.as_bytes()).unwrap_err();
             assert_eq!(k, LineErrorKind::MissingCustomId);
             assert!(message.contains(kind), "{message}");
+        }
+    }
+
+    #[test]
+    fn an_id_is_read_whole_with_or_without_escapes() {
+        for (written, id) in [
+            (r#""r-1 é""#, "r-1 é"),
+            (r#""a\"b""#, "a\"b"),
+            (r#""tab\there""#, "tab\there"),
+            (r#""\u00e9""#, "é"),
+        ] {
+            let line = format!(r#"{{"custom_id":{written},"url":"/v1/embeddings","body":{{}}}}"#);
+            let request = parse_batch_line(line.as_bytes()).unwrap();
+            assert_eq!(request.custom_id, id, "{written}");
         }
     }
 }
