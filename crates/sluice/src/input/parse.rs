@@ -164,36 +164,9 @@ pub(crate) fn parse_batch_line(bytes: &[u8]) -> Parsed {
     })?;
     // Most ids are plain strings: the text between the quotes, with no escape to decode,
     // needs no second parse.
-    let custom_id = if let Some(id) = line.custom_id.and_then(|raw| plain_string(raw.get())) {
-        id
-    } else {
-        match line
-            .custom_id
-            .map(|raw| serde_json::from_str::<Value>(raw.get()))
-        {
-            Some(Ok(Value::String(s))) if !s.is_empty() => s,
-            other => {
-                let what = match other {
-                    // serde reads `null` as absent.
-                    None if text.contains("\"custom_id\"") => "`custom_id` is null".to_owned(),
-                    None => "missing `custom_id`".to_owned(),
-                    Some(Ok(Value::String(_))) => "`custom_id` is empty".to_owned(),
-                    Some(Ok(Value::Number(n))) => {
-                        format!("`custom_id` is a number ({n}), not a string; write it as \"{n}\"")
-                    }
-                    Some(Ok(Value::Null)) => "`custom_id` is null".to_owned(),
-                    Some(Ok(Value::Bool(b))) => format!("`custom_id` is a boolean ({b})"),
-                    Some(Ok(Value::Array(_))) => "`custom_id` is an array".to_owned(),
-                    Some(Ok(Value::Object(_))) => "`custom_id` is an object".to_owned(),
-                    Some(Err(_)) => "`custom_id` cannot be read".to_owned(),
-                };
-                return Err((
-                    LineErrorKind::MissingCustomId,
-                    None,
-                    format!("{what}; every line needs a unique, non-empty string custom_id"),
-                ));
-            }
-        }
+    let custom_id = match line.custom_id.and_then(|raw| plain_string(raw.get())) {
+        Some(id) => id,
+        None => custom_id_of(line.custom_id, text)?,
     };
     let fail = |kind, message: String| Err((kind, Some(custom_id.clone()), message));
     match line.method.as_deref() {
@@ -256,6 +229,37 @@ pub(crate) fn parse_batch_line(bytes: &[u8]) -> Parsed {
         priority,
         tag: 0,
     })
+}
+
+/// A `custom_id` that is not a plain string: decoded, or why it cannot be used.
+fn custom_id_of(
+    raw: Option<&RawValue>,
+    text: &str,
+) -> Result<String, (LineErrorKind, Option<String>, String)> {
+    match raw.map(|raw| serde_json::from_str::<Value>(raw.get())) {
+        Some(Ok(Value::String(s))) if !s.is_empty() => Ok(s),
+        other => {
+            let what = match other {
+                // serde reads `null` as absent.
+                None if text.contains("\"custom_id\"") => "`custom_id` is null".to_owned(),
+                None => "missing `custom_id`".to_owned(),
+                Some(Ok(Value::String(_))) => "`custom_id` is empty".to_owned(),
+                Some(Ok(Value::Number(n))) => {
+                    format!("`custom_id` is a number ({n}), not a string; write it as \"{n}\"")
+                }
+                Some(Ok(Value::Null)) => "`custom_id` is null".to_owned(),
+                Some(Ok(Value::Bool(b))) => format!("`custom_id` is a boolean ({b})"),
+                Some(Ok(Value::Array(_))) => "`custom_id` is an array".to_owned(),
+                Some(Ok(Value::Object(_))) => "`custom_id` is an object".to_owned(),
+                Some(Err(_)) => "`custom_id` cannot be read".to_owned(),
+            };
+            Err((
+                LineErrorKind::MissingCustomId,
+                None,
+                format!("{what}; every line needs a unique, non-empty string custom_id"),
+            ))
+        }
+    }
 }
 
 /// A JSON string's text when it is not empty and holds no escape (which then needs no

@@ -71,20 +71,31 @@ struct Idle {
 /// close by the server meanwhile is seen when it is next lent.
 struct H1 {
     sender: http1::SendRequest<Body>,
-    driver: Pin<Box<http1::Connection<MaybeHttpsStream<Conn>, Body>>>,
-    /// The driver has finished: the connection is closed, and is not polled again.
+    driver: Driver,
+}
+
+/// The future of an HTTP/1.1 connection, and whether it has finished.
+struct Driver {
+    future: Pin<Box<http1::Connection<MaybeHttpsStream<Conn>, Body>>>,
+    /// The connection is closed (by the server, or after an error that reaches the
+    /// request), and its future is not polled again.
     ended: bool,
 }
 
-impl H1 {
-    /// Waits until the connection takes a request, driving it meanwhile.
-    async fn ready(&mut self) -> hyper::Result<()> {
-        let (sender, driver, ended) = (&mut self.sender, &mut self.driver, &mut self.ended);
+impl Driver {
+    /// Moves the connection on as far as it goes now.
+    fn advance(&mut self, cx: &mut std::task::Context<'_>) {
+        if !self.ended && self.future.as_mut().poll(cx).is_ready() {
+            self.ended = true;
+        }
+    }
+
+    /// Awaits `work` while moving the connection on.
+    async fn drive<F: Future>(&mut self, work: F) -> F::Output {
+        let mut work = std::pin::pin!(work);
         std::future::poll_fn(|cx| {
-            if !*ended && driver.as_mut().poll(cx).is_ready() {
-                *ended = true;
-            }
-            sender.poll_ready(cx)
+            self.advance(cx);
+            work.as_mut().poll(cx)
         })
         .await
     }
@@ -94,24 +105,17 @@ impl H1 {
     /// request), as far as it can without waiting: polled once, with no task to wake, as
     /// it goes idle.
     fn wind_up(&mut self) {
-        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-        if !self.ended && self.driver.as_mut().poll(&mut cx).is_ready() {
-            self.ended = true;
-        }
+        self.advance(&mut std::task::Context::from_waker(std::task::Waker::noop()));
     }
+}
 
-    /// Awaits `work` while driving the connection.
-    async fn drive<F: Future>(&mut self, work: F) -> F::Output {
-        let mut work = std::pin::pin!(work);
-        let (driver, ended) = (&mut self.driver, &mut self.ended);
-        std::future::poll_fn(|cx| {
-            if !*ended && driver.as_mut().poll(cx).is_ready() {
-                // Closed (by the server, or after an error that reaches the request).
-                *ended = true;
-            }
-            work.as_mut().poll(cx)
-        })
-        .await
+impl H1 {
+    /// Waits until the connection takes a request, driving it meanwhile.
+    async fn ready(&mut self) -> hyper::Result<()> {
+        let sender = &mut self.sender;
+        self.driver
+            .drive(std::future::poll_fn(|cx| sender.poll_ready(cx)))
+            .await
     }
 }
 
@@ -171,7 +175,7 @@ impl Lease {
         match &mut self.sender {
             Sender::H1(h1) => {
                 let sent = h1.sender.try_send_request(request);
-                h1.drive(sent).await
+                h1.driver.drive(sent).await
             }
             Sender::H2(sender) => sender.try_send_request(request).await,
         }
@@ -184,7 +188,7 @@ impl Lease {
     ) -> Option<Result<Frame<Bytes>, hyper::Error>> {
         use http_body_util::BodyExt as _;
         match &mut self.sender {
-            Sender::H1(h1) => h1.drive(body.frame()).await,
+            Sender::H1(h1) => h1.driver.drive(body.frame()).await,
             Sender::H2(_) => body.frame().await,
         }
     }
@@ -219,8 +223,8 @@ impl Pool {
         let Sender::H1(mut connection) = lease.sender else {
             return; // the shared HTTP/2 connection stays where it is
         };
-        connection.wind_up();
-        if connection.ended || connection.sender.is_closed() {
+        connection.driver.wind_up();
+        if connection.driver.ended || connection.sender.is_closed() {
             return;
         }
         let mut kept = origin.kept();
@@ -254,8 +258,8 @@ impl Pool {
                 continue; // dropped, which closes it
             }
             let mut connection = idle.connection;
-            // Ready once the connection has wound up its last answer (it was last polled
-            // as that answer's body ended); an error means the server closed it.
+            // Ready at once unless the connection is still winding up its last answer;
+            // an error means the server closed it.
             if connection.ready().await.is_ok() {
                 let lease = Lease {
                     sender: Sender::H1(connection),
@@ -294,8 +298,10 @@ impl Pool {
         Ok(Lease {
             sender: Sender::H1(H1 {
                 sender,
-                driver: Box::pin(driver),
-                ended: false,
+                driver: Driver {
+                    future: Box::pin(driver),
+                    ended: false,
+                },
             }),
             proxied: connected.is_proxied(),
             reused: false,
