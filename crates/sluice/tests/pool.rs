@@ -57,8 +57,28 @@ fn header(head: &str, name: &str) -> Option<String> {
     })
 }
 
-/// Answers each request on `conn`, showing `saw` its head (request line and headers).
-async fn serve(mut conn: TcpStream, close: Close, mut saw: impl FnMut(&str)) {
+/// Answers each request on `conn` 200 with [`ANSWER`], showing `saw` its head (request
+/// line and headers).
+async fn serve(conn: TcpStream, close: Close, saw: impl FnMut(&str)) {
+    let saying = if close == Close::Saying {
+        "connection: close\r\n"
+    } else {
+        ""
+    };
+    let answer = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n{saying}content-length: {}\r\n\r\n{ANSWER}",
+        ANSWER.len()
+    );
+    serve_answering(conn, close, saw, answer.into_bytes()).await;
+}
+
+/// Answers each request on `conn` with the bytes `answer`.
+async fn serve_answering(
+    mut conn: TcpStream,
+    close: Close,
+    mut saw: impl FnMut(&str),
+    answer: Vec<u8>,
+) {
     let mut buf = Vec::new();
     loop {
         let Some(end) = read_until_head_end(&mut conn, &mut buf).await else {
@@ -77,16 +97,7 @@ async fn serve(mut conn: TcpStream, close: Close, mut saw: impl FnMut(&str)) {
             }
         }
         buf.drain(..end + length);
-        let saying = if close == Close::Saying {
-            "connection: close\r\n"
-        } else {
-            ""
-        };
-        let answer = format!(
-            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n{saying}content-length: {}\r\n\r\n{ANSWER}",
-            ANSWER.len()
-        );
-        if conn.write_all(answer.as_bytes()).await.is_err() || close != Close::No {
+        if conn.write_all(&answer).await.is_err() || close != Close::No {
             return;
         }
     }
@@ -235,5 +246,55 @@ async fn each_request_names_its_length_its_host_and_its_id_unless_the_id_cannot_
             (!id.contains('\u{7}')).then_some(id),
             "{head}"
         );
+    }
+}
+
+/// A server on 127.0.0.1 that answers every request with `answer`; the number of
+/// connections it accepted comes back with its URL.
+async fn server_answering(answer: Vec<u8>) -> (String, Arc<Mutex<usize>>) {
+    let connections: Arc<Mutex<usize>> = Arc::default();
+    let count = connections.clone();
+    let addr = accept_each(move |conn| {
+        *count.lock().unwrap() += 1;
+        serve_answering(conn, Close::No, |_| {}, answer.clone())
+    })
+    .await;
+    (format!("http://{addr}/v1"), connections)
+}
+
+#[tokio::test]
+async fn chunked_answers_are_read_whole_and_their_connection_lent_again() {
+    let (first, rest) = ANSWER.split_at(10);
+    let answer = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n{:x}\r\n{first}\r\n{:x}\r\n{rest}\r\n0\r\n\r\n",
+        first.len(),
+        rest.len()
+    );
+    let (base, connections) = server_answering(answer.into_bytes()).await;
+    let client = client(&base);
+    for i in 0..3 {
+        let answer = client.send(&hello(&format!("r{i}"))).await.unwrap();
+        assert_eq!(&answer.body[..], ANSWER.as_bytes());
+    }
+    assert_eq!(*connections.lock().unwrap(), 1);
+}
+
+#[tokio::test]
+async fn an_answer_over_the_size_limit_fails_as_too_large_whether_its_length_is_stated_or_not() {
+    let body = "x".repeat(5000);
+    let stated = format!("HTTP/1.1 200 OK\r\ncontent-length: 5000\r\n\r\n{body}");
+    let chunked =
+        format!("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n1388\r\n{body}\r\n0\r\n\r\n");
+    for answer in [stated, chunked] {
+        let (base, _) = server_answering(answer.into_bytes()).await;
+        let client = Client::builder()
+            .base_url(&base)
+            .api_key(ApiKey::new("sk-test"))
+            .max_response_bytes(1000)
+            .build()
+            .unwrap();
+        let failed = client.send(&hello("big")).await.unwrap_err();
+        assert_eq!(failed.kind, sluice::ErrorKind::ResponseTooLarge);
+        assert_eq!(failed.status, Some(200));
     }
 }

@@ -1,8 +1,9 @@
-//! The production wire: hyper's connections, kept by [`super::pool`], over rustls
+//! The production wire: HTTP/1.1 spoken by [`super::h1`] and HTTP/2 by hyper, on
+//! connections kept by [`super::pool`], over rustls
 //! (checked against the webpki roots and those `SSL_CERT_FILE` names; HTTP/2 where the
 //! server offers it by ALPN, HTTP/1.1 otherwise), opened by [`super::dial`] (proxies from
 //! the environment), no redirects followed (a key is never forwarded to another host),
-//! credentials marked sensitive. hyper directly rather than reqwest: reqwest's layers (its
+//! credentials marked sensitive. Not reqwest: reqwest's layers (its
 //! URL parsing on every request, redirect and retry services, client clones) cost about
 //! 2.4 µs of CPU a request, 14 % of all sluice spends on one (docs/BENCHMARKS.md, "The
 //! wire on hyper, two threads").
@@ -11,9 +12,10 @@ use std::error::Error as StdError;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::header::{CONTENT_LENGTH, HOST, PROXY_AUTHORIZATION};
+use http::header::{CONTENT_LENGTH, HOST};
 use http::uri::{PathAndQuery, Scheme};
 use http::{HeaderMap, HeaderValue, Method, Request, Uri};
+use http_body_util::BodyExt as _;
 use http_body_util::Full;
 use hyper::body::Body as _;
 use hyper_rustls::HttpsConnectorBuilder;
@@ -22,7 +24,8 @@ use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 
 use super::dial::{BoxError, Dialer, proxies_from_env};
-use super::pool::{Body, Lease, Origin, Pool};
+use super::h1::H1Error;
+use super::pool::{Lease, Origin, Pool};
 use super::{
     CLIENT_REQUEST_ID, Reply, TOO_LARGE_PREFIX, TransportConfig, TransportError, too_large,
 };
@@ -127,39 +130,119 @@ impl HttpWire {
         limit: u64,
     ) -> Result<Reply, TransportError> {
         let route = &self.routes[at];
-        let length = content_length(body.len());
-        let mut request = Request::new(Full::new(body));
+        loop {
+            let mut lease = self
+                .pool
+                .lease(&route.origin)
+                .await
+                .map_err(connect_failure)?;
+            let (proxied, reused) = (lease.proxied, lease.reused);
+            let sent = match lease.h1() {
+                Some(h1) => {
+                    self.write_head(h1.head(), route, proxied, body.len(), id.as_ref());
+                    match h1.exchange(&body, limit).await {
+                        Ok(answer) => {
+                            if answer.reusable {
+                                self.pool.give_back(&route.origin, lease);
+                            }
+                            let head = Reply::from_head(answer.status, &answer.headers);
+                            return Ok(head.with_body(answer.body));
+                        }
+                        Err(H1Error::Unsent(_)) if reused => None,
+                        Err(e) => return Err(h1_failure(e, limit)),
+                    }
+                }
+                None => {
+                    self.send_h2(route, lease, &body, id.as_ref(), limit)
+                        .await?
+                }
+            };
+            if let Some(reply) = sent {
+                return Ok(reply);
+            }
+            // The server closed an idle connection as it was taken: the request never
+            // left, and goes on another.
+        }
+    }
+
+    /// An HTTP/1.1 request's head to `route`: the request line, the shared headers with
+    /// the places for the length, `Host` and id filled in, and the blank line.
+    fn write_head(
+        &self,
+        out: &mut Vec<u8>,
+        route: &Route,
+        proxied: bool,
+        length: usize,
+        id: Option<&HeaderValue>,
+    ) {
+        out.extend_from_slice(b"POST ");
+        if proxied {
+            out.extend_from_slice(route.absolute.to_string().as_bytes());
+        } else {
+            let path = route.origin_form.path_and_query();
+            out.extend_from_slice(path.map_or("/", PathAndQuery::as_str).as_bytes());
+        }
+        out.extend_from_slice(b" HTTP/1.1\r\n");
+        let mut line = |name: &[u8], value: &[u8]| {
+            out.extend_from_slice(name);
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value);
+            out.extend_from_slice(b"\r\n");
+        };
+        for (name, value) in &self.headers {
+            if name == CONTENT_LENGTH {
+                line(b"content-length", content_length(length).as_bytes());
+            } else if name == HOST {
+                line(b"host", route.host.as_bytes());
+            } else if name == CLIENT_REQUEST_ID {
+                match id {
+                    Some(id) => line(name.as_str().as_bytes(), id.as_bytes()),
+                    None if self.id_slot => {}
+                    None => line(name.as_str().as_bytes(), value.as_bytes()),
+                }
+            } else {
+                line(name.as_str().as_bytes(), value.as_bytes());
+            }
+        }
+        if let Some(auth) = &route.proxy_credentials {
+            line(b"proxy-authorization", auth.as_bytes());
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+
+    /// One attempt on the shared HTTP/2 connection `lease` holds: the answer, `None` if
+    /// the connection closed before the request left, or what stopped it.
+    async fn send_h2(
+        &self,
+        route: &Route,
+        mut lease: Lease,
+        body: &Bytes,
+        id: Option<&HeaderValue>,
+        limit: u64,
+    ) -> Result<Option<Reply>, TransportError> {
+        let mut request = Request::new(Full::new(body.clone()));
         *request.method_mut() = Method::POST;
+        *request.uri_mut() = route.absolute.clone();
         let headers = request.headers_mut();
         *headers = self.headers.clone();
-        headers.insert(CONTENT_LENGTH, length);
+        headers.remove(HOST);
+        headers.insert(CONTENT_LENGTH, content_length(body.len()));
         match id {
             Some(id) => {
-                headers.insert(CLIENT_REQUEST_ID, id);
+                headers.insert(CLIENT_REQUEST_ID, id.clone());
             }
             None if self.id_slot => {
                 headers.remove(CLIENT_REQUEST_ID);
             }
             None => {}
         }
-        if let Some(auth) = &route.proxy_credentials {
-            headers.insert(PROXY_AUTHORIZATION, auth.clone());
-        }
-        let (response, mut lease) = loop {
-            let mut lease = self
-                .pool
-                .lease(&route.origin)
-                .await
-                .map_err(connect_failure)?;
-            route.aim(&mut request, &lease);
-            match lease.send(request).await {
-                Ok(response) => break (response, lease),
-                Err(mut refused) => match refused.take_message() {
-                    // The server closed an idle connection as it was taken: the request
-                    // never left, and goes on another.
-                    Some(unsent) if lease.reused => request = unsent,
-                    _ => return Err(failure(refused.into_error())),
-                },
+        let response = match lease.send_h2(request).await {
+            Ok(response) => response,
+            Err(mut refused) => {
+                return match refused.take_message() {
+                    Some(_) if lease.reused => Ok(None),
+                    _ => Err(failure(refused.into_error())),
+                };
             }
         };
         let status = response.status().as_u16();
@@ -175,15 +258,15 @@ impl HttpWire {
         }
         let head = Reply::from_head(status, response.headers());
         let mut body = response.into_body();
-        // Read chunk by chunk so a body without a length (chunked, or endless) is cut off at
-        // the limit instead of filling memory. One chunk, the usual case, is kept as it came
-        // until the end. More are copied into segments of fixed size and joined once at the end: memory while
-        // reading is the body itself, with no doubling buffer and none of the slack each
-        // chunk's read buffer carries.
+        // Read chunk by chunk so a body without a length (or an endless one) is cut off at
+        // the limit instead of filling memory. One chunk, the usual case, is kept as it
+        // came until the end. More are copied into segments of fixed size and joined once
+        // at the end: memory while reading is the body itself, with no doubling buffer and
+        // none of the slack each chunk's read buffer carries.
         let mut first: Option<Bytes> = None;
         let mut segments = Segments::default();
         let mut held: u64 = 0;
-        while let Some(frame) = lease.frame(&mut body).await {
+        while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|e| failure(e).with_status(status))?;
             let Ok(chunk) = frame.into_data() else {
                 continue; // trailers
@@ -207,18 +290,13 @@ impl HttpWire {
                 segments.push(&chunk);
             }
         }
-        // Copied out of hyper's read buffer before the connection goes back: a slice of
-        // it would keep the whole buffer (8 KiB or more) alive while the result waits to
-        // be written, and hyper would then allocate a fresh buffer for a later answer on
-        // this connection instead of reading into its own again (a page fault every few
-        // answers where mimalloc had given the freed ones back).
+        // Copied out of hyper's read buffer: a slice of it would keep the whole buffer
+        // alive while the result waits to be written.
         let body = match first {
             Some(f) => Bytes::copy_from_slice(&f),
             None => segments.join(),
         };
-        // Read to the end: the connection can carry another request.
-        self.pool.give_back(&route.origin, lease);
-        Ok(head.with_body(body))
+        Ok(Some(head.with_body(body)))
     }
 }
 
@@ -231,24 +309,6 @@ fn content_length(length: usize) -> HeaderValue {
     let _ = write!(rest, "{length}");
     let written = 20 - rest.len();
     HeaderValue::from_bytes(&digits[..written]).unwrap_or_else(|_| HeaderValue::from(length))
-}
-
-impl Route {
-    /// Points `request` at this URL in the form `lease`'s connection needs.
-    fn aim(&self, request: &mut Request<Body>, lease: &Lease) {
-        if lease.is_h2() {
-            *request.uri_mut() = self.absolute.clone();
-            request.headers_mut().remove(HOST);
-        } else {
-            let target = if lease.proxied {
-                &self.absolute
-            } else {
-                &self.origin_form
-            };
-            *request.uri_mut() = target.clone();
-            request.headers_mut().insert(HOST, self.host.clone());
-        }
-    }
 }
 
 /// `url`'s path and query, as an HTTP/1.1 request names it to the server itself.
@@ -426,6 +486,29 @@ fn connect_failure(err: BoxError) -> TransportError {
     let mut failure = TransportError::new(kind, message);
     failure.source = Some(Arc::from(err));
     failure
+}
+
+/// A failure of an HTTP/1.1 exchange.
+fn h1_failure(err: H1Error, limit: u64) -> TransportError {
+    match err {
+        H1Error::TooLarge {
+            status,
+            stated,
+            prefix,
+        } => too_large(
+            status,
+            limit,
+            prefix,
+            match stated {
+                Some(length) => format!("{length} bytes"),
+                None => "more than that (no length given)".to_owned(),
+            },
+        ),
+        err => {
+            let (message, _) = describe(&err);
+            TransportError::new(ErrorKind::Transport, message).with_source(err)
+        }
+    }
 }
 
 /// A failure on an open connection (a reset, a broken answer).

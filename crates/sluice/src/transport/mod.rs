@@ -1,9 +1,10 @@
 //! Sending one attempt: the URLs, the headers every request shares and the key (marked
-//! sensitive), the time an attempt may take, over a wire that is HTTP (hyper) in
+//! sensitive), the time an attempt may take, over a wire that is HTTP (`h1`, or hyper for HTTP/2) in
 //! production or a service in memory ([`HttpService`]) in tests.
 
 mod dial;
 mod dialect;
+mod h1;
 mod http_wire;
 mod pool;
 mod service;

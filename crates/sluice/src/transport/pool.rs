@@ -1,5 +1,6 @@
-//! Connections kept open and lent to one request at a time (HTTP/1.1) or shared by all
-//! (HTTP/2, where the server offers it by ALPN), over hyper's connection API.
+//! Connections kept open and lent to one request at a time (HTTP/1.1, spoken by
+//! [`super::h1`]) or shared by all (HTTP/2, where the server offers it by ALPN, over
+//! hyper's connection API).
 //!
 //! Why not hyper-util's pooled client: for every request it clones its connector, hashes
 //! the host into its pool's map under a lock, races a checkout against a connect it
@@ -9,19 +10,17 @@
 //! URL forms and `Host` are made once per URL ([`super::http_wire`]), and a connection is
 //! dialled only when none is idle.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response, Uri};
 use http_body_util::Full;
-use hyper::body::{Frame, Incoming};
-use hyper::client::conn::{TrySendError, http1, http2};
+use hyper::body::Incoming;
+use hyper::client::conn::{TrySendError, http2};
 use hyper_rustls::{HttpsConnector, MaybeHttpsStream};
 use hyper_util::client::legacy::connect::Connection as _;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::time::Instant;
 
 use super::dial::{BoxError, Conn, Dialer, dial};
@@ -58,66 +57,14 @@ struct Kept {
 }
 
 struct Idle {
-    connection: H1,
+    connection: Box<H1>,
     proxied: bool,
     since: Instant,
 }
 
-/// An HTTP/1.1 connection: where requests are handed, and the future that writes them
-/// and reads their answers. That future is polled by the request the connection is lent
-/// to, inside its own task, rather than spawned as a task of its own: the request and its
-/// answer then need no hand-off between two tasks (a channel, a wake-up and a turn of the
-/// runtime's queue each way, often across its threads). While idle nothing polls it; a
-/// close by the server meanwhile is seen when it is next lent.
-struct H1 {
-    sender: http1::SendRequest<Body>,
-    driver: Driver,
-}
-
-/// The future of an HTTP/1.1 connection, and whether it has finished.
-struct Driver {
-    future: Pin<Box<http1::Connection<MaybeHttpsStream<Conn>, Body>>>,
-    /// The connection is closed (by the server, or after an error that reaches the
-    /// request), and its future is not polled again.
-    ended: bool,
-}
-
-impl Driver {
-    /// Moves the connection on as far as it goes now.
-    fn advance(&mut self, cx: &mut std::task::Context<'_>) {
-        if !self.ended && self.future.as_mut().poll(cx).is_ready() {
-            self.ended = true;
-        }
-    }
-
-    /// Awaits `work` while moving the connection on.
-    async fn drive<F: Future>(&mut self, work: F) -> F::Output {
-        let mut work = std::pin::pin!(work);
-        std::future::poll_fn(|cx| {
-            self.advance(cx);
-            work.as_mut().poll(cx)
-        })
-        .await
-    }
-
-    /// Lets the connection finish what its last answer left it (an answer that said
-    /// `Connection: close` closes it now, one that did not makes it ready for the next
-    /// request), as far as it can without waiting: polled once, with no task to wake, as
-    /// it goes idle.
-    fn wind_up(&mut self) {
-        self.advance(&mut std::task::Context::from_waker(std::task::Waker::noop()));
-    }
-}
-
-impl H1 {
-    /// Waits until the connection takes a request, driving it meanwhile.
-    async fn ready(&mut self) -> hyper::Result<()> {
-        let sender = &mut self.sender;
-        self.driver
-            .drive(std::future::poll_fn(|cx| sender.poll_ready(cx)))
-            .await
-    }
-}
+/// An HTTP/1.1 connection, spoken by [`super::h1`] inside the task of the request it is
+/// lent to.
+pub(super) type H1 = super::h1::H1<TokioIo<MaybeHttpsStream<Conn>>>;
 
 /// A connection lent to one request.
 pub(super) struct Lease {
@@ -131,7 +78,9 @@ pub(super) struct Lease {
 }
 
 enum Sender {
-    H1(H1),
+    /// Boxed: a TLS connection holds some 2 KB of state, which the future of every
+    /// request holding the lease would otherwise carry and move.
+    H1(Box<H1>),
     H2(http2::SendRequest<Body>),
 }
 
@@ -160,36 +109,23 @@ impl Origin {
 }
 
 impl Lease {
-    /// Whether the connection speaks HTTP/2 (the request then names its whole URL and
-    /// no `Host`).
-    pub(super) fn is_h2(&self) -> bool {
-        matches!(self.sender, Sender::H2(_))
+    /// The HTTP/1.1 connection, unless the connection speaks HTTP/2.
+    pub(super) fn h1(&mut self) -> Option<&mut H1> {
+        match &mut self.sender {
+            Sender::H1(h1) => Some(h1),
+            Sender::H2(_) => None,
+        }
     }
 
-    /// Sends `request`; if the connection closed before it was sent, the error gives it
-    /// back.
-    pub(super) async fn send(
+    /// Sends `request` over HTTP/2; if the connection closed before it was sent, the
+    /// error gives it back.
+    pub(super) async fn send_h2(
         &mut self,
         request: Request<Body>,
     ) -> Result<Response<Incoming>, TrySendError<Request<Body>>> {
         match &mut self.sender {
-            Sender::H1(h1) => {
-                let sent = h1.sender.try_send_request(request);
-                h1.driver.drive(sent).await
-            }
             Sender::H2(sender) => sender.try_send_request(request).await,
-        }
-    }
-
-    /// The next frame of an answer's body on this connection.
-    pub(super) async fn frame(
-        &mut self,
-        body: &mut Incoming,
-    ) -> Option<Result<Frame<Bytes>, hyper::Error>> {
-        use http_body_util::BodyExt as _;
-        match &mut self.sender {
-            Sender::H1(h1) => h1.driver.drive(body.frame()).await,
-            Sender::H2(_) => body.frame().await,
+            Sender::H1(_) => unreachable!("send_h2 is called on HTTP/2 connections only"),
         }
     }
 }
@@ -209,7 +145,7 @@ impl Pool {
 
     /// A connection to `origin`: the shared HTTP/2 one, an idle one, or a new one.
     pub(super) async fn lease(&self, origin: &Origin) -> Result<Lease, BoxError> {
-        match self.reuse(origin).await {
+        match self.reuse(origin) {
             Some(lease) => Ok(lease),
             // Boxed: dialling holds a TLS and HTTP/2 handshake, some 11 KB that every
             // request's future would otherwise carry, and copy, for a step taken once a
@@ -218,15 +154,12 @@ impl Pool {
         }
     }
 
-    /// Takes back the connection of a request whose answer was read to the end.
+    /// Takes back the connection of a request whose answer was read to the end and left
+    /// it able to carry another.
     pub(super) fn give_back(&self, origin: &Origin, lease: Lease) {
-        let Sender::H1(mut connection) = lease.sender else {
+        let Sender::H1(connection) = lease.sender else {
             return; // the shared HTTP/2 connection stays where it is
         };
-        connection.driver.wind_up();
-        if connection.driver.ended || connection.sender.is_closed() {
-            return;
-        }
         let mut kept = origin.kept();
         if kept.idle.len() < self.max_idle {
             kept.idle.push(Idle {
@@ -237,7 +170,7 @@ impl Pool {
         }
     }
 
-    async fn reuse(&self, origin: &Origin) -> Option<Lease> {
+    fn reuse(&self, origin: &Origin) -> Option<Lease> {
         loop {
             let idle = {
                 let mut kept = origin.kept();
@@ -258,9 +191,8 @@ impl Pool {
                 continue; // dropped, which closes it
             }
             let mut connection = idle.connection;
-            // Ready at once unless the connection is still winding up its last answer;
-            // an error means the server closed it.
-            if connection.ready().await.is_ok() {
+            // A connection the server closed while it was idle reads as ready.
+            if connection.is_open() {
                 let lease = Lease {
                     sender: Sender::H1(connection),
                     proxied: idle.proxied,
@@ -294,15 +226,8 @@ impl Pool {
                 reused: false,
             });
         }
-        let (sender, driver) = http1::handshake(io).await?;
         Ok(Lease {
-            sender: Sender::H1(H1 {
-                sender,
-                driver: Driver {
-                    future: Box::pin(driver),
-                    ended: false,
-                },
-            }),
+            sender: Sender::H1(Box::new(H1::new(TokioIo::new(io)))),
             proxied: connected.is_proxied(),
             reused: false,
         })
