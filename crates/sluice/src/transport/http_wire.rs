@@ -126,7 +126,7 @@ impl HttpWire {
         &self,
         at: usize,
         body: Bytes,
-        id: Option<HeaderValue>,
+        id: Option<&str>,
         limit: u64,
     ) -> Result<Reply, TransportError> {
         let route = &self.routes[at];
@@ -139,7 +139,7 @@ impl HttpWire {
             let (proxied, reused) = (lease.proxied, lease.reused);
             let sent = match lease.h1() {
                 Some(h1) => {
-                    self.write_head(h1.head(), route, proxied, body.len(), id.as_ref());
+                    self.write_head(h1.head(), route, proxied, body.len(), id);
                     match h1.exchange(&body, limit).await {
                         Ok(answer) => {
                             if answer.reusable {
@@ -152,10 +152,7 @@ impl HttpWire {
                         Err(e) => return Err(h1_failure(e, limit)),
                     }
                 }
-                None => {
-                    self.send_h2(route, lease, &body, id.as_ref(), limit)
-                        .await?
-                }
+                None => self.send_h2(route, lease, &body, id, limit).await?,
             };
             if let Some(reply) = sent {
                 return Ok(reply);
@@ -173,7 +170,7 @@ impl HttpWire {
         route: &Route,
         proxied: bool,
         length: usize,
-        id: Option<&HeaderValue>,
+        id: Option<&str>,
     ) {
         out.extend_from_slice(b"POST ");
         if proxied {
@@ -191,7 +188,8 @@ impl HttpWire {
         };
         for (name, value) in &self.headers {
             if name == CONTENT_LENGTH {
-                line(b"content-length", content_length(length).as_bytes());
+                let mut digits = [0u8; 20];
+                line(b"content-length", decimal(length, &mut digits));
             } else if name == HOST {
                 line(b"host", route.host.as_bytes());
             } else if name == CLIENT_REQUEST_ID {
@@ -217,7 +215,7 @@ impl HttpWire {
         route: &Route,
         mut lease: Lease,
         body: &Bytes,
-        id: Option<&HeaderValue>,
+        id: Option<&str>,
         limit: u64,
     ) -> Result<Option<Reply>, TransportError> {
         let mut request = Request::new(Full::new(body.clone()));
@@ -227,14 +225,14 @@ impl HttpWire {
         *headers = self.headers.clone();
         headers.remove(HOST);
         headers.insert(CONTENT_LENGTH, content_length(body.len()));
-        match id {
-            Some(id) => {
-                headers.insert(CLIENT_REQUEST_ID, id.clone());
+        match id.map(HeaderValue::from_str) {
+            Some(Ok(id)) => {
+                headers.insert(CLIENT_REQUEST_ID, id);
             }
-            None if self.id_slot => {
+            _ if self.id_slot => {
                 headers.remove(CLIENT_REQUEST_ID);
             }
-            None => {}
+            _ => {}
         }
         let response = match lease.send_h2(request).await {
             Ok(response) => response,
@@ -300,15 +298,21 @@ impl HttpWire {
     }
 }
 
+/// `n` in decimal digits, written into `digits`.
+fn decimal(n: usize, digits: &mut [u8; 20]) -> &[u8] {
+    use std::io::Write as _;
+    let mut rest = &mut digits[..];
+    let _ = write!(rest, "{n}");
+    let written = 20 - rest.len();
+    &digits[..written]
+}
+
 /// A `Content-Length` value, made with one allocation (`HeaderValue::from(usize)` takes
 /// two).
 fn content_length(length: usize) -> HeaderValue {
-    use std::io::Write as _;
     let mut digits = [0u8; 20];
-    let mut rest = &mut digits[..];
-    let _ = write!(rest, "{length}");
-    let written = 20 - rest.len();
-    HeaderValue::from_bytes(&digits[..written]).unwrap_or_else(|_| HeaderValue::from(length))
+    HeaderValue::from_bytes(decimal(length, &mut digits))
+        .unwrap_or_else(|_| HeaderValue::from(length))
 }
 
 /// `url`'s path and query, as an HTTP/1.1 request names it to the server itself.

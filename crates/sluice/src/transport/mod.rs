@@ -236,7 +236,7 @@ impl Transport {
     /// One attempt: the whole answer within the time allowed, or what stopped it.
     pub(crate) async fn send(&self, request: &Request) -> Result<Reply, TransportError> {
         let url = &self.urls[request.endpoint.index()];
-        let id = HeaderValue::from_str(&request.custom_id).ok();
+        let id = header_safe(&request.custom_id);
         let body = request.body.clone();
         let limit = self.max_response_bytes;
         let attempt = async {
@@ -254,6 +254,15 @@ impl Transport {
                 ))
             })
     }
+}
+
+/// `id` if it can be a header value (no control character but tab, the rule
+/// `HeaderValue::from_str` applies), checked without making one: over HTTP/1.1 the id is
+/// written as it is. A request whose id cannot be a header goes without one.
+fn header_safe(id: &str) -> Option<&str> {
+    id.bytes()
+        .all(|b| (b >= b' ' && b != 0x7f) || b == b'\t')
+        .then_some(id)
 }
 
 /// What every request says it is: providers and gateways log it, and some refuse
@@ -375,6 +384,27 @@ fn too_large(status: u16, limit: u64, prefix: Bytes, seen: String) -> TransportE
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_id_is_header_safe_exactly_when_it_can_be_a_header_value() {
+        let mut ids: Vec<String> = (0u32..0x250)
+            .filter_map(char::from_u32)
+            .map(|c| format!("id{c}x"))
+            .collect();
+        ids.extend([
+            "".into(),
+            "plain-123".into(),
+            "tab\tin".into(),
+            "日本".into(),
+        ]);
+        for id in &ids {
+            assert_eq!(
+                header_safe(id).is_some(),
+                HeaderValue::from_str(id).is_ok(),
+                "{id:?}"
+            );
+        }
+    }
 
     #[test]
     fn keys_are_trimmed_and_credential_headers_recognised() {

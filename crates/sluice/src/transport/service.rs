@@ -66,14 +66,14 @@ impl ServiceWire {
         &self,
         url: &Uri,
         body: Bytes,
-        id: Option<HeaderValue>,
+        id: Option<&str>,
         limit: u64,
     ) -> Result<Reply, TransportError> {
         let mut request = http::Request::post(url.clone())
             .body(body)
             .map_err(|e| TransportError::new(ErrorKind::Transport, e.to_string()))?;
         *request.headers_mut() = self.headers.clone();
-        if let Some(id) = id {
+        if let Some(Ok(id)) = id.map(HeaderValue::from_str) {
             request.headers_mut().insert(CLIENT_REQUEST_ID, id);
         }
         let response = self.service.call(request).await?;
