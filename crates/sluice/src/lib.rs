@@ -95,6 +95,7 @@ pub mod estimate;
 pub mod events;
 pub mod fleet;
 pub mod halt;
+mod head;
 pub mod input;
 pub mod journal;
 mod json_text;

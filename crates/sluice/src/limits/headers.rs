@@ -13,6 +13,8 @@ use std::time::{Duration, SystemTime};
 
 use http::header::HeaderMap;
 
+use crate::head::{self, Header};
+
 /// One budget as the headers describe it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct BudgetHeaders {
@@ -59,18 +61,22 @@ impl RateHeaders {
 
     /// Reads whichever provider's headers are present (OpenAI's first).
     pub fn parse(headers: &HeaderMap, now: SystemTime) -> Self {
-        // One pass over the headers instead of a lookup (and a hash) for each of the twelve
-        // names: most answers carry a dozen headers, and no name needs more than a compare.
+        Self::parse_head(&head::of_map(headers), now)
+    }
+
+    /// [`RateHeaders::parse`] over an answer's headers however they were parsed.
+    pub(crate) fn parse_head(headers: &[Header<'_>], now: SystemTime) -> Self {
+        // One pass over the headers instead of a lookup for each of the eighteen names:
+        // most answers carry a dozen headers, and no name needs more than a compare.
         let mut found: [Option<&str>; NAMES.len()] = [None; NAMES.len()];
-        for (name, value) in headers {
-            let name = name.as_str();
-            if !(name.starts_with("x-ratelimit-") || name.starts_with("anthropic-ratelimit-")) {
+        for header in headers {
+            if !(header.starts_with("x-ratelimit-") || header.starts_with("anthropic-ratelimit-")) {
                 continue;
             }
-            if let Some(i) = NAMES.iter().position(|n| *n == name)
+            if let Some(i) = NAMES.iter().position(|n| header.is(n))
                 && found[i].is_none()
             {
-                found[i] = value.to_str().ok().map(str::trim);
+                found[i] = header.text();
             }
         }
         let budget = |at: usize| {

@@ -16,6 +16,7 @@ pub use budget::RetryBudget;
 pub use classify::{Verdict, classify, is_overload};
 pub use decide::{Decision, Failure, GiveUp, decide};
 pub use retry_after::{retry_after, retry_after_in_text, should_retry};
+pub(crate) use retry_after::{retry_after_in, should_retry_in};
 
 /// How a request is retried.
 #[derive(Debug, Clone, Copy, PartialEq)]

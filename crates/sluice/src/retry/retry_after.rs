@@ -5,22 +5,28 @@ use std::time::{Duration, SystemTime};
 
 use http::header::HeaderMap;
 
+use crate::head::{self, Header};
+
 /// Reads the retry delay the server asked for: `retry-after-ms`, then `retry-after`
 /// (seconds or an HTTP date), then the same headers with a prefix (`x-upstream-retry-after`),
 /// which gateways and proxies add when they forward the upstream's answer. Negative,
 /// unparseable or absurd values are ignored.
 pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    retry_after_in(&head::of_map(headers), now)
+}
+
+/// [`retry_after`] over an answer's headers however they were parsed.
+pub(crate) fn retry_after_in(headers: &[Header<'_>], now: SystemTime) -> Option<Duration> {
     // Best first: plain before prefixed, milliseconds before seconds.
     let mut best: Option<(u8, Duration)> = None;
-    for (name, value) in headers {
-        let name = name.as_str();
-        let (rank, millis) = if name == "retry-after-ms" {
+    for header in headers {
+        let (rank, millis) = if header.is("retry-after-ms") {
             (0, true)
-        } else if name == "retry-after" {
+        } else if header.is("retry-after") {
             (1, false)
-        } else if name.ends_with("-retry-after-ms") {
+        } else if header.ends_with("-retry-after-ms") {
             (2, true)
-        } else if name.ends_with("-retry-after") {
+        } else if header.ends_with("-retry-after") {
             (3, false)
         } else {
             continue;
@@ -28,7 +34,7 @@ pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
         if best.is_some_and(|(r, _)| r <= rank) {
             continue;
         }
-        let Some(text) = value.to_str().ok().map(str::trim) else {
+        let Some(text) = header.text() else {
             continue;
         };
         let delay = if millis {
@@ -105,7 +111,12 @@ fn try_again_in(body: &[u8]) -> Option<Duration> {
 
 /// `x-should-retry: true|false`, which overrides what the status says.
 pub fn should_retry(headers: &HeaderMap) -> Option<bool> {
-    match headers.get("x-should-retry")?.to_str().ok()?.trim() {
+    should_retry_in(&head::of_map(headers))
+}
+
+/// [`should_retry`] over an answer's headers however they were parsed.
+pub(crate) fn should_retry_in(headers: &[Header<'_>]) -> Option<bool> {
+    match head::find(headers, "x-should-retry")? {
         "true" => Some(true),
         "false" => Some(false),
         _ => None,

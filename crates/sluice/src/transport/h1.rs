@@ -14,8 +14,10 @@ use std::io::{self, IoSlice};
 use std::task::{Context, Waker};
 
 use bytes::{Buf, Bytes, BytesMut};
-use http::{HeaderMap, HeaderName, HeaderValue};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+
+use super::Reply;
+use crate::head::{self, Header};
 
 /// The most headers an answer may have (hyper's limit).
 const MAX_HEADERS: usize = 100;
@@ -35,9 +37,8 @@ pub(super) struct H1<S> {
 
 /// An answer read to its end.
 pub(super) struct Answer {
-    pub status: u16,
-    pub headers: HeaderMap,
-    pub body: Bytes,
+    /// What its head said, and its body.
+    pub reply: Reply,
     /// The connection can carry another request: the answer was framed (by a length or
     /// chunks), the server did not say `Connection: close`, and nothing followed it.
     pub reusable: bool,
@@ -110,7 +111,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> H1<S> {
     pub(super) async fn exchange(&mut self, body: &[u8], limit: u64) -> Result<Answer, H1Error> {
         self.write(body).await?;
         loop {
-            let (status, headers, framing, keep_alive) = self.read_head().await?;
+            let (head, framing, keep_alive) = self.read_head().await?;
+            let status = head.status;
             if (100..200).contains(&status) && status != 101 {
                 continue; // an interim answer (100 Continue, 103 Early Hints)
             }
@@ -129,9 +131,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> H1<S> {
                 Framing::UntilClose => self.read_to_close(status, limit).await?,
             };
             return Ok(Answer {
-                status,
-                headers,
-                body,
+                reply: head.with_body(body),
                 reusable: keep_alive && framed && self.read.is_empty(),
             });
         }
@@ -176,7 +176,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> H1<S> {
         Ok(self.io.read_buf(&mut self.read).await? > 0)
     }
 
-    async fn read_head(&mut self) -> Result<(u16, HeaderMap, Framing, bool), H1Error> {
+    async fn read_head(&mut self) -> Result<(Reply, Framing, bool), H1Error> {
         loop {
             if !self.read.is_empty() {
                 let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
@@ -319,22 +319,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> H1<S> {
     }
 }
 
-/// The status, headers, body framing and keep-alive of a parsed head.
-fn head_of(
-    response: &httparse::Response<'_, '_>,
-) -> Result<(u16, HeaderMap, Framing, bool), H1Error> {
+/// What a parsed head says, its body's framing and whether the connection stays open.
+fn head_of(response: &httparse::Response<'_, '_>) -> Result<(Reply, Framing, bool), H1Error> {
     let status = response.code.unwrap_or_default();
-    let mut headers = HeaderMap::with_capacity(response.headers.len());
+    let mut headers = head::Borrowed::new();
     let mut length: Option<u64> = None;
     let mut chunked = false;
     let mut encoded = false;
     let mut close = response.version != Some(1);
     for h in response.headers.iter() {
-        let name = HeaderName::from_bytes(h.name.as_bytes())
-            .map_err(|_| H1Error::Malformed("a header name is not valid"))?;
-        let value = HeaderValue::from_bytes(h.value)
-            .map_err(|_| H1Error::Malformed("a header value is not valid"))?;
-        if name == http::header::CONTENT_LENGTH {
+        let header = Header::new(h.name, h.value);
+        headers.push(header);
+        if header.is("content-length") {
             let n = std::str::from_utf8(h.value)
                 .ok()
                 .and_then(|v| v.trim().parse::<u64>().ok())
@@ -343,11 +339,11 @@ fn head_of(
                 return Err(H1Error::Malformed("it states two different lengths"));
             }
             length = Some(n);
-        } else if name == http::header::TRANSFER_ENCODING {
+        } else if header.is("transfer-encoding") {
             encoded = true;
             // Only the last coding decides whether the body is chunked.
             chunked = last_token(h.value).eq_ignore_ascii_case(b"chunked");
-        } else if name == http::header::CONNECTION {
+        } else if header.is("connection") {
             for token in h.value.split(|&b| b == b',') {
                 let token = token.trim_ascii();
                 if token.eq_ignore_ascii_case(b"close") {
@@ -357,7 +353,6 @@ fn head_of(
                 }
             }
         }
-        headers.append(name, value);
     }
     // After a switch of protocols the connection no longer speaks HTTP; an answer that
     // states both a length and a transfer coding may have been smuggled past something
@@ -382,7 +377,7 @@ fn head_of(
     } else {
         Framing::UntilClose
     };
-    Ok((status, headers, framing, !close))
+    Ok((Reply::from_head(status, &headers), framing, !close))
 }
 
 fn last_token(value: &[u8]) -> &[u8] {
@@ -462,14 +457,15 @@ mod tests {
         for buffer in [1, 7, 64 * 1024] {
             let (answer, _) = exchange(
                 buffer,
-                b"HTTP/1.1 200 OK\r\nx-ratelimit-remaining-requests: 9\r\ncontent-length: 5\r\n\r\nhello",
+                b"HTTP/1.1 200 OK\r\nX-RateLimit-Remaining-Requests: 9\r\nx-request-id: req-1\r\ncontent-length: 5\r\n\r\nhello",
                 false,
             )
             .await;
             let answer = answer.unwrap();
-            assert_eq!(answer.status, 200);
-            assert_eq!(&answer.body[..], b"hello");
-            assert_eq!(answer.headers["x-ratelimit-remaining-requests"], "9");
+            assert_eq!(answer.reply.status, 200);
+            assert_eq!(&answer.reply.body[..], b"hello");
+            assert_eq!(answer.reply.rate.requests.remaining, Some(9));
+            assert_eq!(answer.reply.request_id.as_deref(), Some("req-1"));
             assert!(answer.reusable, "buffer {buffer}");
         }
     }
@@ -484,7 +480,11 @@ mod tests {
             )
             .await;
             let answer = answer.unwrap();
-            assert_eq!(&answer.body[..], b"abc0123456789abcdef", "buffer {buffer}");
+            assert_eq!(
+                &answer.reply.body[..],
+                b"abc0123456789abcdef",
+                "buffer {buffer}"
+            );
             assert!(answer.reusable);
         }
     }
@@ -502,7 +502,7 @@ mod tests {
         for (wire, body) in cases {
             let (answer, _) = exchange(64, wire, true).await;
             let answer = answer.unwrap();
-            assert_eq!(&answer.body[..], body);
+            assert_eq!(&answer.reply.body[..], body);
             assert!(!answer.reusable, "{}", String::from_utf8_lossy(wire));
         }
     }
@@ -516,8 +516,8 @@ mod tests {
         )
         .await;
         let answer = answer.unwrap();
-        assert_eq!(answer.status, 204);
-        assert!(answer.body.is_empty());
+        assert_eq!(answer.reply.status, 204);
+        assert!(answer.reply.body.is_empty());
         assert!(answer.reusable);
     }
 
@@ -560,7 +560,7 @@ mod tests {
                 stated: None,
                 prefix,
             }) => assert_eq!(&prefix[..], &[b'x'; super::super::TOO_LARGE_PREFIX][..]),
-            other => panic!("{:?}", other.map(|a| a.status)),
+            other => panic!("{:?}", other.map(|a| a.reply.status)),
         }
         server.await.unwrap();
     }
@@ -580,7 +580,7 @@ mod tests {
                 prefix,
                 ..
             }) => assert_eq!(&prefix[..], &[b'z'; super::super::TOO_LARGE_PREFIX][..]),
-            other => panic!("{:?}", other.map(|a| a.status)),
+            other => panic!("{:?}", other.map(|a| a.reply.status)),
         }
         server.await.unwrap();
     }

@@ -145,8 +145,7 @@ impl HttpWire {
                             if answer.reusable {
                                 self.pool.give_back(&route.origin, lease);
                             }
-                            let head = Reply::from_head(answer.status, &answer.headers);
-                            return Ok(head.with_body(answer.body));
+                            return Ok(answer.reply);
                         }
                         Err(H1Error::Unsent(_)) if reused => None,
                         Err(e) => return Err(h1_failure(e, limit)),
@@ -254,7 +253,7 @@ impl HttpWire {
                 format!("{length} bytes"),
             ));
         }
-        let head = Reply::from_head(status, response.headers());
+        let head = Reply::from_head(status, &crate::head::of_map(response.headers()));
         let mut body = response.into_body();
         // Read chunk by chunk so a body without a length (or an endless one) is cut off at
         // the limit instead of filling memory. One chunk, the usual case, is kept as it

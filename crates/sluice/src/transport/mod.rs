@@ -18,9 +18,10 @@ use http::Uri;
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 
 use crate::error::{ConfigError, ErrorKind};
+use crate::head::{self, Header};
 use crate::limits::RateHeaders;
 use crate::request::{Endpoint, Request};
-use crate::retry::{retry_after, should_retry};
+use crate::retry::{retry_after_in, should_retry_in};
 
 pub use dialect::{ANTHROPIC_VERSION, Provider, sends_503_for_overload};
 use http_wire::HttpWire;
@@ -312,26 +313,20 @@ fn shared_headers(config: &TransportConfig) -> Result<HeaderMap, ConfigError> {
 
 impl Reply {
     /// What the status line and headers say; the body comes with [`Reply::with_body`].
-    pub(crate) fn from_head(status: u16, headers: &HeaderMap) -> Reply {
+    pub(crate) fn from_head(status: u16, headers: &[Header<'_>]) -> Reply {
         let now = SystemTime::now();
-        let text = |name| {
-            headers
-                .get(name)
-                .and_then(|v: &HeaderValue| v.to_str().ok())
-                .map(str::to_owned)
-        };
+        let text = |name| head::find(headers, name).map(str::to_owned);
         Reply {
             status,
-            retry_after: retry_after(headers, now),
-            should_retry: should_retry(headers),
+            retry_after: retry_after_in(headers, now),
+            should_retry: should_retry_in(headers),
             // OpenAI's `x-request-id`, Anthropic's `request-id`.
-            request_id: text(HeaderName::from_static("x-request-id"))
-                .or_else(|| text(HeaderName::from_static("request-id"))),
+            request_id: text("x-request-id").or_else(|| text("request-id")),
             body: Bytes::new(),
-            rate: RateHeaders::parse(headers, now),
+            rate: RateHeaders::parse_head(headers, now),
             location: (300..400)
                 .contains(&status)
-                .then(|| text(http::header::LOCATION))
+                .then(|| text("location"))
                 .flatten(),
         }
     }

@@ -78,7 +78,7 @@ impl ServiceWire {
         }
         let response = self.service.call(request).await?;
         let status = response.status().as_u16();
-        let head = Reply::from_head(status, response.headers());
+        let head = Reply::from_head(status, &crate::head::of_map(response.headers()));
         let body = response.into_body();
         if body.len() as u64 > limit {
             return Err(too_large(
