@@ -1,6 +1,8 @@
 //! HTTP/1.1 spoken here, one request at a time on a connection: the request's head and
 //! body written in one vectored write, the answer's head parsed by httparse (hyper's own
-//! parser), its body read by the length it states, in chunks, or to the close.
+//! parser), its body read by the length it states, in chunks, or to the close. An answer a
+//! server gave before taking the whole body (a 413, say) is read rather than the broken
+//! write reported.
 //!
 //! Why not hyper's HTTP/1.1 connection: a request on it goes through a dispatch channel
 //! to the connection's future and its answer comes back through a oneshot, with the
@@ -109,7 +111,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> H1<S> {
     /// Writes the head last put in [`Self::head`] and `body`, and reads the answer, whose
     /// body may be at most `limit` bytes.
     pub(super) async fn exchange(&mut self, body: &[u8], limit: u64) -> Result<Answer, H1Error> {
-        self.write(body).await?;
+        match self.write(body).await {
+            Ok(()) => self.read_answer(limit).await,
+            // A server may answer and close before it has taken the whole body (a 413 for
+            // a body too large): what it said is worth more than the broken write.
+            Err(broken @ H1Error::Io(_)) => match self.read_answer(limit).await {
+                Ok(answer) => Ok(Answer {
+                    reusable: false,
+                    ..answer
+                }),
+                Err(_) => Err(broken),
+            },
+            Err(unsent) => Err(unsent),
+        }
+    }
+
+    /// Reads the answer to the request just written.
+    async fn read_answer(&mut self, limit: u64) -> Result<Answer, H1Error> {
         loop {
             let (head, framing, keep_alive) = self.read_head().await?;
             let status = head.status;
@@ -630,6 +648,28 @@ mod tests {
             h1.exchange(b"ping", LIMIT).await,
             Err(H1Error::Unsent(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn an_answer_given_before_the_whole_body_was_taken_is_read_not_the_broken_write() {
+        let (client, mut server) = duplex(1024);
+        let task = tokio::spawn(async move {
+            let mut head = vec![0u8; HEAD.len()];
+            server.read_exact(&mut head).await.unwrap();
+            server
+                .write_all(b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 3\r\n\r\nbig")
+                .await
+                .unwrap();
+            // Gone without reading the body.
+        });
+        let mut h1 = H1::new(client);
+        request(&mut h1);
+        let body = vec![b'x'; 1 << 20];
+        let answer = h1.exchange(&body, LIMIT).await.unwrap();
+        task.await.unwrap();
+        assert_eq!(answer.reply.status, 413);
+        assert_eq!(&answer.reply.body[..], b"big");
+        assert!(!answer.reusable);
     }
 
     #[tokio::test]
