@@ -255,12 +255,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> H1<S> {
                 return Ok(Bytes::from(body));
             }
             if body.len() as u64 + size > limit {
-                body.truncate(super::TOO_LARGE_PREFIX);
-                return Err(H1Error::TooLarge {
-                    status,
-                    stated: None,
-                    prefix: Bytes::from(body),
-                });
+                // The start of this chunk too, as far as it has arrived.
+                let more = super::TOO_LARGE_PREFIX.saturating_sub(body.len());
+                body.extend_from_slice(&self.read[..more.min(self.read.len()).min(size as usize)]);
+                return Err(over_limit(status, body));
             }
             let mut left = size as usize;
             while left > 0 {
@@ -323,17 +321,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> H1<S> {
             body.extend_from_slice(&self.read);
             self.read.clear();
             if body.len() as u64 > limit {
-                body.truncate(super::TOO_LARGE_PREFIX);
-                return Err(H1Error::TooLarge {
-                    status,
-                    stated: None,
-                    prefix: Bytes::from(body),
-                });
+                return Err(over_limit(status, body));
             }
             if !self.fill().await? {
                 return Ok(Bytes::from(body));
             }
         }
+    }
+}
+
+/// The failure for a body without a stated length that passed the limit, keeping the
+/// first bytes of `start`.
+fn over_limit(status: u16, mut start: Vec<u8>) -> H1Error {
+    start.truncate(super::TOO_LARGE_PREFIX);
+    H1Error::TooLarge {
+        status,
+        stated: None,
+        prefix: Bytes::from(start),
     }
 }
 
@@ -578,6 +582,30 @@ mod tests {
                 stated: None,
                 prefix,
             }) => assert_eq!(&prefix[..], &[b'x'; super::super::TOO_LARGE_PREFIX][..]),
+            other => panic!("{:?}", other.map(|a| a.reply.status)),
+        }
+        server.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_single_chunk_over_the_limit_keeps_its_own_first_bytes() {
+        let one: &'static [u8] = Box::leak(
+            [
+                &b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n1388\r\n"[..],
+                &[b'c'; 5000][..],
+                &b"\r\n0\r\n\r\n"[..],
+            ]
+            .concat()
+            .into_boxed_slice(),
+        );
+        let (mut h1, server) = connection(64 * 1024, SENT, one, false);
+        request(&mut h1);
+        match h1.exchange(b"ping", 3000).await {
+            Err(H1Error::TooLarge {
+                stated: None,
+                prefix,
+                ..
+            }) => assert_eq!(&prefix[..], &[b'c'; super::super::TOO_LARGE_PREFIX][..]),
             other => panic!("{:?}", other.map(|a| a.reply.status)),
         }
         server.await.unwrap();

@@ -18,6 +18,7 @@ use http::{HeaderMap, HeaderValue, Method, Request, Uri};
 use http_body_util::BodyExt as _;
 use http_body_util::Full;
 use hyper::body::Body as _;
+use hyper::client::conn::http2;
 use hyper_rustls::HttpsConnectorBuilder;
 use hyper_util::client::proxy::matcher::Matcher;
 use rustls::pki_types::CertificateDer;
@@ -25,7 +26,7 @@ use rustls::pki_types::pem::PemObject;
 
 use super::dial::{BoxError, Dialer, proxies_from_env};
 use super::h1::H1Error;
-use super::pool::{Lease, Origin, Pool};
+use super::pool::{Body, Origin, Pool, Sender};
 use super::{
     CLIENT_REQUEST_ID, Reply, TOO_LARGE_PREFIX, TransportConfig, TransportError, too_large,
 };
@@ -137,8 +138,8 @@ impl HttpWire {
                 .await
                 .map_err(connect_failure)?;
             let (proxied, reused) = (lease.proxied, lease.reused);
-            let sent = match lease.h1() {
-                Some(h1) => {
+            let sent = match lease.sender() {
+                Sender::H1(h1) => {
                     self.write_head(h1.head(), route, proxied, body.len(), id);
                     match h1.exchange(&body, limit).await {
                         Ok(answer) => {
@@ -151,7 +152,10 @@ impl HttpWire {
                         Err(e) => return Err(h1_failure(e, limit)),
                     }
                 }
-                None => self.send_h2(route, lease, &body, id, limit).await?,
+                Sender::H2(sender) => {
+                    self.send_h2(route, sender, reused, &body, id, limit)
+                        .await?
+                }
             };
             if let Some(reply) = sent {
                 return Ok(reply);
@@ -207,12 +211,14 @@ impl HttpWire {
         out.extend_from_slice(b"\r\n");
     }
 
-    /// One attempt on the shared HTTP/2 connection `lease` holds: the answer, `None` if
-    /// the connection closed before the request left, or what stopped it.
+    /// One attempt on the shared HTTP/2 connection `sender` (`reused` if it carried
+    /// requests before): the answer, `None` if the connection closed before the request
+    /// left, or what stopped it.
     async fn send_h2(
         &self,
         route: &Route,
-        mut lease: Lease,
+        sender: &mut http2::SendRequest<Body>,
+        reused: bool,
         body: &Bytes,
         id: Option<&str>,
         limit: u64,
@@ -233,11 +239,11 @@ impl HttpWire {
             }
             _ => {}
         }
-        let response = match lease.send_h2(request).await {
+        let response = match sender.try_send_request(request).await {
             Ok(response) => response,
             Err(mut refused) => {
                 return match refused.take_message() {
-                    Some(_) if lease.reused => Ok(None),
+                    Some(_) if reused => Ok(None),
                     _ => Err(failure(refused.into_error())),
                 };
             }
@@ -246,12 +252,7 @@ impl HttpWire {
         if let Some(length) = response.body().size_hint().exact()
             && length > limit
         {
-            return Err(too_large(
-                status,
-                limit,
-                Bytes::new(),
-                format!("{length} bytes"),
-            ));
+            return Err(too_large(status, limit, Bytes::new(), Some(length)));
         }
         let head = Reply::from_head(status, &crate::head::of_map(response.headers()));
         let mut body = response.into_body();
@@ -278,7 +279,7 @@ impl HttpWire {
                     status,
                     limit,
                     segments.prefix(TOO_LARGE_PREFIX),
-                    "more than that (no length given)".to_owned(),
+                    None,
                 ));
             }
             if segments.is_empty() {
@@ -498,15 +499,7 @@ fn h1_failure(err: H1Error, limit: u64) -> TransportError {
             status,
             stated,
             prefix,
-        } => too_large(
-            status,
-            limit,
-            prefix,
-            match stated {
-                Some(length) => format!("{length} bytes"),
-                None => "more than that (no length given)".to_owned(),
-            },
-        ),
+        } => too_large(status, limit, prefix, stated),
         err => {
             let (message, _) = describe(&err);
             TransportError::new(ErrorKind::Transport, message).with_source(err)

@@ -362,8 +362,13 @@ impl TransportError {
     }
 }
 
-/// The failure for an answer whose body passes `limit`; `prefix` keeps its start.
-fn too_large(status: u16, limit: u64, prefix: Bytes, seen: String) -> TransportError {
+/// The failure for an answer whose body passes `limit`: the length it `stated`, or none
+/// (chunks, or a body to the close); `prefix` keeps its start.
+fn too_large(status: u16, limit: u64, prefix: Bytes, stated: Option<u64>) -> TransportError {
+    let seen = match stated {
+        Some(length) => format!("{length} bytes"),
+        None => "more than that (no length given)".to_owned(),
+    };
     TransportError {
         kind: ErrorKind::ResponseTooLarge,
         message: format!(

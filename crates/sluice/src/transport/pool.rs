@@ -14,10 +14,9 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Request, Response, Uri};
+use http::Uri;
 use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper::client::conn::{TrySendError, http2};
+use hyper::client::conn::http2;
 use hyper_rustls::{HttpsConnector, MaybeHttpsStream};
 use hyper_util::client::legacy::connect::Connection as _;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -77,7 +76,8 @@ pub(super) struct Lease {
     pub reused: bool,
 }
 
-enum Sender {
+/// A lent connection, by the protocol it speaks.
+pub(super) enum Sender {
     /// Boxed: a TLS connection holds some 2 KB of state, which the future of every
     /// request holding the lease would otherwise carry and move.
     H1(Box<H1>),
@@ -109,24 +109,9 @@ impl Origin {
 }
 
 impl Lease {
-    /// The HTTP/1.1 connection, unless the connection speaks HTTP/2.
-    pub(super) fn h1(&mut self) -> Option<&mut H1> {
-        match &mut self.sender {
-            Sender::H1(h1) => Some(h1),
-            Sender::H2(_) => None,
-        }
-    }
-
-    /// Sends `request` over HTTP/2; if the connection closed before it was sent, the
-    /// error gives it back.
-    pub(super) async fn send_h2(
-        &mut self,
-        request: Request<Body>,
-    ) -> Result<Response<Incoming>, TrySendError<Request<Body>>> {
-        match &mut self.sender {
-            Sender::H2(sender) => sender.try_send_request(request).await,
-            Sender::H1(_) => unreachable!("send_h2 is called on HTTP/2 connections only"),
-        }
+    /// The connection, to send on.
+    pub(super) fn sender(&mut self) -> &mut Sender {
+        &mut self.sender
     }
 }
 

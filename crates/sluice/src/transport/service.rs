@@ -85,7 +85,7 @@ impl ServiceWire {
                 status,
                 limit,
                 body.slice(..TOO_LARGE_PREFIX.min(body.len())),
-                format!("{} bytes", body.len()),
+                Some(body.len() as u64),
             ));
         }
         Ok(head.with_body(body))
