@@ -562,73 +562,53 @@ mod tests {
             })
         ));
         server.await.unwrap();
-        let big: &'static [u8] = Box::leak(
-            [
-                &b"HTTP/1.1 500 Oops\r\ntransfer-encoding: chunked\r\n\r\n"[..],
-                &b"800\r\n"[..],
-                &[b'x'; 0x800][..],
-                &b"\r\n800\r\n"[..],
-                &[b'y'; 0x800][..],
-                &b"\r\n0\r\n\r\n"[..],
-            ]
-            .concat()
-            .into_boxed_slice(),
-        );
-        let (mut h1, server) = connection(64 * 1024, SENT, big, false);
+        let big = [
+            &b"HTTP/1.1 500 Oops\r\ntransfer-encoding: chunked\r\n\r\n"[..],
+            &b"800\r\n"[..],
+            &[b'x'; 0x800][..],
+            &b"\r\n800\r\n"[..],
+            &[b'y'; 0x800][..],
+            &b"\r\n0\r\n\r\n"[..],
+        ];
+        let (status, prefix) = refused_without_length(&big, false, 3000).await;
+        assert_eq!(status, 500);
+        assert_eq!(&prefix[..], &[b'x'; super::super::TOO_LARGE_PREFIX][..]);
+    }
+
+    /// Sends a request to a server answering `parts` (then closing if `close`), refused
+    /// for a body over `limit` with no length stated: the status and the prefix kept.
+    async fn refused_without_length(parts: &[&[u8]], close: bool, limit: u64) -> (u16, Bytes) {
+        let answer: &'static [u8] = Box::leak(parts.concat().into_boxed_slice());
+        let (mut h1, server) = connection(64 * 1024, SENT, answer, close);
         request(&mut h1);
-        match h1.exchange(b"ping", 3000).await {
+        let refused = match h1.exchange(b"ping", limit).await {
             Err(H1Error::TooLarge {
-                status: 500,
+                status,
                 stated: None,
                 prefix,
-            }) => assert_eq!(&prefix[..], &[b'x'; super::super::TOO_LARGE_PREFIX][..]),
+            }) => (status, prefix),
             other => panic!("{:?}", other.map(|a| a.reply.status)),
-        }
+        };
         server.await.unwrap();
+        refused
     }
 
     #[tokio::test]
     async fn a_single_chunk_over_the_limit_keeps_its_own_first_bytes() {
-        let one: &'static [u8] = Box::leak(
-            [
-                &b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n1388\r\n"[..],
-                &[b'c'; 5000][..],
-                &b"\r\n0\r\n\r\n"[..],
-            ]
-            .concat()
-            .into_boxed_slice(),
-        );
-        let (mut h1, server) = connection(64 * 1024, SENT, one, false);
-        request(&mut h1);
-        match h1.exchange(b"ping", 3000).await {
-            Err(H1Error::TooLarge {
-                stated: None,
-                prefix,
-                ..
-            }) => assert_eq!(&prefix[..], &[b'c'; super::super::TOO_LARGE_PREFIX][..]),
-            other => panic!("{:?}", other.map(|a| a.reply.status)),
-        }
-        server.await.unwrap();
+        let one = [
+            &b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n1388\r\n"[..],
+            &[b'c'; 5000][..],
+            &b"\r\n0\r\n\r\n"[..],
+        ];
+        let (_, prefix) = refused_without_length(&one, false, 3000).await;
+        assert_eq!(&prefix[..], &[b'c'; super::super::TOO_LARGE_PREFIX][..]);
     }
 
     #[tokio::test]
     async fn a_body_running_to_the_close_over_the_limit_is_refused() {
-        let long: &'static [u8] = Box::leak(
-            [&b"HTTP/1.1 200 OK\r\n\r\n"[..], &[b'z'; 5000][..]]
-                .concat()
-                .into_boxed_slice(),
-        );
-        let (mut h1, server) = connection(64 * 1024, SENT, long, true);
-        request(&mut h1);
-        match h1.exchange(b"ping", 4000).await {
-            Err(H1Error::TooLarge {
-                stated: None,
-                prefix,
-                ..
-            }) => assert_eq!(&prefix[..], &[b'z'; super::super::TOO_LARGE_PREFIX][..]),
-            other => panic!("{:?}", other.map(|a| a.reply.status)),
-        }
-        server.await.unwrap();
+        let long = [&b"HTTP/1.1 200 OK\r\n\r\n"[..], &[b'z'; 5000][..]];
+        let (_, prefix) = refused_without_length(&long, true, 4000).await;
+        assert_eq!(&prefix[..], &[b'z'; super::super::TOO_LARGE_PREFIX][..]);
     }
 
     #[tokio::test]
