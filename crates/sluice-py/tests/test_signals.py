@@ -6,7 +6,9 @@ import sys
 import time
 
 SCRIPT = r'''
-import asyncio, sys, time, sluice
+import asyncio, faulthandler, sys, time, sluice
+# Should it ever hang, every thread's Python stack goes to stderr and the test shows it.
+faulthandler.dump_traceback_later(20, exit=True)
 sim = sluice.Sim(latency=0.05)
 async def main():
     async with sluice.Client(base_url=sim.base_url, api_key="k", concurrency=8) as client:
@@ -26,13 +28,15 @@ except KeyboardInterrupt:
 
 
 def test_ctrl_c_stops_the_batch_and_nothing_more_is_sent():
-    child = subprocess.Popen([sys.executable, "-c", SCRIPT], stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", SCRIPT], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     assert child.stdout.readline().strip() == "running"
     time.sleep(0.2)
     child.send_signal(signal.SIGINT)
-    out, _ = child.communicate(timeout=30)
+    out, err = child.communicate(timeout=30)
     words = out.split()
-    assert words[0] == "stopped", out
+    assert words[:1] == ["stopped"], (out, err)
     first, later = int(words[1]), int(words[2])
     # A few in flight may still have been answered; nothing is sent after the stop.
-    assert later == first and first < 1_000, out
+    assert later == first and first < 1_000, (out, err)
