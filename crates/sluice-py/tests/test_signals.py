@@ -6,7 +6,10 @@ import sys
 import time
 
 SCRIPT = r'''
-import asyncio, faulthandler, sys, time, sluice
+import asyncio, faulthandler, signal, sys, time, sluice
+# Ctrl-C as at a terminal: a shell that starts the tests in the background (`cmd &`
+# without job control) has its children ignore SIGINT, and Python keeps ignoring it.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 # Should it ever hang, every thread's Python stack goes to stderr and the test shows it.
 faulthandler.dump_traceback_later(20, exit=True)
 sim = sluice.Sim(latency=0.05)
