@@ -113,8 +113,6 @@ impl NativeClient {
                     Some(b) => seconds(b, "burst")?,
                     None => Limits::default().burst,
                 },
-                // An explicit burst holds from the first request.
-                opening_burst: burst.is_none(),
                 algorithm,
             })
             .retry(retry)

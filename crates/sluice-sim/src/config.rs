@@ -8,7 +8,7 @@ use std::num::NonZeroU64;
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::faults::{Fault, FaultPlan};
+use crate::faults::{Fault, FaultPlan, FaultWindow};
 
 /// Errors in a simulator configuration.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -84,6 +84,9 @@ pub struct RateLimits {
     pub window: Window,
     /// Another client's requests a minute, counted against the request limit.
     pub external_load: u64,
+    /// When that other client starts, from the simulator's start (zero: at once): a
+    /// limit that shrinks mid-run, as when another job on the same key begins.
+    pub external_from: Duration,
 }
 
 impl Default for RateLimits {
@@ -96,6 +99,7 @@ impl Default for RateLimits {
             burst: Duration::from_secs(1),
             window: Window::Rolling,
             external_load: 0,
+            external_from: Duration::ZERO,
         }
     }
 }
@@ -166,6 +170,7 @@ pub struct SimConfig {
     pub(crate) latency: Latency,
     pub(crate) max_concurrency: Option<usize>,
     pub(crate) faults: FaultPlan,
+    pub(crate) fault_windows: Vec<FaultWindow>,
     pub(crate) seed: u64,
     pub(crate) models: ModelPolicy,
     pub(crate) max_body_bytes: usize,
@@ -201,6 +206,7 @@ impl Default for SimBuilder {
                 latency: Latency::ZERO,
                 max_concurrency: None,
                 faults: FaultPlan::default(),
+                fault_windows: Vec::new(),
                 seed: 0,
                 models: ModelPolicy::Any,
                 max_body_bytes: 32 * 1024 * 1024,
@@ -260,6 +266,13 @@ impl SimBuilder {
         self
     }
 
+    /// The other client of [`SimBuilder::external_load`] starts this long after the
+    /// simulator (default: at once).
+    pub fn external_from(mut self, after: Duration) -> Self {
+        self.config.limits.external_from = after;
+        self
+    }
+
     /// Send a 429's delay only as `PREFIX-retry-after` (seconds), as proxies forward the
     /// upstream's header, instead of `retry-after` and `retry-after-ms`.
     pub fn retry_after_prefix(mut self, prefix: Option<String>) -> Self {
@@ -295,6 +308,12 @@ impl SimBuilder {
     /// Inject `fault` into this share of requests (drawn with the seed).
     pub fn fault(mut self, fault: Fault, probability: f64) -> Self {
         self.fault_list.push((fault, probability));
+        self
+    }
+
+    /// Inject a fault into a share of the requests received within a span of time.
+    pub fn fault_window(mut self, window: FaultWindow) -> Self {
+        self.config.fault_windows.push(window);
         self
     }
 

@@ -138,6 +138,60 @@ impl FaultPlan {
     }
 }
 
+/// A fault injected into a share of the requests received within a span of time (a
+/// provider-wide overload for ten seconds, say), on top of the [`FaultPlan`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FaultWindow {
+    /// The fault.
+    pub fault: Fault,
+    /// Its probability per request received within the window.
+    pub probability: f64,
+    /// When the window opens, from the simulator's start.
+    pub from: std::time::Duration,
+    /// When it closes.
+    pub until: std::time::Duration,
+}
+
+impl FaultWindow {
+    /// Whether a request received at `at` (since the start) falls in the window.
+    pub fn covers(&self, at: std::time::Duration) -> bool {
+        at >= self.from && at < self.until
+    }
+}
+
+impl FromStr for FaultWindow {
+    type Err = String;
+
+    /// `KIND=P@FROM-UNTIL`, in seconds: `529=0.3@20-30`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let usage =
+            || format!("`{s}`: expected KIND=P@FROM-UNTIL in seconds, for example 529=0.3@20-30");
+        let (spec, span) = s.split_once('@').ok_or_else(usage)?;
+        let (kind, p) = spec.split_once('=').ok_or_else(usage)?;
+        let (from, until) = span.split_once('-').ok_or_else(usage)?;
+        let secs = |v: &str| {
+            v.parse::<f64>()
+                .ok()
+                .and_then(|x| std::time::Duration::try_from_secs_f64(x).ok())
+                .ok_or_else(usage)
+        };
+        let probability: f64 = p.parse().map_err(|_| usage())?;
+        if !(0.0..=1.0).contains(&probability) {
+            return Err(usage());
+        }
+        let (from, until) = (secs(from)?, secs(until)?);
+        if until <= from {
+            return Err(usage());
+        }
+        Ok(FaultWindow {
+            fault: kind.parse()?,
+            probability,
+            from,
+            until,
+        })
+    }
+}
+
 /// The random draws of one request: its fault and its latency jitter.
 pub(crate) struct Draws {
     rng: SmallRng,
@@ -169,6 +223,23 @@ mod tests {
             assert_eq!(fault.to_string().parse::<Fault>().unwrap(), fault);
         }
         assert!("418".parse::<Fault>().is_err());
+    }
+
+    #[test]
+    fn a_fault_window_parses_and_covers_its_span() {
+        let w: FaultWindow = "529=0.3@20-30".parse().unwrap();
+        assert_eq!((w.fault, w.probability), (Fault::Status(529), 0.3));
+        let s = std::time::Duration::from_secs;
+        assert!(!w.covers(s(19)) && w.covers(s(20)) && w.covers(s(29)) && !w.covers(s(30)));
+        for bad in [
+            "529=0.3",
+            "529=2@1-2",
+            "529=0.3@5-5",
+            "teapot=0.1@1-2",
+            "529=0.3@a-2",
+        ] {
+            assert!(bad.parse::<FaultWindow>().is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -60,6 +60,12 @@ impl InMemorySim {
         self.state.recorder.snapshot(self.state.now())
     }
 
+    /// Changes the rate limits from now on (what `POST /sim/limits` does): a key's tier
+    /// raised mid-run, or a limit lowered. Returns the limits in force after.
+    pub fn set_limits(&self, change: crate::LimitChange) -> crate::RateLimits {
+        self.state.set_limits(change)
+    }
+
     /// Answers one request as the HTTP server would, the whole body read.
     pub async fn call(
         &self,

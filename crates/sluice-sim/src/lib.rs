@@ -43,8 +43,8 @@ pub use config::{
     Window,
 };
 pub use duration_fmt::format_reset;
-pub use faults::{Fault, FaultPlan};
+pub use faults::{Fault, FaultPlan, FaultWindow};
 pub use in_memory::{IN_MEMORY_BASE_URL, InMemoryError, InMemorySim};
-pub use limiter::{BudgetView, Decision, LimitKind, LimitView, Limiter};
+pub use limiter::{BudgetView, Decision, LimitChange, LimitKind, LimitView, Limiter};
 pub use server::{Sim, SimHandle};
 pub use stats::{PeakWindows, SimStats};

@@ -117,6 +117,39 @@ impl LimitView {
     }
 }
 
+/// A change of limits: for each budget, `None` leaves it as it is, `Some(None)` lifts it,
+/// `Some(Some(n))` sets it to `n` a minute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+pub struct LimitChange {
+    /// Requests per minute.
+    #[serde(default, deserialize_with = "some")]
+    pub rpm: Option<Option<NonZeroU64>>,
+    /// Tokens per minute.
+    #[serde(default, deserialize_with = "some")]
+    pub tpm: Option<Option<NonZeroU64>>,
+    /// Input tokens per minute.
+    #[serde(default, deserialize_with = "some")]
+    pub itpm: Option<Option<NonZeroU64>>,
+    /// Output tokens per minute.
+    #[serde(default, deserialize_with = "some")]
+    pub otpm: Option<Option<NonZeroU64>>,
+}
+
+/// A field that is present (a number, or `null` or 0 to lift the limit).
+fn some<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<NonZeroU64>>, D::Error> {
+    let n: Option<u64> = serde::Deserialize::deserialize(d)?;
+    Ok(Some(n.and_then(NonZeroU64::new)))
+}
+
+impl LimitChange {
+    /// Each budget's change, indexed as [`LimitKind::ALL`].
+    fn each(&self) -> impl Iterator<Item = (usize, Option<Option<NonZeroU64>>)> {
+        [self.rpm, self.tpm, self.itpm, self.otpm]
+            .into_iter()
+            .enumerate()
+    }
+}
+
 /// The outcome of asking for admission.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Decision {
@@ -170,6 +203,8 @@ struct Budget {
     /// Another client's use a minute: taken from the refill (rolling), or charged at the
     /// start of each minute (fixed).
     external: f64,
+    /// When the other client starts.
+    external_from: Duration,
     /// The clock minute the fixed count belongs to.
     minute_index: u64,
 }
@@ -177,7 +212,13 @@ struct Budget {
 const MINUTE: f64 = 60.0;
 
 impl Budget {
-    fn new(limit: NonZeroU64, burst: Duration, window: Window, external: u64) -> Self {
+    fn new(
+        limit: NonZeroU64,
+        burst: Duration,
+        window: Window,
+        external: u64,
+        external_from: Duration,
+    ) -> Self {
         let limit = limit.get();
         let rate_per_sec = limit as f64 / MINUTE;
         let slice = (rate_per_sec * burst.as_secs_f64()).max(1.0);
@@ -190,12 +231,27 @@ impl Budget {
             last: Duration::ZERO,
             window,
             external,
+            external_from,
             minute_index: 0,
         };
-        if window == Window::FixedMinute {
+        if window == Window::FixedMinute && external_from.is_zero() {
             budget.minute.level -= external;
         }
         budget
+    }
+
+    /// The other client's use a minute at `at` (nothing before it starts).
+    fn external_at(&self, at: Duration) -> f64 {
+        if at >= self.external_from {
+            self.external
+        } else {
+            0.0
+        }
+    }
+
+    /// Units a second the budget gains at `at`: its rate less the other client's use.
+    fn net_rate(&self, at: Duration) -> f64 {
+        self.rate_per_sec - self.external_at(at) / MINUTE
     }
 
     fn refill(&mut self, now: Duration) {
@@ -204,8 +260,10 @@ impl Budget {
         }
         match self.window {
             Window::Rolling => {
-                let net = self.rate_per_sec - self.external / MINUTE;
-                let gained = (now - self.last).as_secs_f64() * net;
+                // Before and after the other client starts, each at its own net rate.
+                let split = self.external_from.clamp(self.last, now);
+                let gained = (split - self.last).as_secs_f64() * self.net_rate(self.last)
+                    + (now - split).as_secs_f64() * self.net_rate(now);
                 for bucket in [&mut self.minute, &mut self.slice] {
                     bucket.level = (bucket.level + gained).min(bucket.capacity);
                 }
@@ -214,11 +272,29 @@ impl Budget {
                 let index = (now.as_secs_f64() / MINUTE) as u64;
                 if index != self.minute_index {
                     self.minute_index = index;
-                    self.minute.level = self.minute.capacity - self.external;
+                    let turned = Duration::from_secs_f64(index as f64 * MINUTE);
+                    self.minute.level = self.minute.capacity - self.external_at(turned);
                 }
             }
         }
         self.last = now;
+    }
+
+    /// The limit becomes `limit` a minute from `now` on: what was used stays used (the
+    /// remaining budget moves by the difference), and both buckets take the new shape.
+    fn set_limit(&mut self, now: Duration, limit: NonZeroU64, burst: Duration) {
+        self.refill(now);
+        let limit = limit.get();
+        let delta = limit as f64 - self.limit as f64;
+        self.limit = limit;
+        self.rate_per_sec = limit as f64 / MINUTE;
+        self.external = self.external.min(limit as f64);
+        self.minute.capacity = limit as f64;
+        self.minute.level = (self.minute.level + delta).min(self.minute.capacity);
+        let slice = (self.rate_per_sec * burst.as_secs_f64()).max(1.0);
+        let slice_delta = slice - self.slice.capacity;
+        self.slice.capacity = slice;
+        self.slice.level = (self.slice.level + slice_delta).min(slice);
     }
 
     /// Time until `cost` fits, zero if it fits now.
@@ -235,7 +311,7 @@ impl Budget {
         if short <= 0.0 {
             Duration::ZERO
         } else {
-            Duration::from_secs_f64(short / (self.rate_per_sec - self.external / MINUTE).max(1e-9))
+            Duration::from_secs_f64(short / self.net_rate(self.last).max(1e-9))
         }
     }
 
@@ -278,13 +354,22 @@ impl Budget {
 pub struct Limiter {
     /// Indexed as [`LimitKind::ALL`].
     budgets: [Option<Budget>; 4],
+    limits: RateLimits,
 }
 
 impl Limiter {
     /// A limiter for `limits`.
     pub fn new(limits: &RateLimits) -> Self {
         let budget = |limit: Option<NonZeroU64>, external| {
-            limit.map(|l| Budget::new(l, limits.burst, limits.window, external))
+            limit.map(|l| {
+                Budget::new(
+                    l,
+                    limits.burst,
+                    limits.window,
+                    external,
+                    limits.external_from,
+                )
+            })
         };
         Limiter {
             budgets: [
@@ -293,7 +378,43 @@ impl Limiter {
                 budget(limits.itpm, 0),
                 budget(limits.otpm, 0),
             ],
+            limits: *limits,
         }
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> RateLimits {
+        self.limits
+    }
+
+    /// Changes the per-minute limits at `now`, as a provider raises a key's tier or
+    /// another job's use shrinks what is left: a budget that stays limited keeps what it
+    /// used, a budget newly limited starts full, one no longer limited is dropped.
+    pub fn set_limits(&mut self, now: Duration, change: LimitChange) {
+        let burst = self.limits.burst;
+        for (i, wanted) in change.each() {
+            let Some(wanted) = wanted else { continue };
+            match (&mut self.budgets[i], wanted) {
+                (Some(b), Some(limit)) => b.set_limit(now, limit, burst),
+                (slot @ None, Some(limit)) => {
+                    let external = if i == 0 { self.limits.external_load } else { 0 };
+                    let mut b = Budget::new(
+                        limit,
+                        burst,
+                        self.limits.window,
+                        external,
+                        self.limits.external_from,
+                    );
+                    b.last = now;
+                    *slot = Some(b);
+                }
+                (slot, None) => *slot = None,
+            }
+        }
+        self.limits.rpm = change.rpm.unwrap_or(self.limits.rpm);
+        self.limits.tpm = change.tpm.unwrap_or(self.limits.tpm);
+        self.limits.itpm = change.itpm.unwrap_or(self.limits.itpm);
+        self.limits.otpm = change.otpm.unwrap_or(self.limits.otpm);
     }
 
     /// True when no budget is limited.

@@ -113,6 +113,12 @@ impl SimHandle {
         self.state.recorder.snapshot(self.state.now())
     }
 
+    /// Changes the rate limits from now on (what `POST /sim/limits` does): a key's tier
+    /// raised mid-run, or a limit lowered. Returns the limits in force after.
+    pub fn set_limits(&self, change: crate::LimitChange) -> crate::RateLimits {
+        self.state.set_limits(change)
+    }
+
     /// Stops accepting, drops every connection (hung requests included) and waits until
     /// all of their tasks have ended.
     pub async fn shutdown(mut self) {

@@ -38,4 +38,11 @@ impl SimState {
     pub(crate) fn now(&self) -> Duration {
         self.start.elapsed()
     }
+
+    /// Changes the limits from now on; returns those in force after.
+    pub(crate) fn set_limits(&self, change: crate::LimitChange) -> crate::RateLimits {
+        let mut limiter = self.limiter.lock().unwrap_or_else(|e| e.into_inner());
+        limiter.set_limits(self.now(), change);
+        limiter.limits()
+    }
 }

@@ -409,6 +409,7 @@ impl ClientBuilder {
                 binding: SharedBinding::default(),
                 prices: self.prices.unwrap_or_default(),
                 spend: self.spend_cap.map(Mutex::new),
+                answered: Default::default(),
             }),
         })
     }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{in_memory, retry_after_client};
+use common::{first_refused_client, in_memory, retry_after_client};
 use futures::StreamExt;
 use serde_json::{Value, json};
 use sluice::estimate::estimate;
@@ -460,11 +460,18 @@ async fn retry_after_is_honoured_in_all_three_forms() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_429_pauses_every_worker_not_just_the_one_that_got_it() {
-    // The first request gets 429 with retry-after-ms 400. Requests are paced 100 ms apart
-    // (600 rpm, a burst of one), so without a shared pause the next would arrive ~100 ms
-    // after the first; with it, nothing arrives for 400 ms.
-    let (builder, times) = retry_after_client("retry-after-ms", || "400".to_owned());
+async fn a_429_that_says_the_budget_is_spent_pauses_every_worker() {
+    // The first request gets 429 with retry-after-ms 400 and headers saying no request
+    // remains. Requests are paced 100 ms apart (600 rpm, a burst of one), so without a
+    // shared pause the next would arrive ~100 ms after the first; with it, nothing
+    // arrives for 400 ms.
+    let (builder, times) = first_refused_client(|| {
+        vec![
+            ("retry-after-ms", "400".to_owned()),
+            ("x-ratelimit-limit-requests", "600".to_owned()),
+            ("x-ratelimit-remaining-requests", "0".to_owned()),
+        ]
+    });
     let c = builder
         .seed(1)
         .retry(quick_retries(3))
@@ -493,6 +500,40 @@ async fn a_429_pauses_every_worker_not_just_the_one_that_got_it() {
             w[1] - w[0]
         );
     }
+    assert_eq!(c.stats().rate_limited, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_429_whose_headers_say_budget_remains_holds_only_its_own_request() {
+    // As above, but the headers say nearly the whole budget remains: the others go on at
+    // their pace (~100 ms apart) while the refused one waits its 400 ms.
+    let (builder, times) = first_refused_client(|| {
+        vec![
+            ("retry-after-ms", "400".to_owned()),
+            ("x-ratelimit-limit-requests", "600".to_owned()),
+            ("x-ratelimit-remaining-requests", "590".to_owned()),
+        ]
+    });
+    let c = builder
+        .seed(1)
+        .retry(quick_retries(3))
+        .concurrency(NonZeroUsize::new(8).unwrap())
+        .limits(Limits {
+            rpm: nz(600).into(),
+            burst: Duration::from_millis(1),
+            ..Limits::default()
+        })
+        .build()
+        .unwrap();
+    let results = run_all(&c, (0..5).map(|i| chat(i, 5)).collect()).await;
+    assert!(results.iter().all(|r| r.outcome.is_ok()));
+    let t = times.lock().unwrap().clone();
+    assert_eq!(t.len(), 6, "5 requests and one retry");
+    assert!(
+        t[1] - t[0] < Duration::from_millis(200),
+        "second arrival {:?} after the 429: everyone paused",
+        t[1] - t[0]
+    );
     assert_eq!(c.stats().rate_limited, 1);
 }
 

@@ -27,7 +27,6 @@ fn endpoint(host: &str, rpm: u64, models: &[&str]) -> EndpointSpec {
     let mut e = EndpointSpec::new(host, Provider::OpenAi, Some(format!("http://{host}/v1")));
     e.limits = Limits {
         rpm: Budget::per_minute(rpm),
-        opening_burst: false,
         ..Limits::default()
     };
     e.concurrency = Concurrency::Fixed(NonZeroUsize::new(16).unwrap());

@@ -323,8 +323,6 @@ async fn input_and_output_budgets_hold_with_max_tokens_reserved_and_given_back()
         .limits(Limits {
             itpm: Budget::per_minute(40_000),
             otpm: Budget::per_minute(3_000),
-            // Known limits: no opening burst beyond them.
-            opening_burst: false,
             ..Limits::default()
         })
         .build()

@@ -59,9 +59,8 @@ pub struct LimitArgs {
     /// 10 s and 60 s windows with no burst (Azure).
     #[arg(long, value_enum, default_value_t = LimiterArg::TokenBucket)]
     limiter: LimiterArg,
-    /// Seconds of the per-minute budgets that may be spent at once [default: 0.5, and the
-    /// opening burst may use what the server's first answer states remains; given
-    /// explicitly, this bound holds from the first request].
+    /// Seconds of the per-minute budgets that may be spent at once [default: 0.5]; the
+    /// bound holds from the first request.
     #[arg(long, value_parser = values::seconds)]
     burst_secs: Option<Duration>,
 }
@@ -89,7 +88,6 @@ impl LimitArgs {
             itpm: budget(rates.itpm),
             otpm: budget(rates.otpm),
             burst: self.burst_secs.unwrap_or(Duration::from_millis(500)),
-            opening_burst: self.burst_secs.is_none(),
             algorithm: match self.limiter {
                 LimiterArg::TokenBucket => Algorithm::TokenBucket,
                 LimiterArg::SlidingWindow => Algorithm::SlidingWindow,
@@ -368,7 +366,6 @@ impl ClientConfig {
             let shape = limits.limits(Rates::default());
             for e in &mut config.endpoints {
                 e.limits.burst = shape.burst;
-                e.limits.opening_burst = shape.opening_burst;
                 e.limits.algorithm = shape.algorithm;
             }
         }

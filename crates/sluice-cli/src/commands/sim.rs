@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use sluice_sim::{FaultSpec, Latency, QuotaMode, Sim, Window};
+use sluice_sim::{FaultSpec, FaultWindow, Latency, QuotaMode, Sim, Window};
 
 #[derive(Debug, Args)]
 #[command(
@@ -48,6 +48,10 @@ pub struct SimArgs {
     /// rolling window; at the start of each minute with a fixed one).
     #[arg(long, value_name = "N", default_value_t = 0)]
     external_load: u64,
+    /// Seconds after the start at which that other client begins (a limit that shrinks
+    /// mid-run).
+    #[arg(long, value_name = "SECS", default_value_t = 0.0)]
+    external_load_after: f64,
     /// Send no x-ratelimit-* headers, like servers that have none.
     #[arg(long)]
     no_headers: bool,
@@ -73,6 +77,10 @@ pub struct SimArgs {
     /// Inject a fault into a share of requests: KIND=PROBABILITY (repeatable).
     #[arg(long = "fault", value_name = "KIND=P")]
     faults: Vec<FaultSpec>,
+    /// Inject a fault into a share of the requests received between two instants, in
+    /// seconds from the start: KIND=P@FROM-UNTIL, e.g. 529=0.3@20-30 (repeatable).
+    #[arg(long = "fault-window", value_name = "KIND=P@FROM-UNTIL")]
+    fault_windows: Vec<FaultWindow>,
     /// Seed for faults and jitter.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -114,6 +122,10 @@ impl SimArgs {
             .burst(burst)
             .window(self.window)
             .external_load(self.external_load)
+            .external_from(
+                Duration::try_from_secs_f64(self.external_load_after)
+                    .context("--external-load-after must be a non-negative number of seconds")?,
+            )
             .send_headers(!self.no_headers)
             .retry_after_prefix(self.retry_after_prefix.clone())
             .quota(if self.quota_exhausted {
@@ -136,6 +148,9 @@ impl SimArgs {
             .api_key(self.require_key.clone());
         for spec in &self.faults {
             builder = builder.fault(spec.fault, spec.probability);
+        }
+        for window in &self.fault_windows {
+            builder = builder.fault_window(*window);
         }
         Ok(builder.build()?)
     }

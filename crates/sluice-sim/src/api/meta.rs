@@ -47,3 +47,14 @@ pub(crate) async fn stats(
     }
     Json(stats)
 }
+
+/// `POST /sim/limits` with `{"rpm": 3000}` (any of rpm, tpm, itpm, otpm; `null` or 0 lifts
+/// one): the limits change from now on; the answer states those in force.
+pub(crate) async fn set_limits(
+    State(state): State<Shared>,
+    Json(change): Json<crate::LimitChange>,
+) -> Json<Value> {
+    let l = state.set_limits(change);
+    let n = |v: Option<std::num::NonZeroU64>| v.map(std::num::NonZeroU64::get);
+    Json(json!({"rpm": n(l.rpm), "tpm": n(l.tpm), "itpm": n(l.itpm), "otpm": n(l.otpm)}))
+}

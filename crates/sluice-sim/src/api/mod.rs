@@ -41,5 +41,6 @@ pub(crate) fn router(state: Arc<SimState>) -> Router {
         .nest("/openai/deployments/{deployment}", azure::routes())
         .route("/v1/models", get(meta::models))
         .route("/sim/stats", get(meta::stats))
+        .route("/sim/limits", post(meta::set_limits))
         .with_state(state)
 }

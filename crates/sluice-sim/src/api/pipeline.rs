@@ -260,6 +260,18 @@ pub(crate) async fn admit<'a>(
         state.config.faults.pick(draws.unit())
     };
     let jitter = state.config.latency.jitter * (2.0 * draws.unit() - 1.0);
+    // A window's fault falls on requests the plan spared, with draws of their own after
+    // the jitter's, so a window leaves every other draw as it was.
+    let fault = fault.or_else(|| {
+        let at = state.now();
+        state
+            .config
+            .fault_windows
+            .iter()
+            .filter(|w| w.covers(at))
+            .find(|w| draws.unit() < w.probability)
+            .map(|w| w.fault)
+    });
     let permit = match &state.capacity {
         // The semaphore is never closed, so acquire only fails if it were.
         Some(sem) => sem.acquire().await.ok(),

@@ -10,6 +10,7 @@ use super::{Charge, Inner};
 use crate::describe::{keep_for_record, server_words};
 use crate::error::{ErrorKind, RequestError};
 use crate::events::Event;
+use crate::limits::Stated;
 use crate::outcome::{Reported, Success, parse_usage};
 use crate::request::{Request, request_model};
 use crate::retry::{Verdict, classify, is_overload, retry_after_in_text};
@@ -34,9 +35,9 @@ pub(crate) struct Retryable {
     pub rate_limited: bool,
     /// The server says it is overloaded (529, or a 503 that says so).
     pub overloaded: bool,
-    /// The request limit the answer's headers state, when they also state that budget
-    /// remains: a refusal while the run is far below it is not about the run's rate.
-    pub headroom: Option<u64>,
+    /// What the answer's own rate-limit headers state of the budget: spent, remaining,
+    /// or nothing.
+    pub stated: Stated,
 }
 
 impl Retryable {
@@ -46,7 +47,7 @@ impl Retryable {
             server_delay: None,
             rate_limited: false,
             overloaded: false,
-            headroom: None,
+            stated: Stated::Silent,
         }
     }
 }
@@ -101,17 +102,12 @@ impl Inner {
         // on at the next admission, success or refusal).
         if !reply.rate.is_empty() {
             // What the endpoint has in flight besides this request, and the most it may.
-            let (in_flight, cap) = if self.routes.len() > 1 {
-                (route.in_flight() as u64, route.concurrency as u64)
+            let in_flight = if self.routes.len() > 1 {
+                route.in_flight() as u64
             } else {
-                (self.in_flight() as u64, self.concurrency.get() as u64)
+                self.in_flight() as u64
             };
-            self.gate().admissions[charge.gate].observe(
-                Instant::now(),
-                &reply.rate,
-                in_flight,
-                cap,
-            );
+            self.gate().admissions[charge.gate].observe(Instant::now(), &reply.rate, in_flight);
         }
         let body = self.redact(reply.body);
         let verdict = classify(reply.status, reply.should_retry, &body);
@@ -148,13 +144,7 @@ impl Inner {
                 }
             };
         }
-        let left = |remaining: Option<u64>| remaining.is_none_or(|r| r > 1);
-        let headroom = reply
-            .rate
-            .requests
-            .limit
-            .filter(|_| reply.rate.requests.remaining.is_some())
-            .filter(|_| left(reply.rate.requests.remaining) && left(reply.rate.tokens.remaining));
+        let stated = stated(&reply.rate, charge.estimate);
         let server_delay = reply
             .retry_after
             .or_else(|| retry_after_in_text(&body).filter(|_| verdict != Verdict::Success))
@@ -195,7 +185,7 @@ impl Inner {
                 server_delay,
                 rate_limited,
                 overloaded,
-                headroom,
+                stated,
             }),
             Verdict::Fail(kind) => Attempt::Fail(error(kind)),
             Verdict::Success => unreachable!("handled above"),
@@ -228,5 +218,30 @@ impl Inner {
             message.push_str(&words);
         }
         self.redactor.redact_str(&message)
+    }
+}
+
+/// What a refusal's headers state: a budget spent (a request left, or fewer tokens than
+/// the request needs), budget remaining, or nothing at all.
+fn stated(rate: &crate::limits::RateHeaders, estimate: crate::estimate::Estimate) -> Stated {
+    let budgets = [
+        (&rate.requests, 1),
+        (&rate.tokens, estimate.cost()),
+        (&rate.input_tokens, estimate.prompt),
+        (&rate.output_tokens, estimate.reserved_output),
+    ];
+    let mut said = false;
+    for (budget, cost) in budgets {
+        if let Some(remaining) = budget.remaining {
+            said = true;
+            if remaining <= cost.max(1) {
+                return Stated::Spent;
+            }
+        }
+    }
+    if said {
+        Stated::Remains
+    } else {
+        Stated::Silent
     }
 }

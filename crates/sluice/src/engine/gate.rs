@@ -108,14 +108,14 @@ impl Inner {
     /// After a success: corrects the token budgets with the usage the server reported
     /// (the prompt it counted, the reserved output it did not use), and lets adaptive
     /// rates grow.
-    pub(crate) fn correct(&self, charge: Charge, success: &Success, now: Instant) {
+    pub(crate) fn correct(&self, charge: Charge, success: &Success, sent: Instant, now: Instant) {
         let mut gate = self.gate();
         let admission = &mut gate.admissions[charge.gate];
         let estimate = charge.estimate;
         if estimate.prompt > 0 || estimate.reserved_output > 0 {
             admission.correct_tokens(estimate, &success.usage);
         }
-        admission.on_success(now);
+        admission.on_success(now, sent);
         gate.consecutive_limited = 0;
     }
 }

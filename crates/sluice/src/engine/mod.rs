@@ -82,6 +82,8 @@ pub(crate) struct Inner {
     pub prices: PriceTable,
     /// Money spent and reserved against a cap, if there is one.
     pub spend: Option<Mutex<SpendCap>>,
+    /// Whether any server has answered yet (the end of the initial flight).
+    pub answered: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Inner {
@@ -137,6 +139,17 @@ impl Inner {
     pub(crate) fn gate(&self) -> MutexGuard<'_, Gate> {
         // The gate's state stays usable after a panic elsewhere; there is nothing to repair.
         lock(&self.gate)
+    }
+
+    /// A server answered (with anything): the first time, every admission's initial flight
+    /// ends. Later answers cost one relaxed load.
+    pub(crate) fn server_answered(&self) {
+        use std::sync::atomic::Ordering;
+        if !self.answered.load(Ordering::Relaxed) && !self.answered.swap(true, Ordering::Relaxed) {
+            for a in &mut self.gate().admissions {
+                a.on_answer();
+            }
+        }
     }
 
     /// Requests holding a permit now.

@@ -558,11 +558,14 @@ impl Scheduler {
                     self.publish_halt();
                 }
             }
-            _ => self.tripwire.on_answer(),
+            _ => {
+                self.tripwire.on_answer();
+                self.inner.server_answered();
+            }
         }
         match outcome {
             Attempt::Done(success) => {
-                self.inner.correct(item.charge, &success, at);
+                self.inner.correct(item.charge, &success, sent, at);
                 self.inner.concurrency_sample(item.charge.route, latency);
                 self.inner.stats().record_success(&success, latency);
                 self.finish(item, Ok(success), latency).await

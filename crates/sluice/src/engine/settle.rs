@@ -33,7 +33,7 @@ impl Inner {
         // A 429 or an overload (529, or a 503 that says so) may mean the rate is too high
         // for the server now.
         let refusal = (r.rate_limited || r.overloaded)
-            .then(|| self.gate().admissions[charge.gate].on_limited(now, sent, r.headroom));
+            .then(|| self.gate().admissions[charge.gate].on_limited(now, sent, r.stated));
         let failure = Failure {
             rate_limited: r.rate_limited,
             server_delay: r.server_delay,
@@ -59,7 +59,9 @@ impl Inner {
                 drop(gate);
                 self.emit(Event::Paused { duration: pause });
             }
-            Some(Refusal::Isolated) => drop(gate),
+            // A probe slowed the rate; an isolated refusal changed nothing: either way only
+            // this request waits.
+            Some(Refusal::Slowed | Refusal::Isolated) => drop(gate),
             None => {
                 delay = delay.max(gate.budget.take(now));
                 drop(gate);

@@ -116,6 +116,13 @@ impl RateController {
         }
     }
 
+    /// A success at `now` while the rate is held (a probe compares the answers at one
+    /// lower rate with those before it, so the rate must stay put until it decides).
+    pub fn on_success_held(&mut self, now: Instant) {
+        self.success_since_decrease = true;
+        self.last_growth = Some(now);
+    }
+
     /// Congestion at `now`, met by a request sent at `sent`: back off once per episode.
     /// A refusal of a request sent before the last decrease, or before any success since
     /// it, belongs to that decrease's episode (the requests in flight when the rate was too

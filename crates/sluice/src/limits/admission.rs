@@ -1,8 +1,12 @@
-//! The admission gate: request and token budgets plus one pause shared by every worker.
+//! The admission gate: request and token budgets, one pause shared by every worker, and
+//! the model of the server that decides what a refusal means (docs/ADAPTIVE.md).
 //!
-//! After a 429 the whole gate pauses until the server's retry-after (or the backoff) has
-//! passed; when it opens again both buckets start empty, so requests resume at the steady
-//! rate instead of all waiting requests bursting out at once.
+//! Its decisions are a function of its state, the event and the `now` it is given: an
+//! admission asks the buckets; an answer's headers set the ceilings and cap what remains;
+//! a refusal is weighed by [`Evidence`] and acted on here (pause everyone and slow,
+//! slow once to test, undo a test, or leave it to the refused request alone). After a
+//! pause both buckets start empty, so requests resume at the steady rate instead of all
+//! waiting requests bursting out at once.
 
 use std::num::NonZeroU64;
 use std::time::Duration;
@@ -10,6 +14,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::adaptive::RateController;
+use super::evidence::{Evidence, Judgement, Stated};
 use super::headers::{BudgetHeaders, RateHeaders};
 use super::{Algorithm, RateLimiter, limiter};
 use crate::estimate::Estimate;
@@ -80,13 +85,6 @@ pub struct Limits {
     pub burst: Duration,
     /// The admission algorithm.
     pub algorithm: Algorithm,
-    /// When the server's first answer with rate-limit headers states that (nearly) its whole
-    /// limit remains, let the opening burst use what it states, up to the requests in flight
-    /// allowed, instead of `burst`: a server that allows a minute's burst is then used as
-    /// fast as a run told nothing would use it. Against a server that enforces sub-minute
-    /// slices (OpenAI), that one opening burst can meet 429s, after which the run paces as
-    /// usual; set `false` (an explicit `--burst-secs`) to keep to `burst` from the start.
-    pub opening_burst: bool,
 }
 
 impl Default for Limits {
@@ -98,13 +96,20 @@ impl Default for Limits {
             otpm: Budget::Unlimited,
             burst: Duration::from_millis(500),
             algorithm: Algorithm::TokenBucket,
-            opening_burst: true,
         }
     }
 }
 
-/// "The whole limit remains": a stated remaining at least this share of the stated limit.
-const OPENING_SHARE: f64 = 0.9;
+/// Before the server has answered once, and with no request budget given, at most this
+/// many requests go: a server with an unknown limit of L a minute enforces slices of
+/// L/60 a second, and 16 fit every limit from 960 a minute up; the first answer's
+/// headers then set the budget (charged with what is already in flight).
+pub const INITIAL_FLIGHT: u32 = 16;
+/// The longest the initial flight waits for a first answer (a server that never answers
+/// must not hold the rest back for ever).
+const INITIAL_WAIT: Duration = Duration::from_secs(1);
+/// How often admission looks again while the initial flight waits.
+const INITIAL_POLL: Duration = Duration::from_millis(10);
 
 /// Where an `auto` request rate starts: conservative, and found within seconds above.
 const AUTO_START_RPM: f64 = 60.0;
@@ -117,8 +122,11 @@ struct BudgetState {
     bucket: Box<dyn RateLimiter>,
     control: RateController,
     configured: Option<f64>,
-    /// Whether the opening burst may still follow what the server states remains.
-    opening: bool,
+    /// The controller as it was before a probe's decrease, to go back to if the probe
+    /// shows the refusals were not about the rate.
+    before_probe: Option<RateController>,
+    /// Created by a probe where no budget was kept: dropped again if the probe undoes.
+    probe_made: bool,
 }
 
 impl BudgetState {
@@ -139,7 +147,8 @@ impl BudgetState {
             bucket: limiter(limits.algorithm, start, limits.burst, now),
             control,
             configured,
-            opening: limits.opening_burst,
+            before_probe: None,
+            probe_made: false,
         })
     }
 
@@ -156,7 +165,8 @@ impl BudgetState {
             ),
             control,
             configured: None,
-            opening: false,
+            before_probe: None,
+            probe_made: false,
         }
     }
 
@@ -167,22 +177,40 @@ impl BudgetState {
         }
     }
 
-    fn observe(&mut self, now: Instant, h: &BudgetHeaders, in_flight: u64, opening_cap: u64) {
+    fn observe(&mut self, now: Instant, h: &BudgetHeaders, in_flight: u64) {
         if let Some(limit) = h.limit {
             self.control.learn_limit(limit as f64, self.configured);
         }
         self.apply(now);
         if let Some(remaining) = h.remaining {
-            let left = remaining as f64 - in_flight as f64;
-            let whole = h
-                .limit
-                .is_some_and(|l| remaining as f64 >= OPENING_SHARE * l as f64);
-            if std::mem::take(&mut self.opening) && whole {
-                self.bucket.raise_to(now, left.min(opening_cap as f64));
-            } else {
-                self.bucket.cap_remaining(left);
-            }
+            self.bucket
+                .cap_remaining(remaining as f64 - in_flight as f64);
         }
+    }
+
+    /// A probe lowers the rate once (if its episode allows): returns whether it did.
+    fn probe(&mut self, now: Instant, sent: Instant) -> bool {
+        let saved = self.control.clone();
+        if !self.control.on_limited(now, sent) {
+            return false;
+        }
+        self.before_probe.get_or_insert(saved);
+        self.apply(now);
+        true
+    }
+
+    /// A probe ended: `undo` puts the rate back where it was (the ceiling learned since
+    /// stays); either way the probe is over.
+    fn end_probe(&mut self, now: Instant, undo: bool) {
+        let saved = self.before_probe.take();
+        if undo && let Some(mut saved) = saved {
+            if let Some(ceiling) = self.control.ceiling() {
+                saved.learn_limit(ceiling, self.configured);
+            }
+            self.control = saved;
+            self.apply(now);
+        }
+        self.probe_made = false;
     }
 }
 
@@ -203,15 +231,19 @@ pub enum AdmitDecision {
 /// What a 429 (or 529) was, for the gate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
-    /// The rate is too high for the server: everyone pauses; `decreased` says whether this
-    /// refusal began a new episode (and lowered the rate).
+    /// The rate is too high for the server (its headers say a budget is spent, or
+    /// refusals are a storm): everyone pauses; `decreased` says whether this refusal
+    /// began a new episode (and lowered the rate).
     Congestion {
         /// The rate went down.
         decreased: bool,
     },
-    /// A refusal that is not about this run's rate: the server states budget remains, or
-    /// the run is far below the rate it sustained without refusals. Only the refused
-    /// request waits; nobody pauses and the rate stays.
+    /// The rate was lowered (a probe, to see whether the share of refusals falls with
+    /// it, or an overload the share shows), but nothing says the budget is spent: nobody
+    /// pauses; the refused request waits its own delay.
+    Slowed,
+    /// A refusal that is not about this run's rate (the evidence says so, or is still
+    /// being gathered): only the refused request waits; nobody pauses and the rate stays.
     Isolated,
 }
 
@@ -284,31 +316,14 @@ pub struct Admission {
     burst: Duration,
     algorithm: Algorithm,
     throughput: Throughput,
-    /// The highest admission rate held for a while with no refusal, per minute.
-    sustained: f64,
-    /// The last refusal seen, isolated or not.
-    last_refusal: Option<Instant>,
-    /// Answers and refusals in this second and the one before: `(second, answers, refused)`.
-    answers: [(u64, u32, u32); 2],
+    /// What refusals have shown about the rate.
+    evidence: Evidence,
     /// What the last refused admission waited on.
     last_wait: crate::Binding,
-    /// The last refusal judged congestion.
-    last_congestion: Option<Instant>,
+    /// Admitted before the server's first answer (counted only while none came), and when
+    /// the first of them went.
+    initial: Option<(u32, Instant)>,
 }
-
-/// How long without a refusal before the admission rate counts as sustained.
-const SUSTAINED_AFTER: Duration = Duration::from_secs(10);
-/// Far below the sustained rate: a refusal there is not about the rate.
-const FAR_BELOW: f64 = 0.5;
-/// How long after congestion the stated limit no longer vouches for a refusal being
-/// isolated: jobs sharing one key each run below the key's limit, yet their refusals are
-/// about their rate, and judging them isolated would spare one job the decreases the
-/// other takes.
-const CONGESTION_MEMORY: Duration = Duration::from_secs(30);
-/// Refusals make a burst, whatever the server says remains, when they are at least this
-/// share of the answers of the last second or two (sparse refusals of a healthy run are
-/// not; a server shutting its budget refuses nearly everything).
-const BURST_SHARE: f64 = 0.25;
 
 impl Admission {
     /// A gate for `limits`, opening at `now`.
@@ -322,12 +337,20 @@ impl Admission {
             burst: limits.burst,
             algorithm: limits.algorithm,
             throughput: Throughput::new(now),
-            sustained: 0.0,
-            last_refusal: None,
-            answers: [(0, 0, 0); 2],
+            evidence: Evidence::new(now),
             last_wait: crate::Binding::Idle,
-            last_congestion: None,
+            initial: Some((0, now)),
         }
+    }
+
+    /// The server answered (anything, with or without headers): the initial flight is over.
+    pub fn on_answer(&mut self) {
+        self.initial = None;
+    }
+
+    /// What refusals have shown: the share found not to depend on the rate, if any.
+    pub fn background_share(&self) -> Option<f64> {
+        self.evidence.background()
     }
 
     /// Whether a token budget is set (estimates are only worth computing then).
@@ -393,6 +416,18 @@ impl Admission {
                 b.bucket.restart_at(until);
             }
         }
+        if self.requests.is_none()
+            && let Some((sent, first)) = &mut self.initial
+        {
+            if *sent == 0 {
+                *first = now;
+            }
+            let deadline = *first + INITIAL_WAIT;
+            if *sent >= INITIAL_FLIGHT && now < deadline {
+                self.last_wait = crate::Binding::Requests;
+                return AdmitDecision::Wait((now + INITIAL_POLL).min(deadline));
+            }
+        }
         let mut longest = (Duration::ZERO, crate::Binding::Requests);
         for (budget, cost, binding) in self.budgets(estimate) {
             let wait = budget
@@ -412,6 +447,9 @@ impl Admission {
             }
         }
         self.throughput.add(now);
+        if let Some((sent, _)) = &mut self.initial {
+            *sent += 1;
+        }
         AdmitDecision::Now
     }
 
@@ -442,82 +480,129 @@ impl Admission {
         self.paused_until = Some(self.paused_until.map_or(until, |p| p.max(until)));
     }
 
-    /// A request succeeded: adaptive rates grow, and a rate held long enough without a
-    /// refusal becomes the sustained rate.
-    pub fn on_success(&mut self, now: Instant) {
-        self.count_answer(now, false);
+    /// A request sent at `sent` succeeded at `now`: adaptive rates grow, and the answer is
+    /// evidence for a probe under way (which may end with it).
+    pub fn on_success(&mut self, now: Instant, sent: Instant) {
+        self.initial = None;
+        self.evidence.on_success(now, sent);
+        let held = self.evidence.probing();
         for b in self.each_budget() {
-            b.control.on_success(now);
+            if held {
+                b.control.on_success_held(now);
+            } else {
+                b.control.on_success(now);
+            }
             b.apply(now);
         }
-        // A rate counts as sustained once it is a whole window's average (not an opening
-        // burst) and no refusal came for a while.
-        let quiet = self
-            .last_refusal
-            .is_none_or(|t| now.saturating_duration_since(t) >= SUSTAINED_AFTER);
-        let averaged = now.saturating_duration_since(self.throughput.origin)
-            >= Duration::from_secs(THROUGHPUT_SECS);
-        if quiet && averaged {
-            self.sustained = self.sustained.max(self.throughput.per_minute(now));
+        if let Some(judgement) = self.evidence.settle_probe() {
+            tracing::debug!(?judgement, rates = ?self.rates(), evidence = ?self.evidence, "probe settled");
+            self.act(now, sent, judgement);
         }
     }
 
-    /// A 429 or 529 at `now` for a request sent at `sent`; `headroom` is the request limit
-    /// the same answer's headers state, when they also say budget remains. Says whether it
-    /// is congestion (the caller pauses everyone) or an isolated refusal (only that request
-    /// waits): isolated when the run is far below the stated limit, or far below the rate it
-    /// sustained without refusals, and the refusals are no burst.
-    ///
-    /// Congestion lowers the rates once per episode. Where no request budget was given,
-    /// the first congestion creates one at the rate admitted over the last few seconds, so
-    /// a limit is always learned and no request retries on its own clock against a
-    /// saturated server.
-    pub fn on_limited(&mut self, now: Instant, sent: Instant, headroom: Option<u64>) -> Refusal {
-        self.last_refusal = Some(now);
-        let burst = self.count_answer(now, true);
+    /// A 429 or 529 at `now` for a request sent at `sent`, whose own headers state
+    /// `stated`: what it means for everyone (see [`Refusal`] and docs/ADAPTIVE.md). The
+    /// judgement is [`Evidence`]'s; here it is carried out on the budgets. Where no
+    /// request budget was given, the first decrease creates one at the rate admitted over
+    /// the last few seconds, so a limit is always learned and no request retries on its
+    /// own clock against a saturated server.
+    pub fn on_limited(&mut self, now: Instant, sent: Instant, stated: Stated) -> Refusal {
+        self.initial = None;
+        let judgement = self.evidence.on_refusal(now, sent, stated);
+        if judgement != Judgement::Isolated {
+            tracing::debug!(?judgement, ?stated, rates = ?self.rates(), evidence = ?self.evidence, "refusal judged");
+        }
+        self.act(now, sent, judgement)
+    }
+
+    /// Carries out a judgement on the budgets.
+    fn act(&mut self, now: Instant, sent: Instant, judgement: Judgement) -> Refusal {
+        match judgement {
+            Judgement::Isolated => Refusal::Isolated,
+            Judgement::Congestion => {
+                self.learn_request_budget(now, false);
+                let mut decreased = false;
+                for b in self.each_budget() {
+                    b.end_probe(now, false);
+                    decreased |= b.control.on_limited(now, sent);
+                    b.apply(now);
+                }
+                if decreased {
+                    self.evidence.rate_changed(now, judgement);
+                }
+                Refusal::Congestion { decreased }
+            }
+            Judgement::Overload => {
+                self.learn_request_budget(now, false);
+                let mut decreased = false;
+                for b in self.each_budget() {
+                    b.end_probe(now, false);
+                    decreased |= b.control.on_limited(now, sent);
+                    b.apply(now);
+                }
+                if decreased {
+                    self.evidence.rate_changed(now, judgement);
+                    Refusal::Slowed
+                } else {
+                    Refusal::Isolated
+                }
+            }
+            Judgement::Probe => {
+                self.learn_request_budget(now, true);
+                let mut decreased = false;
+                for b in self.each_budget() {
+                    decreased |= b.probe(now, sent);
+                }
+                if decreased {
+                    self.evidence.rate_changed(now, judgement);
+                    Refusal::Slowed
+                } else {
+                    Refusal::Isolated
+                }
+            }
+            Judgement::Background | Judgement::Confirmed => {
+                let undo = judgement == Judgement::Background;
+                // A budget the probe made where none was kept goes with the probe.
+                let made = undo && self.requests.as_ref().is_some_and(|b| b.probe_made);
+                for b in self.each_budget() {
+                    b.end_probe(now, undo);
+                }
+                if made {
+                    self.requests = None;
+                }
+                self.evidence.rate_changed(now, judgement);
+                Refusal::Isolated
+            }
+        }
+    }
+
+    /// Where no request budget is kept, one at the rate admitted over the last few
+    /// seconds; `by_probe` marks it as a probe's, to drop if the probe undoes.
+    fn learn_request_budget(&mut self, now: Instant, by_probe: bool) {
+        if self.requests.is_some() {
+            return;
+        }
         let rate = self.throughput.per_minute(now);
-        let congested_lately = self
-            .last_congestion
-            .is_some_and(|t| now.saturating_duration_since(t) < CONGESTION_MEMORY);
-        let far_below = rate < FAR_BELOW * self.sustained
-            || (!congested_lately
-                && headroom.is_some_and(|limit| rate <= FAR_BELOW * limit as f64));
-        if !burst && far_below {
-            return Refusal::Isolated;
-        }
-        self.last_congestion = Some(now);
-        if self.requests.is_none() {
-            let mut control = RateController::learned(rate, None);
-            control.on_success(now);
-            let start = NonZeroU64::new(rate.round().max(1.0) as u64).expect("at least 1");
-            self.requests = Some(BudgetState {
-                bucket: limiter(self.algorithm, start, self.burst, now),
-                control,
-                configured: None,
-                opening: false,
-            });
-        }
-        let mut decreased = false;
-        for b in self.each_budget() {
-            b.opening = false;
-            decreased |= b.control.on_limited(now, sent);
-            b.apply(now);
-        }
-        Refusal::Congestion { decreased }
+        let mut control = RateController::learned(rate, None);
+        control.on_success(now);
+        let start = NonZeroU64::new(rate.round().max(1.0) as u64).expect("at least 1");
+        self.requests = Some(BudgetState {
+            bucket: limiter(self.algorithm, start, self.burst, now),
+            control,
+            configured: None,
+            before_probe: None,
+            probe_made: by_probe,
+        });
     }
 
     /// Learns from the server's rate-limit headers: a stated limit caps the rate (and
     /// creates a budget where none was configured), and what remains caps the burst,
-    /// less the `in_flight` requests the server may not have counted yet. The first
-    /// answer may open a larger burst (see [`Limits::opening_burst`]), of at most
-    /// `opening_cap` requests.
-    pub fn observe(
-        &mut self,
-        now: Instant,
-        headers: &RateHeaders,
-        in_flight: u64,
-        opening_cap: u64,
-    ) {
+    /// less the `in_flight` requests the server may not have counted yet. A request
+    /// budget made from the headers starts charged with those in flight, up to one
+    /// second's worth of the limit: they went before it existed, and the server counts
+    /// them.
+    pub fn observe(&mut self, now: Instant, headers: &RateHeaders, in_flight: u64) {
+        self.initial = None;
         let (burst, algorithm) = (self.burst, self.algorithm);
         for (budget, h, in_flight) in [
             (&mut self.requests, &headers.requests, in_flight),
@@ -526,35 +611,21 @@ impl Admission {
             (&mut self.output, &headers.output_tokens, 0),
         ] {
             match budget {
-                Some(b) => b.observe(now, h, in_flight, opening_cap),
+                Some(b) => b.observe(now, h, in_flight),
                 None => {
                     if let Some(limit) = h.limit {
                         let mut b = BudgetState::learned(limit, algorithm, burst, now);
-                        b.observe(now, h, in_flight, opening_cap);
+                        // The flight already sent is charged up to one second's worth of
+                        // the stated limit: a server enforcing per-second slices counted
+                        // that much of it; one that allows more said so in what remains.
+                        let second = (limit / 60).max(1);
+                        b.bucket.take(now, in_flight.min(second));
+                        b.observe(now, h, in_flight);
                         *budget = Some(b);
                     }
                 }
             }
         }
-    }
-
-    /// Counts an answer at `now`; says whether the refusals of the last second or two are
-    /// a burst (at least two, and [`BURST_SHARE`] of the answers).
-    fn count_answer(&mut self, now: Instant, refused: bool) -> bool {
-        let second = self.throughput.second(now);
-        let [previous, current] = &mut self.answers;
-        if current.0 != second {
-            *previous = if current.0 + 1 == second {
-                *current
-            } else {
-                (0, 0, 0)
-            };
-            *current = (second, 0, 0);
-        }
-        current.1 += 1;
-        current.2 += u32::from(refused);
-        let (answers, refusals) = (previous.1 + current.1, previous.2 + current.2);
-        refusals >= 2 && f64::from(refusals) >= BURST_SHARE * f64::from(answers)
     }
 
     /// What the last admission that had to wait waited on: the requests or tokens budget,
@@ -717,11 +788,30 @@ mod tests {
     }
 
     #[test]
-    fn unlimited_admits_everything() {
+    fn unlimited_admits_the_initial_flight_then_everything_once_answered() {
         let t0 = Instant::now();
         let mut a = Admission::new(&Limits::default(), t0);
+        for _ in 0..INITIAL_FLIGHT {
+            assert_eq!(a.try_admit(t0, 1_000_000), AdmitDecision::Now);
+        }
+        assert!(matches!(a.try_admit(t0, 1), AdmitDecision::Wait(_)));
+        a.on_answer();
         for _ in 0..10_000 {
             assert_eq!(a.try_admit(t0, 1_000_000), AdmitDecision::Now);
         }
+    }
+
+    #[test]
+    fn a_server_that_never_answers_holds_the_initial_flight_for_at_most_its_wait() {
+        let t0 = Instant::now();
+        let mut a = Admission::new(&Limits::default(), t0);
+        for _ in 0..INITIAL_FLIGHT {
+            assert_eq!(a.try_admit(t0, 1), AdmitDecision::Now);
+        }
+        assert!(matches!(
+            a.try_admit(t0 + Duration::from_millis(999), 1),
+            AdmitDecision::Wait(_)
+        ));
+        assert_eq!(a.try_admit(t0 + INITIAL_WAIT, 1), AdmitDecision::Now);
     }
 }

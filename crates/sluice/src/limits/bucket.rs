@@ -99,14 +99,6 @@ impl TokenBucket {
         }
     }
 
-    /// Raises the level to `level` at `now`, beyond the burst if need be (the server said
-    /// that much remains and allows it at once); refilling resumes once it is spent below
-    /// the burst.
-    pub fn raise_to(&mut self, now: Instant, level: f64) {
-        self.refill(now);
-        self.level = self.level.max(level);
-    }
-
     /// How long until `cost` may be taken (zero: now).
     pub fn wait_for(&mut self, now: Instant, cost: u64) -> Duration {
         self.refill(now);

@@ -6,6 +6,7 @@ mod adaptive_pacer;
 mod admission;
 mod bucket;
 mod concurrency;
+mod evidence;
 mod headers;
 mod pacer;
 mod window;
@@ -20,6 +21,7 @@ pub use adaptive_pacer::AdaptivePacer;
 pub use admission::{Admission, AdmitDecision, Budget, Limits, Refusal};
 pub use bucket::TokenBucket;
 pub use concurrency::ConcurrencyController;
+pub use evidence::{Evidence, Judgement, Stated};
 pub use headers::{BudgetHeaders, RateHeaders, parse_go_duration, until_rfc3339};
 pub use pacer::Pacer;
 pub use window::SlidingWindow;
@@ -51,9 +53,6 @@ pub trait RateLimiter: Debug + Send + Sync {
     fn retune(&mut self, now: Instant, per_minute: f64);
     /// The server says at most `max` remains.
     fn cap_remaining(&mut self, max: f64);
-    /// The server says `level` remains and allows it at once: hold up to that, beyond the
-    /// usual burst, until spent.
-    fn raise_to(&mut self, _now: Instant, _level: f64) {}
 }
 
 impl RateLimiter for TokenBucket {
@@ -77,9 +76,6 @@ impl RateLimiter for TokenBucket {
     }
     fn cap_remaining(&mut self, max: f64) {
         self.clamp_level(max)
-    }
-    fn raise_to(&mut self, now: Instant, level: f64) {
-        TokenBucket::raise_to(self, now, level)
     }
 }
 

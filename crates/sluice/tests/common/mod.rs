@@ -107,6 +107,13 @@ pub fn retry_after_client(
     header: &'static str,
     value: fn() -> String,
 ) -> (sluice::ClientBuilder, Arc<Mutex<Vec<tokio::time::Instant>>>) {
+    first_refused_client(move || vec![(header, value())])
+}
+
+/// As [`retry_after_client`], with the first answer's headers all given by `headers`.
+pub fn first_refused_client(
+    headers: impl Fn() -> Vec<(&'static str, String)> + Clone + Send + Sync + 'static,
+) -> (sluice::ClientBuilder, Arc<Mutex<Vec<tokio::time::Instant>>>) {
     let times = Arc::new(Mutex::new(Vec::new()));
     let recorded = times.clone();
     let builder = sluice::Client::builder()
@@ -117,11 +124,14 @@ pub fn retry_after_client(
                 t.push(tokio::time::Instant::now());
                 t.len()
             };
+            let headers = headers.clone();
             async move {
                 let response = if n == 1 {
-                    http::Response::builder()
-                        .status(429)
-                        .header(header, value())
+                    headers()
+                        .into_iter()
+                        .fold(http::Response::builder().status(429), |b, (k, v)| {
+                            b.header(k, v)
+                        })
                         .body(bytes::Bytes::from_static(
                             br#"{"error":{"code":"rate_limit_exceeded"}}"#,
                         ))
