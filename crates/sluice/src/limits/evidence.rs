@@ -89,6 +89,9 @@ pub const MAX_BACKGROUND: f64 = 0.15;
 /// The fewest answers an epoch needs before its share can show an overload (the normal
 /// approximation of [`OVERLOAD_Z`] is poor below it).
 pub const OVERLOAD_ANSWERS: u32 = 20;
+/// The fewest answers at the current rate before a refusal can start a probe: the
+/// baseline the probe compares with.
+pub const BASELINE_ANSWERS: u32 = 20;
 /// The z above which an epoch's share is taken to be over [`MAX_BACKGROUND`].
 pub const OVERLOAD_Z: f64 = 2.33;
 /// The most answers a probe waits for; undecided by then, the lower rate stays.
@@ -187,6 +190,11 @@ impl Evidence {
         if overloaded(self.current) {
             return Judgement::Overload;
         }
+        if self.current.answers < BASELINE_ANSWERS {
+            // Too few answers at this rate to compare a lower one with: a probe would
+            // learn nothing (a storm or a spent budget still counts, above).
+            return Judgement::Isolated;
+        }
         let suspect = match (self.belief, stated) {
             // Nothing vouches for it and nothing is known: the classic decrease, tested.
             (Belief::Unknown, Stated::Silent) => true,
@@ -227,6 +235,7 @@ impl Evidence {
             Judgement::Isolated => return,
         }
         self.current = Epoch::new(now);
+        self.recent = [(0, 0, 0); 2];
     }
 
     /// Whether the current epoch's share of refusals is above `limit`, over enough
@@ -267,18 +276,20 @@ impl Evidence {
         (after.answers >= PROBE_MAX_ANSWERS).then_some(Judgement::Confirmed)
     }
 
-    /// Counts an answer in its epoch (by when it was sent) and in the recent seconds (by
-    /// when it came); says whether the recent refusals are a storm.
+    /// Counts an answer in its epoch (by when it was sent) and, if it belongs to the
+    /// current epoch, in the recent seconds (by when it came); says whether the current
+    /// epoch's recent refusals are a storm. (Refusals of requests sent at a rate already
+    /// lowered are not evidence against the lower rate: one storm is one decrease.)
     fn count(&mut self, now: Instant, sent: Instant, refused: bool) -> bool {
-        let epoch = if sent >= self.current.since {
-            Some(&mut self.current)
-        } else {
-            self.before.as_mut().filter(|b| sent >= b.since)
-        };
-        if let Some(e) = epoch {
-            e.answers += 1;
-            e.refused += u32::from(refused);
+        if sent < self.current.since {
+            if let Some(b) = self.before.as_mut().filter(|b| sent >= b.since) {
+                b.answers += 1;
+                b.refused += u32::from(refused);
+            }
+            return false;
         }
+        self.current.answers += 1;
+        self.current.refused += u32::from(refused);
         let second = now.saturating_duration_since(self.origin).as_secs();
         let [previous, current] = &mut self.recent;
         if current.0 != second {
