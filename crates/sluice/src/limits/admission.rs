@@ -495,7 +495,6 @@ impl Admission {
             b.apply(now);
         }
         if let Some(judgement) = self.evidence.settle_probe() {
-            if std::env::var_os("SLUICE_DBG").is_some() { eprintln!("DBG {now:?} settle {judgement:?} {:?} {:?}", self.rates(), self.evidence); }
             tracing::debug!(?judgement, rates = ?self.rates(), evidence = ?self.evidence, "probe settled");
             self.act(now, sent, judgement);
         }
@@ -511,7 +510,6 @@ impl Admission {
         self.initial = None;
         let judgement = self.evidence.on_refusal(now, sent, stated);
         if judgement != Judgement::Isolated {
-            if std::env::var_os("SLUICE_DBG").is_some() { eprintln!("DBG {now:?} {judgement:?} {stated:?} {:?} {:?} paused={:?}", self.rates(), self.evidence, self.paused_until); }
             tracing::debug!(?judgement, ?stated, rates = ?self.rates(), evidence = ?self.evidence, "refusal judged");
         }
         self.act(now, sent, judgement)

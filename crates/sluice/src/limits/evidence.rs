@@ -91,7 +91,7 @@ pub const MAX_BACKGROUND: f64 = 0.15;
 pub const OVERLOAD_ANSWERS: u32 = 20;
 /// The fewest answers at the current rate before a refusal can start a probe: the
 /// baseline the probe compares with.
-pub const BASELINE_ANSWERS: u32 = 20;
+pub const BASELINE_ANSWERS: u32 = 100;
 /// The z above which an epoch's share is taken to be over [`MAX_BACKGROUND`].
 pub const OVERLOAD_Z: f64 = 2.33;
 /// The most answers a probe waits for; undecided by then, the lower rate stays.
@@ -190,7 +190,13 @@ impl Evidence {
         if overloaded(self.current) {
             return Judgement::Overload;
         }
-        if self.current.answers < BASELINE_ANSWERS {
+        // Where refusals are known to follow the rate, a short baseline is enough.
+        let baseline = if self.belief == Belief::Rate {
+            OVERLOAD_ANSWERS
+        } else {
+            BASELINE_ANSWERS
+        };
+        if self.current.answers < baseline {
             // Too few answers at this rate to compare a lower one with: a probe would
             // learn nothing (a storm or a spent budget still counts, above).
             return Judgement::Isolated;
@@ -251,7 +257,10 @@ impl Evidence {
         let expected = f64::from(after.answers) * p_before;
         // A share that rose after the decrease: the rate is still too high (the decrease
         // was not enough), which is congestion, decided as soon as it is clear.
-        if (after.refused >= STORM_MIN && z_fall(after, before) >= FALL_Z) || overloaded(after) {
+        let rose = after.answers >= BASELINE_ANSWERS
+            && after.refused >= STORM_MIN
+            && z_fall(after, before) >= FALL_Z;
+        if rose || overloaded(after) {
             // The probe is over whether or not the caller can decrease again now.
             self.before = None;
             return Some(Judgement::Overload);
@@ -385,10 +394,17 @@ mod tests {
         let t0 = Instant::now();
         let mut e = Evidence::new(t0);
         // 5 % refused, whatever the rate: 1 in 20, spread out.
-        let first = feed(&mut e, t0, 0, 20, 20, Stated::Silent);
-        assert_eq!(first, [Judgement::Probe]);
-        e.rate_changed(at(t0, 20), Judgement::Probe);
-        let after = feed(&mut e, t0, 20, 2000, 20, Stated::Silent);
+        // The first refusals are isolated until a baseline of answers is in.
+        let first = feed(&mut e, t0, 0, BASELINE_ANSWERS as u64, 20, Stated::Silent);
+        assert_eq!(first.last(), Some(&Judgement::Probe), "{first:?}");
+        assert!(
+            first[..first.len() - 1]
+                .iter()
+                .all(|j| *j == Judgement::Isolated)
+        );
+        let from = BASELINE_ANSWERS as u64;
+        e.rate_changed(at(t0, from), Judgement::Probe);
+        let after = feed(&mut e, t0, from, 2000, 20, Stated::Silent);
         let decision = after.iter().find(|j| **j != Judgement::Isolated);
         assert_eq!(decision, Some(&Judgement::Background), "{after:?}");
         assert!((e.background().unwrap() - 0.05).abs() < 0.01);
