@@ -61,8 +61,8 @@ class Client:
     (or ``"auto"``). Every engine setting is a keyword: ``timeout``, ``connect_timeout``,
     ``max_attempts``, ``backoff_base``, ``backoff_max``, ``max_retry_after``, ``seed``,
     ``headers``, ``max_cost``, ``burst`` (seconds of a minute's budget that may go at
-    once; default half a second, widened once if the server's first answer says the whole
-    limit remains), ``limiter`` (``"token-bucket"``, a steady rate with a small burst as
+    once; default half a second, kept from the first request: a stated limit is the
+    truth), ``limiter`` (``"token-bucket"``, a steady rate with a small burst as
     OpenAI counts; or ``"sliding-window"``, fixed shares of 1 s, 10 s and 60 s windows with
     no burst, as Azure counts), ``model`` (the default for ``chat`` and prompt strings).
 
