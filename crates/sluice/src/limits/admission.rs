@@ -287,8 +287,9 @@ impl Throughput {
         }
     }
 
-    /// Admissions a minute over the last few seconds (at least one second's span, so a
-    /// burst at the start is not taken for an endless rate).
+    /// Admissions a minute over the last few seconds (at least a quarter second's span, so
+    /// a burst at the start is not taken for an endless rate, while a budget learned in the
+    /// first second is not a fraction of the rate really sent).
     fn per_minute(&self, now: Instant) -> f64 {
         let s = self.second(now);
         let count: u32 = self
@@ -300,7 +301,7 @@ impl Throughput {
         let span = now
             .saturating_duration_since(self.origin)
             .as_secs_f64()
-            .clamp(1.0, THROUGHPUT_SECS as f64);
+            .clamp(0.25, THROUGHPUT_SECS as f64);
         f64::from(count) * 60.0 / span
     }
 }

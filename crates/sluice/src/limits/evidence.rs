@@ -97,7 +97,7 @@ pub const OVERLOAD_Z: f64 = 2.33;
 /// The most answers a probe waits for; undecided by then, the lower rate stays.
 pub const PROBE_MAX_ANSWERS: u32 = 1000;
 /// One-sided z above which a lower share after a decrease counts as a fall (5 %).
-pub const FALL_Z: f64 = 1.64;
+pub const FALL_Z: f64 = 2.33;
 /// Where the server vouches that budget remains, a probe starts only once refusals are
 /// more than this share of an epoch's answers (over at least [`PROBE_ANSWERS`]).
 pub const VOUCHED_SUSPECT: f64 = 0.1;
