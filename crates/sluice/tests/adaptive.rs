@@ -168,7 +168,10 @@ async fn two_jobs_on_one_key_stay_within_the_limit_and_neither_starves() {
     // Neither starves: the faster takes at least 45 % of the slower's time (the slower
     // runs its tail alone, at the rate it had come down to while sharing).
     let (fast, slow) = (ta.min(tb).as_secs_f64(), slower);
-    eprintln!("two jobs: {fast:.1} s and {slow:.1} s");
+    eprintln!(
+        "two jobs: {fast:.1} s and {slow:.1} s, {:.1} % 429s",
+        100.0 * share_429
+    );
     assert!(fast >= 0.45 * slow, "{fast:.1} s against {slow:.1} s");
 }
 
