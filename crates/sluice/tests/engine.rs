@@ -459,17 +459,15 @@ async fn retry_after_is_honoured_in_all_three_forms() {
     }
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_429_that_says_the_budget_is_spent_pauses_every_worker() {
-    // The first request gets 429 with retry-after-ms 400 and headers saying no request
-    // remains. Requests are paced 100 ms apart (600 rpm, a burst of one), so without a
-    // shared pause the next would arrive ~100 ms after the first; with it, nothing
-    // arrives for 400 ms.
-    let (builder, times) = first_refused_client(|| {
+/// Five requests paced 100 ms apart (600 rpm, a burst of one) whose first answer is a 429
+/// with retry-after-ms 400 and headers saying `remaining` of 600 requests remain: every
+/// arrival time, after checking all five were answered with one retry.
+async fn five_paced_after_one_429(remaining: u32) -> Vec<tokio::time::Instant> {
+    let (builder, times) = first_refused_client(move || {
         vec![
             ("retry-after-ms", "400".to_owned()),
             ("x-ratelimit-limit-requests", "600".to_owned()),
-            ("x-ratelimit-remaining-requests", "0".to_owned()),
+            ("x-ratelimit-remaining-requests", remaining.to_string()),
         ]
     });
     let c = builder
@@ -485,8 +483,17 @@ async fn a_429_that_says_the_budget_is_spent_pauses_every_worker() {
         .unwrap();
     let results = run_all(&c, (0..5).map(|i| chat(i, 5)).collect()).await;
     assert!(results.iter().all(|r| r.outcome.is_ok()));
+    assert_eq!(c.stats().rate_limited, 1);
     let t = times.lock().unwrap().clone();
     assert_eq!(t.len(), 6, "5 requests and one retry");
+    t
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_429_that_says_the_budget_is_spent_pauses_every_worker() {
+    // Without a shared pause the next would arrive ~100 ms after the first; with it,
+    // nothing arrives for 400 ms.
+    let t = five_paced_after_one_429(0).await;
     assert!(
         t[1] - t[0] >= Duration::from_millis(400),
         "second arrival {:?} after the 429",
@@ -500,41 +507,18 @@ async fn a_429_that_says_the_budget_is_spent_pauses_every_worker() {
             w[1] - w[0]
         );
     }
-    assert_eq!(c.stats().rate_limited, 1);
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_429_whose_headers_say_budget_remains_holds_only_its_own_request() {
-    // As above, but the headers say nearly the whole budget remains: the others go on at
-    // their pace (~100 ms apart) while the refused one waits its 400 ms.
-    let (builder, times) = first_refused_client(|| {
-        vec![
-            ("retry-after-ms", "400".to_owned()),
-            ("x-ratelimit-limit-requests", "600".to_owned()),
-            ("x-ratelimit-remaining-requests", "590".to_owned()),
-        ]
-    });
-    let c = builder
-        .seed(1)
-        .retry(quick_retries(3))
-        .concurrency(NonZeroUsize::new(8).unwrap())
-        .limits(Limits {
-            rpm: nz(600).into(),
-            burst: Duration::from_millis(1),
-            ..Limits::default()
-        })
-        .build()
-        .unwrap();
-    let results = run_all(&c, (0..5).map(|i| chat(i, 5)).collect()).await;
-    assert!(results.iter().all(|r| r.outcome.is_ok()));
-    let t = times.lock().unwrap().clone();
-    assert_eq!(t.len(), 6, "5 requests and one retry");
+    // Nearly the whole budget remains: the others go on at their pace (~100 ms apart)
+    // while the refused one waits its 400 ms.
+    let t = five_paced_after_one_429(590).await;
     assert!(
         t[1] - t[0] < Duration::from_millis(200),
         "second arrival {:?} after the 429: everyone paused",
         t[1] - t[0]
     );
-    assert_eq!(c.stats().rate_limited, 1);
 }
 
 #[tokio::test(start_paused = true)]

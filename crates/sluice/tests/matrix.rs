@@ -44,6 +44,11 @@ fn client(sim: &InMemorySim) -> ClientBuilder {
     })
 }
 
+/// A client told `limits`.
+fn told(sim: &InMemorySim, limits: Limits) -> Client {
+    client(sim).limits(limits).build().unwrap()
+}
+
 fn chats(n: usize, max_tokens: u64) -> Vec<Request> {
     (0..n)
         .map(|i| {
@@ -133,14 +138,14 @@ async fn row_01_a_stated_limit_draws_no_429_and_uses_97_percent_of_it() {
             .tpm(nz(600_000))
             .latency(latency(20)),
     );
-    let c = client(&sim)
-        .limits(Limits {
+    let c = told(
+        &sim,
+        Limits {
             rpm: nz(3000).into(),
             tpm: nz(600_000).into(),
             ..Limits::default()
-        })
-        .build()
-        .unwrap();
+        },
+    );
     let m = measure(&sim, c, chats(1500, 16)).await;
     eprintln!(
         "row 1: {} 429s, {:.1} % of the limit",
@@ -155,14 +160,14 @@ async fn row_01_a_stated_limit_draws_no_429_and_uses_97_percent_of_it() {
 #[tokio::test(start_paused = true)]
 async fn row_02_told_twice_the_limit_it_follows_the_headers() {
     let sim = simulator(Sim::builder().rpm(nz(1200)).latency(latency(20)));
-    let c = client(&sim)
-        .limits(Limits {
+    let c = told(
+        &sim,
+        Limits {
             rpm: nz(2400).into(),
             tpm: nz(4_000_000).into(),
             ..Limits::default()
-        })
-        .build()
-        .unwrap();
+        },
+    );
     let m = measure(&sim, c, chats(1200, 16)).await;
     eprintln!(
         "row 2: {} 429s, {:.1} % of the true limit",
@@ -177,13 +182,13 @@ async fn row_02_told_twice_the_limit_it_follows_the_headers() {
 #[tokio::test(start_paused = true)]
 async fn row_03_rpm_auto_finds_the_limit_with_under_1_percent_429s() {
     let sim = simulator(Sim::builder().rpm(nz(1200)).latency(latency(20)));
-    let c = client(&sim)
-        .limits(Limits {
+    let c = told(
+        &sim,
+        Limits {
             rpm: Budget::auto(),
             ..Limits::default()
-        })
-        .build()
-        .unwrap();
+        },
+    );
     let m = measure(&sim, c, chats(1200, 16)).await;
     let late = m.rpm_between(m.span() / 2.0, m.span());
     eprintln!(
@@ -339,13 +344,13 @@ async fn row_09_a_limit_raised_mid_run_is_found_within_30_s() {
             ..LimitChange::default()
         });
     });
-    let c = client(&sim)
-        .limits(Limits {
+    let c = told(
+        &sim,
+        Limits {
             rpm: Budget::auto(),
             ..Limits::default()
-        })
-        .build()
-        .unwrap();
+        },
+    );
     let m = measure(&sim, c, chats(3000, 16)).await;
     let offset = m.times[0];
     let after = m.rpm_between(50.0 - offset, m.span() - 1.0);
@@ -417,13 +422,13 @@ async fn row_11_a_token_limit_is_kept_with_no_429() {
             .output_tokens(Some(40))
             .latency(latency(20)),
     );
-    let c = client(&sim)
-        .limits(Limits {
+    let c = told(
+        &sim,
+        Limits {
             tpm: nz(200_000).into(),
             ..Limits::default()
-        })
-        .build()
-        .unwrap();
+        },
+    );
     let m = measure(&sim, c, chats(1000, 400)).await;
     let stats = sim.stats();
     let minutes = m.span() / 60.0;

@@ -520,29 +520,11 @@ impl Admission {
     fn act(&mut self, now: Instant, sent: Instant, judgement: Judgement) -> Refusal {
         match judgement {
             Judgement::Isolated => Refusal::Isolated,
-            Judgement::Congestion => {
-                self.learn_request_budget(now, false);
-                let mut decreased = false;
-                for b in self.each_budget() {
-                    b.end_probe(now, false);
-                    decreased |= b.control.on_limited(now, sent);
-                    b.apply(now);
-                }
-                if decreased {
-                    self.evidence.rate_changed(now, judgement);
-                }
-                Refusal::Congestion { decreased }
-            }
+            Judgement::Congestion => Refusal::Congestion {
+                decreased: self.slow_down(now, sent, judgement),
+            },
             Judgement::Overload => {
-                self.learn_request_budget(now, false);
-                let mut decreased = false;
-                for b in self.each_budget() {
-                    b.end_probe(now, false);
-                    decreased |= b.control.on_limited(now, sent);
-                    b.apply(now);
-                }
-                if decreased {
-                    self.evidence.rate_changed(now, judgement);
+                if self.slow_down(now, sent, judgement) {
                     Refusal::Slowed
                 } else {
                     Refusal::Isolated
@@ -575,6 +557,23 @@ impl Admission {
                 Refusal::Isolated
             }
         }
+    }
+
+    /// Congestion or overload: any probe is over with its lower rate kept, and every
+    /// budget slows once per episode (a request budget is made where none is kept).
+    /// Returns whether a rate went down (a new epoch then begins).
+    fn slow_down(&mut self, now: Instant, sent: Instant, judgement: Judgement) -> bool {
+        self.learn_request_budget(now, false);
+        let mut decreased = false;
+        for b in self.each_budget() {
+            b.end_probe(now, false);
+            decreased |= b.control.on_limited(now, sent);
+            b.apply(now);
+        }
+        if decreased {
+            self.evidence.rate_changed(now, judgement);
+        }
+        decreased
     }
 
     /// Where no request budget is kept, one at the rate admitted over the last few
