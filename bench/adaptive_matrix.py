@@ -73,7 +73,11 @@ def run_row(sim_flags, n, flags, tmp, messages=False, during=None, max_tokens=No
     times = sim.arrivals()
     st = sim.stats()
     sim.stop()
-    ok = sum(1 for line in open(out) if '"error"' not in line) if os.path.exists(out) else 0
+    ok = 0
+    if os.path.exists(out):
+        for line in open(out):
+            rec = json.loads(line)
+            ok += rec.get("error") is None and (rec.get("response") or {}).get("status_code") == 200
     return wall, times, st, ok
 
 
